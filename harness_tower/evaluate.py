@@ -1,0 +1,76 @@
+"""One evaluation: render the top level, run the tower in a sandbox, score its trajectory.
+
+>>> # result = evaluate(TowerGenome(), depth=3, out_dir=Path("out"))   # doctest: +SKIP
+>>> # result.status, result.metrics["task_correct"]                      # ('ok', 1)
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness_tower.errors import TowerError
+from harness_tower.genome import TowerGenome
+from harness_tower.render import render
+from harness_tower.sandbox import Limits, Sandbox
+
+PLATFORM_VERSION = "0.1.0"
+MAX_DEPTH = 8
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation produced: status ok|failed|timeout|invalid, metrics and the reason."""
+
+    status: str
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    error: str | None = None
+    wall_seconds: float = 0.0
+    trajectory: Path | None = None
+    node: str = field(default_factory=platform.node)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"status": self.status, "metrics": self.metrics, "error": self.error,
+                "wall_seconds": self.wall_seconds, "trajectory": str(self.trajectory) if self.trajectory else None,
+                "node": self.node}
+
+
+def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, timeout: float = 120.0,
+             run_id: str = "local", individual_id: str = "local", limits: Limits = Limits()) -> EvalResult:
+    """Run a depth-N tower of this genome; never raises for a misbehaving harness."""
+    start = time.monotonic()
+    out_dir = Path(out_dir)
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        return EvalResult("invalid", error=f"depth must be an integer in 1..{MAX_DEPTH}, got {depth!r}")
+    try:
+        top = render(genome, depth)
+    except TowerError as exc:
+        return EvalResult("invalid", error=str(exc), wall_seconds=time.monotonic() - start)
+    manifest = {"run_id": run_id, "individual_id": individual_id, "genome_hash": genome.hash(),
+                "depth": depth, "seed": seed, "prompt": "$ ",
+                "task": {"command": genome.task_command, "expected": genome.task_expected},
+                "platform_version": PLATFORM_VERSION}
+    with Sandbox(out_dir, limits=limits) as box:
+        box.write(f"h{depth}.py", top)
+        assert box.recorder is not None
+        box.recorder.init_commit(manifest)
+        outcome = box.run(["python3", f"h{depth}.py"], timeout=timeout)
+        if outcome.timed_out:
+            status, error = "timeout", f"the tower did not finish within {timeout:g}s"
+        elif outcome.returncode != 0:
+            status, error = "failed", outcome.stderr_tail or f"h{depth}.py exited with {outcome.returncode}"
+        else:
+            status, error = "ok", None
+        box.finish({"status": status, "error": error, "returncode": outcome.returncode,
+                    "wall_seconds": round(outcome.wall_seconds, 6)})
+    metrics: dict[str, float | int | None] = {}
+    try:
+        import validators
+        metrics = validators.score(box.work)["metrics"]
+    except Exception as exc:  # a scoring failure is stored with its reason, not raised
+        status, error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
+    if status == "ok" and (metrics.get("keys_audit") or metrics.get("self_read")):
+        status, error = "invalid", (f"constraints violated: keys_audit={metrics.get('keys_audit')}, "
+                                    f"self_read={metrics.get('self_read')}")
+    return EvalResult(status, metrics, error, time.monotonic() - start, box.work)

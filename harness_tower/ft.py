@@ -1,0 +1,572 @@
+"""The `ft_*` op library that harness programs import: standard library only, fast to import.
+
+Ops compose into a static graph. Every op declares the types it takes and the type it
+gives; composing a wrong graph raises `GraphError` before anything runs. Running the
+graph pulls values from the output: `Op.run(ctx)` checks, then calls `_apply`.
+
+>>> exp = Experience.parse('''
+... Q: $
+... K: idle prompt
+... V: text:type the command
+... ---
+... Q: $ echo hi
+... K: typed
+... V: ctrl:press Enter
+... ''')
+>>> exp.retrieve("$ echo hi", topk=2)
+'ctrl:press Enter'
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+PROMPT = "$ "
+EOF_MARK = "__TOWER_EOF__"
+MAX_TEXT = 16
+
+# Value types flowing along graph edges.
+SCREEN, TEXT, STATUS, BOOL, PLAN = "Screen", "Text", "Status", "Bool", "Plan"
+
+
+class TowerError(Exception):
+    """Raised inside a harness: refused keys, an impasse, a recorder problem, a bad graph."""
+
+
+class GraphError(TowerError):
+    """A composition whose types do not fit, found before anything runs."""
+
+
+# --------------------------------------------------------------------------------------
+# The terminal: a thin client of the recorder, which owns tmux and git.
+# --------------------------------------------------------------------------------------
+class Terminal:
+    """Talks to the recorder over its Unix socket (path in $TOWER_RECORDER)."""
+
+    def __init__(self, path: str | None = None, timeout: float = 120.0) -> None:
+        path = path or os.environ.get("TOWER_RECORDER")
+        if not path:
+            raise TowerError("TOWER_RECORDER is not set: harnesses run inside a sandbox")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(path)
+        except OSError as exc:
+            raise TowerError(f"cannot reach the recorder at {path}: {exc}") from None
+        self._file = self._sock.makefile("rwb")
+
+    def call(self, **request: Any) -> dict[str, Any]:
+        self._file.write(json.dumps(request).encode() + b"\n")
+        self._file.flush()
+        try:
+            line = self._file.readline()
+        except socket.timeout:
+            raise TowerError(f"recorder did not answer {request.get('op')!r} in time") from None
+        if not line:
+            raise TowerError("the recorder closed the connection")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise TowerError(reply.get("error", "recorder error"))
+        return reply
+
+    def open(self, session: str) -> None:
+        self.call(op="open", session=session)
+
+    def send(self, session: str, keys: str, kind: str, settle_timeout: float = 5.0) -> dict[str, Any]:
+        return self.call(op="send", session=session, keys=keys, kind=kind, settle_timeout=settle_timeout)
+
+    def capture(self, session: str) -> dict[str, Any]:
+        return self.call(op="capture", session=session)
+
+    def wait_output(self, session: str, timeout: float) -> bool:
+        return bool(self.call(op="wait_output", session=session, timeout=timeout)["changed"])
+
+
+class Screen:
+    """One pane capture: its lines, cursor and index in the session's capture sequence."""
+
+    __slots__ = ("text", "cursor", "index")
+
+    def __init__(self, text: str, cursor: tuple[int, int], index: int) -> None:
+        self.text, self.cursor, self.index = text, cursor, index
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+
+# --------------------------------------------------------------------------------------
+# Experience: (query, key, value, weight) rows, retrieved by Jaccard over keywords.
+# --------------------------------------------------------------------------------------
+def keywords(text: str) -> frozenset[str]:
+    return frozenset(t for t in re.split(r"[\s:]+", text.lower()) if t)
+
+
+class Experience:
+    """A QKV table. Inline in the harness as a heredoc of `Q:/K:/V:/W:` blocks split by `---`."""
+
+    def __init__(self, rows: Sequence[tuple[str, str, str, float]]) -> None:
+        self.rows = list(rows)
+        self._keys = [keywords(q) for q, _, _, _ in self.rows]
+
+    @classmethod
+    def parse(cls, text: str) -> Experience:
+        rows: list[tuple[str, str, str, float]] = []
+        for block in re.split(r"^---$", text, flags=re.M):
+            fields: dict[str, str] = {}
+            for line in block.split("\n"):
+                if len(line) >= 2 and line[1] == ":" and line[0] in "QKVW":
+                    raw = line[2:].strip()
+                    fields[line[0]] = json.loads(raw) if raw.startswith('"') else raw
+            if "V" in fields:
+                rows.append((fields.get("Q", ""), fields.get("K", ""), fields["V"], float(fields.get("W", 1.0))))
+        return cls(rows)
+
+    def ranked(self, query: str, topk: int) -> list[tuple[float, int]]:
+        q = keywords(query)
+        scored = []
+        for i, k in enumerate(self._keys):
+            union = len(q | k)
+            jac = len(q & k) / union if union else 0.0
+            scored.append((jac * self.rows[i][3], i))
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        return [s for s in scored[:topk] if s[0] > 0]
+
+    def retrieve(self, query: str, topk: int = 1) -> str | None:
+        """The value with the highest summed score among the top-k rows (None: no match)."""
+        votes: dict[str, float] = {}
+        first: dict[str, int] = {}
+        for score, i in self.ranked(query, topk):
+            value = self.rows[i][2]
+            votes[value] = votes.get(value, 0.0) + score
+            first.setdefault(value, i)
+        if not votes:
+            return None
+        return max(votes, key=lambda v: (votes[v], -first[v]))
+
+
+def _backend(name: str) -> Callable[[Experience, str, int], str | None]:
+    if name == "retrieval":
+        return lambda exp, query, topk: exp.retrieve(query, topk)
+    # Heavier backends live in their own modules and load only when used.
+    try:
+        module = __import__(f"harness_tower.backends.{name}", fromlist=["translate"])
+    except ImportError:
+        raise GraphError(f"unknown expert backend {name!r}") from None
+    return module.translate  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------
+# Ops and the graph
+# --------------------------------------------------------------------------------------
+class Context:
+    """One pass over the graph: memoised op outputs plus the terminal."""
+
+    def __init__(self, term: Terminal) -> None:
+        self.term = term
+        self.values: dict[int, Any] = {}
+        self.capture_index: dict[str, int] = {}
+
+
+class Op:
+    takes: tuple[str, ...] = ()
+    gives: str = STATUS
+
+    def __init__(self, *inputs: Op) -> None:
+        if len(inputs) != len(self.takes):
+            raise GraphError(f"{type(self).__name__} takes {len(self.takes)} input(s), got {len(inputs)}")
+        for i, (op, want) in enumerate(zip(inputs, self.takes)):
+            if not isinstance(op, Op):
+                raise GraphError(f"{type(self).__name__} input {i} must be an op, got {type(op).__name__}")
+            if want != "Any" and op.gives != want:
+                raise GraphError(f"{type(self).__name__} input {i} must give {want}, but {type(op).__name__} gives {op.gives}")
+        self.inputs = inputs
+
+    def run(self, ctx: Context) -> Any:
+        key = id(self)
+        if key not in ctx.values:
+            ctx.values[key] = self._apply(ctx, *[op.run(ctx) for op in self._eager_inputs()])
+        return ctx.values[key]
+
+    def _eager_inputs(self) -> Sequence[Op]:
+        return self.inputs
+
+    def _apply(self, ctx: Context, *args: Any) -> Any:
+        raise NotImplementedError
+
+
+class Const(Op):
+    def __init__(self, value: str, gives: str = TEXT) -> None:
+        super().__init__()
+        self.value, self.gives = value, gives
+
+    def _apply(self, ctx: Context) -> Any:
+        return self.value
+
+
+class Capture(Op):
+    gives = SCREEN
+
+    def __init__(self, session: str) -> None:
+        super().__init__()
+        self.session = session
+
+    def _apply(self, ctx: Context) -> Screen:
+        reply = ctx.term.capture(self.session)
+        index = ctx.capture_index.get(self.session, 0) + 1
+        ctx.capture_index[self.session] = index
+        return Screen(reply["capture"], tuple(reply["cursor"]), index)  # type: ignore[arg-type]
+
+
+class Fixation(Op):
+    """Context around a fixation point (capture index, row, col) instead of the whole screen."""
+
+    takes, gives = (SCREEN,), TEXT
+
+    def __init__(self, screen: Op, radius: int = 0, row: int | None = None) -> None:
+        super().__init__(screen)
+        self.radius, self.row = radius, row
+
+    def _apply(self, ctx: Context, screen: Screen) -> str:
+        lines = screen.lines
+        row = screen.cursor[1] if self.row is None else self.row
+        lo, hi = max(0, row - self.radius), min(len(lines), row + self.radius + 1)
+        return "\n".join(line.rstrip() for line in lines[lo:hi]).strip("\n")
+
+
+class Expert(Op):
+    """Query -> retrieval over experience -> optional backend translation; chainable."""
+
+    takes, gives = (TEXT,), TEXT
+
+    def __init__(self, query: Op, experience: Experience, topk: int = 1, backend: str = "retrieval",
+                 name: str = "expert") -> None:
+        super().__init__(query)
+        if not isinstance(experience, Experience) or not experience.rows:
+            raise GraphError(f"expert {name!r} needs a non-empty Experience")
+        self.experience, self.topk, self.name = experience, topk, name
+        self.translate = _backend(backend)
+
+    def _apply(self, ctx: Context, query: str) -> str:
+        value = self.translate(self.experience, query, self.topk)
+        if value is None:
+            raise TowerError(f"impasse: expert {self.name!r} has no experience matching {query!r}")
+        return value
+
+
+class SendText(Op):
+    """Types text in chunks of at most `chunk` characters; one recorded send per chunk."""
+
+    takes, gives = (TEXT,), STATUS
+
+    def __init__(self, session: str, text: Op, chunk: int = MAX_TEXT, settle_timeout: float = 5.0) -> None:
+        super().__init__(text)
+        if not 1 <= chunk <= MAX_TEXT:
+            raise GraphError(f"chunk must be within 1..{MAX_TEXT}")
+        self.session, self.chunk, self.settle = session, chunk, settle_timeout
+
+    def _apply(self, ctx: Context, text: str) -> str:
+        for piece in chunks(text, self.chunk):
+            ctx.term.send(self.session, piece, "text", self.settle)
+        return "ok"
+
+
+class SendCtrl(Op):
+    takes, gives = (TEXT,), STATUS
+
+    def __init__(self, session: str, key: Op, settle_timeout: float = 5.0) -> None:
+        super().__init__(key)
+        self.session, self.settle = session, settle_timeout
+
+    def _apply(self, ctx: Context, key: str) -> str:
+        ctx.term.send(self.session, key, "ctrl", self.settle)
+        return "ok"
+
+
+class Switch(Op):
+    """Routes by the selector's prefix (`text:...` -> branch "text"); only that branch runs."""
+
+    takes, gives = (TEXT,), STATUS
+
+    def __init__(self, selector: Op, branches: dict[str, Op]) -> None:
+        super().__init__(selector)
+        for name, op in branches.items():
+            if not isinstance(op, Op) or op.gives != STATUS:
+                raise GraphError(f"switch branch {name!r} must be an op giving Status")
+        self.branches = branches
+
+    def _apply(self, ctx: Context, selector: str) -> str:
+        prefix = selector.split(":", 1)[0]
+        if prefix not in self.branches:
+            raise TowerError(f"impasse: switch has no branch for {prefix!r} (from {selector!r})")
+        return self.branches[prefix].run(ctx)  # type: ignore[no-any-return]
+
+
+class Sequential(Op):
+    """Runs ops in order; the first error status returns early."""
+
+    gives = STATUS
+
+    def __init__(self, *ops: Op) -> None:
+        self.takes = tuple("Any" for _ in ops)
+        super().__init__(*ops)
+
+    def _eager_inputs(self) -> Sequence[Op]:
+        return ()
+
+    def _apply(self, ctx: Context) -> str:
+        result = "ok"
+        for op in self.inputs:
+            result = op.run(ctx)
+            if isinstance(result, str) and result.startswith("error"):
+                return result
+        return "ok" if not isinstance(result, str) else result
+
+
+class Recurrent(Op):
+    """Repeats `body` (a fresh pass each time) until `until` is true or max iterations."""
+
+    gives = STATUS
+
+    def __init__(self, body: Op, until: Op, max_iterations: int, wait_session: str | None = None,
+                 wait_timeout: float = 0.0) -> None:
+        self.takes = ("Any", BOOL)
+        super().__init__(body, until)
+        self.max_iterations = max_iterations
+        self.wait_session, self.wait_timeout = wait_session, wait_timeout
+
+    def _eager_inputs(self) -> Sequence[Op]:
+        return ()
+
+    def _apply(self, ctx: Context) -> str:
+        body, until = self.inputs
+        for _ in range(self.max_iterations):
+            if until.run(Context(ctx.term)):
+                return "ok"
+            step = Context(ctx.term)
+            step.capture_index = ctx.capture_index
+            body.run(step)
+            if self.wait_session:  # let the terminal answer: wait for output, never a fixed sleep
+                ctx.term.wait_output(self.wait_session, self.wait_timeout)
+        return "ok" if until.run(Context(ctx.term)) else "error: validator never passed"
+
+
+class ScreenHasLine(Op):
+    """True when a screen line (trailing spaces stripped, prompt lines excluded) equals `text`."""
+
+    takes, gives = (SCREEN,), BOOL
+
+    def __init__(self, screen: Op, text: str) -> None:
+        super().__init__(screen)
+        self.text = text
+
+    def _apply(self, ctx: Context, screen: Screen) -> bool:
+        return any(line.rstrip() == self.text for line in screen.lines if not line.startswith(PROMPT))
+
+
+class PromptReturned(Op):
+    """True when the last non-empty screen line is the bare prompt: the foreground job ended."""
+
+    takes, gives = (SCREEN,), BOOL
+
+    def _apply(self, ctx: Context, screen: Screen) -> bool:
+        rows = [line.rstrip() for line in screen.lines if line.strip()]
+        return bool(rows) and rows[-1] == PROMPT.rstrip()
+
+
+class SendPlan(Op):
+    """Executes a typing plan: a list of (kind, keys) sends."""
+
+    takes, gives = (PLAN,), STATUS
+
+    def __init__(self, session: str, plan: Op, settle_timeout: float = 5.0) -> None:
+        super().__init__(plan)
+        self.session, self.settle = session, settle_timeout
+
+    def _apply(self, ctx: Context, plan: list[tuple[str, str]]) -> str:
+        for kind, keys in plan:
+            ctx.term.send(self.session, keys, kind, self.settle)
+        return "ok"
+
+
+class TypingPlan(Op):
+    """Source text -> the sends that type it into a file in the given mode."""
+
+    takes, gives = (TEXT,), PLAN
+
+    def __init__(self, source: Op, filename: str, mode: str, chunk: int) -> None:
+        super().__init__(source)
+        if mode not in ("line", "statement"):
+            raise GraphError(f"unknown typing mode {mode!r}")
+        self.filename, self.mode, self.chunk = filename, mode, chunk
+
+    def _apply(self, ctx: Context, source: str) -> list[tuple[str, str]]:
+        return typing_plan(source, self.filename, self.mode, self.chunk)
+
+
+def ft_tmux_capture_pane(session: str) -> Op:
+    return Capture(session)
+
+
+def ft_tmux_send_text(session: str, text: Op, chunk: int = MAX_TEXT, settle_timeout: float = 5.0) -> Op:
+    return SendText(session, text, chunk, settle_timeout)
+
+
+def ft_tmux_send_ctrl(session: str, key: Op, settle_timeout: float = 5.0) -> Op:
+    return SendCtrl(session, key, settle_timeout)
+
+
+def ft_fixation(screen: Op, radius: int = 0, row: int | None = None) -> Op:
+    return Fixation(screen, radius, row)
+
+
+def ft_expert(query: Op, experience: Experience, topk: int = 1, backend: str = "retrieval",
+              name: str = "expert") -> Op:
+    return Expert(query, experience, topk, backend, name)
+
+
+def ft_switch(selector: Op, branches: dict[str, Op]) -> Op:
+    return Switch(selector, branches)
+
+
+def ft_sequential(*ops: Op) -> Op:
+    return Sequential(*ops)
+
+
+def ft_recurrent(body: Op, until: Op, max_iterations: int, wait_session: str | None = None,
+                 wait_timeout: float = 0.0) -> Op:
+    return Recurrent(body, until, max_iterations, wait_session, wait_timeout)
+
+
+def ft_const(value: str) -> Op:
+    return Const(value)
+
+
+# --------------------------------------------------------------------------------------
+# Typing helpers
+# --------------------------------------------------------------------------------------
+def chunks(text: str, size: int) -> Iterable[str]:
+    return (text[i:i + size] for i in range(0, len(text), size))
+
+
+def statement_blocks(source: str) -> list[str]:
+    """Split source into blocks of whole top-level statements (lines, newline-terminated)."""
+    lines = source.splitlines(keepends=True)
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return lines
+    ends = [node.end_lineno or node.lineno for node in body]
+    blocks, start = [], 0
+    for end in ends:
+        blocks.append("".join(lines[start:end]))
+        start = end
+    if start < len(lines):
+        tail = "".join(lines[start:])
+        if blocks:
+            blocks[-1] += tail
+        else:
+            blocks.append(tail)
+    return [b for b in blocks if b]
+
+
+def typing_plan(source: str, filename: str, mode: str, chunk: int) -> list[tuple[str, str]]:
+    """The sends that type `source` into `filename`.
+
+    `line`: `cat > file`, one Enter per line (the file grows a line at a time: small diffs,
+    often unparseable mid-way). `statement`: one here-document per top-level statement
+    (the file stays parseable, diffs are whole statements).
+    """
+    plan: list[tuple[str, str]] = []
+
+    def text(s: str) -> None:
+        plan.extend(("text", piece) for piece in chunks(s, chunk))
+
+    def enter() -> None:
+        plan.append(("ctrl", "Enter"))
+
+    body = source if source.endswith("\n") else source + "\n"
+    if mode == "line":
+        text(f"cat > {filename}")
+        enter()
+        for line in body.splitlines():
+            text(line)
+            enter()
+        plan.append(("ctrl", "C-d"))
+        return plan
+    if EOF_MARK in body:
+        raise TowerError(f"source contains the here-document delimiter {EOF_MARK}")
+    for i, block in enumerate(statement_blocks(body)):
+        text(f"cat {'>' if i == 0 else '>>'} {filename} <<'{EOF_MARK}'")
+        enter()
+        for line in block.splitlines():
+            text(line)
+            enter()
+        text(EOF_MARK)
+        enter()
+    return plan
+
+
+def heredoc(text: str) -> str:
+    """A triple-quoted Python literal whose value is exactly `text` (escapes what must be).
+
+    >>> ast.literal_eval(heredoc("a'''b\\\\c'"))
+    "a'''b\\\\c'"
+    """
+    body = text.replace("\\", "\\\\").replace("'''", "\\'\\'\\'")
+    if body.endswith("'"):
+        body = body[:-1] + "\\'"
+    return "'''" + body + "'''"
+
+
+# --------------------------------------------------------------------------------------
+# Helpers the rendered level programs call after their graph has run.
+# --------------------------------------------------------------------------------------
+def wait_child(term: Terminal, session: str, child: str, timeout: float) -> str:
+    """Wait (on output events, never a fixed sleep) until the prompt returns after `child` ran.
+
+    Returns "ok", or an error status naming the child that failed or hung.
+    """
+    returned = PromptReturned(ft_tmux_capture_pane(session))
+    deadline = time.monotonic() + timeout
+    while not returned.run(Context(term)):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return f"error: {child} did not finish within {timeout:g}s"
+        term.wait_output(session, min(left, 1.0))
+    tail = term.capture(session)["capture"].split(f"python3 {child}")[-1].split("\n")
+    child_session = child.replace(".py", "_writer")
+    failed = [line for line in tail if line.startswith("Traceback") or line.startswith(f"{child_session}: error")]
+    if failed:
+        last = [line.strip() for line in tail if line.strip() and line.rstrip() != PROMPT.rstrip()]
+        return f"error: {child} failed: {last[-1] if last else failed[0]}"
+    return "ok"
+
+
+def finish(session: str, status: str) -> int:
+    """Exit code for a level program; an error status is printed as one line on stderr."""
+    if status == "ok":
+        return 0
+    print(f"{session}: {status}", file=sys.stderr)
+    return 1
+
+
+def ft_screen_has_line(screen: Op, text: str) -> Op:
+    return ScreenHasLine(screen, text)
+
+
+def ft_prompt_returned(screen: Op) -> Op:
+    return PromptReturned(screen)
+
+
+def ft_type_file(session: str, source: Op, filename: str, mode: str, chunk: int = MAX_TEXT,
+                 settle_timeout: float = 5.0) -> Op:
+    """Type `source` into `filename` in the given typing mode (see `typing_plan`)."""
+    return SendPlan(session, TypingPlan(source, filename, mode, chunk), settle_timeout)

@@ -1,0 +1,189 @@
+"""The tower genome: experience + graph structure + typing mode + content source + validator params.
+
+A genome is a frozen value with a canonical JSON form; its hash (blake2b of that JSON) names it.
+
+>>> g = TowerGenome.default()
+>>> TowerGenome.from_dict(g.to_dict()) == g
+True
+>>> len(g.hash())
+32
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness_tower.errors import GenomeError
+
+TYPING_MODES = ("line", "statement")
+CONTENT_SOURCES = ("literal", "kernel", "expert")
+EXPERIENCE_TABLES = ("decision", "command", "source")
+MAX_TEXT_KEYS = 16
+
+
+@dataclass(frozen=True)
+class ExperienceEntry:
+    """One (query, key, value, weight) row; retrieval ranks rows by Jaccard(query) x weight."""
+
+    query: str
+    key: str
+    value: str
+    weight: float = 1.0
+
+    def to_list(self) -> list[Any]:
+        return [self.query, self.key, self.value, self.weight]
+
+
+def _default_experience(command: str) -> dict[str, tuple[ExperienceEntry, ...]]:
+    return {
+        # terminal observation (fixation context) -> action type
+        "decision": (
+            ExperienceEntry("$", "the prompt is idle and empty", "text:type the task command"),
+            ExperienceEntry("$ " + command, "the command is typed", "ctrl:press Enter"),
+        ),
+        # action hint -> exact keys
+        "command": (
+            ExperienceEntry("text type the task command", "the task", command),
+            ExperienceEntry("ctrl press enter", "run it", "Enter"),
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class TowerGenome:
+    """Everything that decides how a tower behaves; rendered into `h{n}.py` by `render`."""
+
+    task_command: str = "echo hello world"
+    task_expected: str = "hello world"
+    experience: Mapping[str, tuple[ExperienceEntry, ...]] = field(default_factory=dict)
+    topk: int = 2
+    max_iterations: int = 6
+    typing_mode: str = "line"
+    content_source: str = "kernel"
+    chunk: int = 16
+    settle_timeout: float = 5.0
+    child_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.experience:
+            object.__setattr__(self, "experience", _default_experience(self.task_command))
+        self._validate()
+
+    @classmethod
+    def default(cls, **overrides: Any) -> TowerGenome:
+        return cls(**overrides)
+
+    # --- validation -------------------------------------------------------------------
+    def _validate(self) -> None:
+        def need(cond: bool, what: str) -> None:
+            if not cond:
+                raise GenomeError(f"genome: {what}")
+
+        need(isinstance(self.task_command, str) and 0 < len(self.task_command) <= 200
+             and "\n" not in self.task_command, "task_command must be one non-empty line")
+        need(isinstance(self.task_expected, str) and len(self.task_expected) > 0
+             and "\n" not in self.task_expected, "task_expected must be one non-empty line")
+        need(self.typing_mode in TYPING_MODES, f"typing_mode must be one of {TYPING_MODES}, got {self.typing_mode!r}")
+        need(self.content_source in CONTENT_SOURCES,
+             f"content_source must be one of {CONTENT_SOURCES}, got {self.content_source!r}")
+        need(_is_int(self.topk) and 1 <= self.topk <= 8, f"topk must be an integer in 1..8, got {self.topk!r}")
+        need(_is_int(self.max_iterations) and 1 <= self.max_iterations <= 50,
+             f"max_iterations must be an integer in 1..50, got {self.max_iterations!r}")
+        need(_is_int(self.chunk) and 1 <= self.chunk <= MAX_TEXT_KEYS,
+             f"chunk must be an integer in 1..{MAX_TEXT_KEYS}, got {self.chunk!r}")
+        for name in ("settle_timeout", "child_timeout"):
+            value = getattr(self, name)
+            need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                 and 0 < value <= 3600, f"{name} must be a number of seconds in (0, 3600], got {value!r}")
+        need(isinstance(self.experience, Mapping), "experience must be a mapping of table name to entries")
+        for table, entries in self.experience.items():
+            need(table in EXPERIENCE_TABLES, f"unknown experience table {table!r} (known: {EXPERIENCE_TABLES})")
+            need(isinstance(entries, tuple), f"experience.{table} must be a list of entries")
+            for i, entry in enumerate(entries):
+                need(isinstance(entry, ExperienceEntry), f"experience.{table}[{i}] must be an entry")
+                need(all(isinstance(s, str) for s in (entry.query, entry.key, entry.value)),
+                     f"experience.{table}[{i}]: query, key and value must be strings")
+                need(isinstance(entry.weight, (int, float)) and math.isfinite(entry.weight) and entry.weight >= 0,
+                     f"experience.{table}[{i}].weight must be a finite number >= 0")
+        for table in ("decision", "command"):
+            need(len(self.experience.get(table, ())) > 0, f"experience.{table} must have at least one entry")
+
+    # --- canonical form ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["experience"] = {t: [e.to_list() for e in entries] for t, entries in sorted(self.experience.items())}
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TowerGenome:
+        if not isinstance(data, Mapping):
+            raise GenomeError(f"genome: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GenomeError(f"genome: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        kwargs = dict(data)
+        if "experience" in kwargs:
+            kwargs["experience"] = _parse_experience(kwargs["experience"])
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # wrong value types reaching dataclass machinery
+            raise GenomeError(f"genome: {exc}") from None
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def hash(self) -> str:
+        return hashlib.blake2b(self.canonical_json().encode("utf-8"), digest_size=16).hexdigest()
+
+    def replace(self, **changes: Any) -> TowerGenome:
+        return dataclasses.replace(self, **changes)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_experience(raw: Any) -> dict[str, tuple[ExperienceEntry, ...]]:
+    if not isinstance(raw, Mapping):
+        raise GenomeError("genome: experience must be an object of table name -> list of entries")
+    tables: dict[str, tuple[ExperienceEntry, ...]] = {}
+    for table, rows in raw.items():
+        if not isinstance(rows, list):
+            raise GenomeError(f"genome: experience.{table} must be a list")
+        entries = []
+        for i, row in enumerate(rows):
+            if isinstance(row, Mapping):
+                row = [row.get("query"), row.get("key"), row.get("value"), row.get("weight", 1.0)]
+            if not isinstance(row, list) or len(row) not in (3, 4):
+                raise GenomeError(f"genome: experience.{table}[{i}] must be [query, key, value(, weight)]")
+            try:
+                entries.append(ExperienceEntry(*row))
+            except TypeError as exc:
+                raise GenomeError(f"genome: experience.{table}[{i}]: {exc}") from None
+        tables[str(table)] = tuple(entries)
+    return tables
+
+
+def load_genome(path: str) -> TowerGenome:
+    """Read a genome JSON file; every problem becomes one GenomeError line naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise GenomeError(f"{path}: no such genome file") from None
+    except IsADirectoryError:
+        raise GenomeError(f"{path}: is a directory, not a genome file") from None
+    except json.JSONDecodeError as exc:
+        raise GenomeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise GenomeError(f"{path}: not UTF-8 text") from None
+    try:
+        return TowerGenome.from_dict(data)
+    except GenomeError as exc:
+        raise GenomeError(f"{path}: {exc.message}") from None

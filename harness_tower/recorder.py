@@ -1,0 +1,432 @@
+"""The recorder: the only writer of the trajectory repository.
+
+Every key send goes send -> settle (the keystroke's effect is visible in the pane's output
+stream) -> capture -> exactly one commit. tmux is driven through one control-mode client
+per session (no process spawned per key) and git through one `git fast-import` stream (no
+process per commit).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import stat
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness_tower.errors import TowerError
+
+CTRL_KEYS = frozenset({"Enter", "C-c", "C-d", "C-u", "C-l", "Escape", "BSpace", "Tab",
+                       "Up", "Down", "Left", "Right", "Home", "End"})
+MAX_TEXT = 16
+SESSION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+COMMITTER = b"Tower Recorder <recorder@harness-evolve.invalid>"
+MAX_FILE_BYTES = 16 << 20  # files larger than this are not recorded (and reported)
+
+
+class ControlClient:
+    """One tmux control-mode client attached to one session: commands in, output events out."""
+
+    def __init__(self, tmux: list[str], session: str, env: dict[str, str]) -> None:
+        self.session = session
+        self.proc = subprocess.Popen([*tmux, "-C", "attach-session", "-t", session],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env)
+        self._cond = threading.Condition()
+        self._replies: deque[tuple[bool, list[bytes]]] = deque()
+        self.output = bytearray()  # every byte the pane produced since attach
+        self.closed = False
+        self._reader = threading.Thread(target=self._read, name=f"tmux-cc-{session}", daemon=True)
+        self._reader.start()
+        # attach-session answers with one (empty) block of its own; consume it first.
+        with self._cond:
+            deadline = time.monotonic() + 10
+            while not self._replies and not self.closed and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            if not self._replies:
+                raise TowerError("tmux control client did not attach", session=session)
+            self._replies.clear()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        block: list[bytes] | None = None
+        for raw in self.proc.stdout:
+            line = raw.rstrip(b"\n")
+            if block is not None:
+                if line.startswith((b"%end ", b"%error ")):
+                    with self._cond:
+                        self._replies.append((line.startswith(b"%end"), block))
+                        self._cond.notify_all()
+                    block = None
+                else:
+                    block.append(line)
+            elif line.startswith(b"%begin "):
+                block = []
+            elif line.startswith(b"%output "):
+                data = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
+                with self._cond:
+                    self.output += _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), data)
+                    self._cond.notify_all()
+            elif line.startswith(b"%exit"):
+                break
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def command(self, line: str, timeout: float = 10.0) -> list[bytes]:
+        """Run one tmux command; returns its output lines; TowerError on %error or timeout."""
+        return self.commands([line], timeout)[0]
+
+    def commands(self, lines: list[str], timeout: float = 10.0) -> list[list[bytes]]:
+        assert self.proc.stdin is not None
+        with self._cond:
+            self._replies.clear()
+        try:
+            self.proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            raise TowerError("tmux control client is gone", session=self.session) from None
+        deadline = time.monotonic() + timeout
+        out: list[list[bytes]] = []
+        with self._cond:
+            while len(out) < len(lines):
+                while not self._replies:
+                    left = deadline - time.monotonic()
+                    if self.closed or left <= 0:
+                        what = "closed" if self.closed else f"did not answer within {timeout:g}s"
+                        raise TowerError(f"tmux {what}: {lines[len(out)]}", session=self.session)
+                    self._cond.wait(left)
+                ok, body = self._replies.popleft()
+                if not ok:
+                    raise TowerError(f"tmux refused {lines[len(out)]!r}: {b' '.join(body).decode(errors='replace')}",
+                                     session=self.session)
+                out.append(body)
+        return out
+
+    def wait_output(self, start: int, done: "callable[[bytes], bool]", timeout: float) -> bool:  # type: ignore[valid-type]
+        """Wait until `done(output[start:])` holds; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not done(bytes(self.output[start:])):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def wait_quiet(self, quiet: float, limit: float) -> None:
+        """Absorb output until none arrives for `quiet` seconds (at most `limit` seconds)."""
+        deadline = time.monotonic() + limit
+        with self._cond:
+            while True:
+                seen = len(self.output)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    return
+                self._cond.wait(min(quiet, left))
+                if len(self.output) == seen:
+                    return
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=2)
+
+
+def _echoed(expected: bytes) -> "callable[[bytes], bool]":  # type: ignore[valid-type]
+    """The pane output contains the expected bytes in order (escape sequences may interleave)."""
+    def done(out: bytes) -> bool:
+        pos = 0
+        for b in expected:
+            pos = out.find(b, pos)
+            if pos < 0:
+                return False
+            pos += 1
+        return True
+    return done
+
+
+@dataclass
+class _Session:
+    client: ControlClient
+    pane: str
+    seq: int = 0
+
+
+class FastImport:
+    """A `git fast-import` stream: one commit per call, blobs inline, refs written at close."""
+
+    def __init__(self, repo: Path, ref: str = "refs/heads/main") -> None:
+        self.repo, self.ref = repo, ref
+        self.proc = subprocess.Popen(["git", "fast-import", "--quiet", "--done"], cwd=repo,
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.mark = 0
+
+    def commit(self, message: str, when: float, changes: list[tuple[str, bytes | None, int]]) -> None:
+        """changes: (path, content or None for delete, mode)."""
+        assert self.proc.stdin is not None
+        self.mark += 1
+        msg = message.encode("utf-8")
+        parts = [b"commit %s\nmark :%d\ncommitter %s %d +0000\ndata %d\n%s\n"
+                 % (self.ref.encode(), self.mark, COMMITTER, int(when), len(msg), msg)]
+        if self.mark > 1:
+            parts.append(b"from :%d\n" % (self.mark - 1))
+        for path, data, mode in changes:
+            p = _quote_path(path)
+            if data is None:
+                parts.append(b"D %s\n" % p)
+            else:
+                parts.append(b"M %o inline %s\ndata %d\n%s\n" % (mode, p, len(data), data))
+        try:
+            self.proc.stdin.write(b"".join(parts))
+        except BrokenPipeError:
+            raise TowerError(f"git fast-import died: {self._stderr()}") from None
+
+    def close(self, timeout: float = 60.0) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(b"done\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise TowerError(f"git fast-import did not finish within {timeout:g}s") from None
+        if code != 0:
+            raise TowerError(f"git fast-import failed: {self._stderr()}")
+
+    def abort(self) -> None:
+        """Kill without `done`: fast-import then writes no ref, so no partial history appears."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _stderr(self) -> str:
+        assert self.proc.stderr is not None
+        try:
+            return self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-1]
+        except (IndexError, OSError, ValueError):
+            return "no message"
+
+
+def _quote_path(path: str) -> bytes:
+    if any(c in path for c in '"\n\\') or path.startswith(" "):
+        return json.dumps(path).encode()
+    return path.encode()
+
+
+class WorkTree:
+    """Snapshots the work tree: which files changed since the last commit (by stat, re-read if racy)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.known: dict[str, tuple[int, int, int]] = {}
+        self.skipped: list[str] = []
+
+    def changes(self, since: float) -> list[tuple[str, bytes | None, int]]:
+        seen: dict[str, tuple[int, int, int]] = {}
+        out: list[tuple[str, bytes | None, int]] = []
+        racy = int((since - 0.05) * 1e9)
+        for rel, st in self._walk():
+            sig = (st.st_size, st.st_mtime_ns, st.st_mode)
+            seen[rel] = sig
+            if self.known.get(rel) == sig and st.st_mtime_ns < racy:
+                continue
+            full = self.root / rel
+            try:
+                if stat.S_ISLNK(st.st_mode):
+                    out.append((rel, os.readlink(full).encode(), 0o120000))
+                elif st.st_size > MAX_FILE_BYTES:
+                    self.skipped.append(rel)
+                    seen.pop(rel)
+                else:
+                    mode = 0o100755 if st.st_mode & 0o111 else 0o100644
+                    out.append((rel, full.read_bytes(), mode))
+            except OSError:  # vanished between walk and read: treated as deleted below
+                seen.pop(rel, None)
+        out.extend((rel, None, 0) for rel in self.known if rel not in seen)
+        self.known = seen
+        return out
+
+    def _walk(self) -> list[tuple[str, os.stat_result]]:
+        found: list[tuple[str, os.stat_result]] = []
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                entries = list(os.scandir(self.root / rel_dir if rel_dir else self.root))
+            except OSError:
+                continue
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if rel in (".git", ".captures"):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(rel)
+                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                    found.append((rel, st))
+        return found
+
+
+class Recorder:
+    """Owns the tmux server's sessions and the trajectory repository of one evaluation."""
+
+    def __init__(self, tmux: list[str], env: dict[str, str], work: Path, shell: str,
+                 width: int, height: int) -> None:
+        self.tmux, self.env, self.work, self.shell = tmux, env, work, shell
+        self.width, self.height = width, height
+        self.sessions: dict[str, _Session] = {}
+        self.lock = threading.RLock()
+        self.tree = WorkTree(work)
+        self.git = FastImport(work)
+        self.commits = 0
+        self.unsettled = 0
+        self._last_commit = 0.0
+        self.closed = False
+
+    # --- repository -------------------------------------------------------------------
+    def init_commit(self, manifest: dict[str, object]) -> None:
+        """The root commit `init`: the manifest and whatever the work tree holds (h{N}.py)."""
+        tower = self.work / ".tower"
+        tower.mkdir(exist_ok=True)
+        (tower / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        with self.lock:
+            self._commit("init", [])
+
+    def _commit(self, message: str, extra: list[tuple[str, bytes | None, int]]) -> None:
+        now = time.time()
+        changes = self.tree.changes(self._last_commit)
+        self.git.commit(message, now, changes + extra)
+        self._last_commit = now
+        self.commits += 1
+
+    def finish(self, result: dict[str, object]) -> None:
+        """The closing `done` commit with `.tower/result.json`, then refs are written."""
+        with self.lock:
+            self.closed = True
+            result = dict(result, commits=self.commits, unsettled=self.unsettled,
+                          unrecorded_files=self.tree.skipped)
+            (self.work / ".tower" / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            self._commit("done", [])
+            self.git.close()
+        subprocess.run(["git", "reset", "-q", "--hard", "HEAD"], cwd=self.work, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def abort(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.git.abort()
+
+    # --- sessions ---------------------------------------------------------------------
+    def open(self, name: str) -> None:
+        if not SESSION_RE.match(name):
+            raise TowerError(f"invalid session name {name!r}")
+        with self.lock:
+            if self.closed:
+                raise TowerError("recorder is closed", session=name)
+            if name in self.sessions:
+                return
+            subprocess.run([*self.tmux, "new-session", "-d", "-s", name, "-x", str(self.width),
+                            "-y", str(self.height), "-c", str(self.work), self.shell],
+                           env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            client = ControlClient(self.tmux, name, self.env)
+            pane = client.command(f"display-message -p -t {name} '#{{pane_id}}'")[0].decode().strip()
+            sess = _Session(client, pane)
+            self.sessions[name] = sess
+        # The shell is ready once its prompt shows.
+        deadline = time.monotonic() + 10
+        while not self.capture(name)[0].rstrip().endswith("$"):
+            if time.monotonic() > deadline:
+                raise TowerError("shell prompt did not appear within 10s", session=name)
+            client.wait_output(len(client.output), lambda out: len(out) > 0, 0.5)
+
+    def _session(self, name: str) -> _Session:
+        try:
+            return self.sessions[name]
+        except KeyError:
+            raise TowerError("unknown session (open it first)", session=name) from None
+
+    def capture(self, name: str) -> tuple[str, tuple[int, int]]:
+        sess = self._session(name)
+        text, pos = sess.client.commands([f"capture-pane -p -t {sess.pane}",
+                                          f"display-message -p -t {sess.pane} '#{{cursor_x}} #{{cursor_y}}'"])
+        x, y = pos[0].split()
+        return b"\n".join(text).decode("utf-8", errors="replace"), (int(x), int(y))
+
+    def wait_output(self, name: str, timeout: float) -> bool:
+        client = self._session(name).client
+        return client.wait_output(len(client.output), lambda out: len(out) > 0, max(0.0, min(timeout, 30.0)))
+
+    def send(self, name: str, keys: str, kind: str, settle_timeout: float = 5.0) -> tuple[int, str]:
+        """Send, settle, capture, commit. Returns (seq, capture)."""
+        check_keys(keys, kind, name)
+        with self.lock:
+            if self.closed:
+                raise TowerError("recorder is closed", session=name)
+            sess = self._session(name)
+            client = sess.client
+            start = len(client.output)
+            if kind == "text":
+                hexes = " ".join(f"{b:02x}" for b in keys.encode("utf-8"))
+                client.command(f"send-keys -t {sess.pane} -H {hexes}")
+                visible = bytes(b for b in keys.encode("utf-8") if b >= 0x20 and b != 0x7F)
+                settled = client.wait_output(start, _echoed(visible), settle_timeout)
+            else:
+                client.command(f"send-keys -t {sess.pane} {keys}")
+                settled = client.wait_output(start, lambda out: len(out) > 0, min(settle_timeout, 1.0))
+                if settled:  # let the reply to a control key finish drawing
+                    client.wait_quiet(0.01, settle_timeout)
+            if not settled:
+                self.unsettled += 1
+            sess.seq += 1
+            capture, _ = self.capture(name)
+            preview = json.dumps(keys, ensure_ascii=False)[1:-1] if kind == "text" else f"<{keys}>"
+            message = (f"{name}: {preview}\n\nKeys: {json.dumps(keys)}\nKind: {kind}\n"
+                       f"Seq: {sess.seq}\nTime: {time.time():.6f}\n")
+            path = f".captures/{name}/{sess.seq:06d}.txt"
+            self._commit(message, [(path, capture.encode("utf-8"), 0o100644)])
+            return sess.seq, capture
+
+    def close_clients(self) -> None:
+        for sess in self.sessions.values():
+            sess.client.close()
+
+
+def check_keys(keys: object, kind: object, session: str | None = None) -> None:
+    """The rules of a send: text is 1..16 characters, ctrl is one allowlisted key name."""
+    if kind == "text":
+        if not isinstance(keys, str) or not keys:
+            raise TowerError("text send must be a non-empty string", session=session)
+        if len(keys) > MAX_TEXT:
+            raise TowerError(f"text send of {len(keys)} characters refused (at most {MAX_TEXT})", session=session)
+    elif kind == "ctrl":
+        if keys not in CTRL_KEYS:
+            raise TowerError(f"control key {keys!r} refused (allowed: {', '.join(sorted(CTRL_KEYS))})",
+                             session=session)
+    else:
+        raise TowerError(f"unknown send kind {kind!r} (text or ctrl)", session=session)
+
+
+def wait_readable(fd: int, timeout: float) -> bool:
+    return bool(select.select([fd], [], [], timeout)[0])

@@ -1,0 +1,252 @@
+"""The sandbox: a private tmux server, a trajectory repository as working directory, a
+scrubbed environment, resource limits, a wall-clock timeout, and a teardown that leaves
+no tmux server and no process behind.
+
+>>> # with Sandbox(Path("out")) as box:           # doctest: +SKIP
+>>> #     box.write("h2.py", source); outcome = box.run(["python3", "h2.py"], timeout=60)
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socketserver
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness_tower
+from harness_tower.errors import TowerError
+from harness_tower.recorder import Recorder
+
+PROJECT_ROOT = str(Path(harness_tower.__file__).resolve().parent.parent)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-process resource limits for harnesses and every pane shell."""
+
+    cpu_seconds: int = 600
+    memory_bytes: int = 2 << 30
+    file_bytes: int = 64 << 20
+    processes: int = 256
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int | None
+    timed_out: bool
+    wall_seconds: float
+    stderr_tail: str
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """One harness connection: JSON requests in, JSON replies out, errors as replies."""
+
+    def handle(self) -> None:
+        recorder: Recorder = self.server.recorder  # type: ignore[attr-defined]
+        for line in self.rfile:
+            try:
+                req = json.loads(line)
+                reply = self._dispatch(recorder, req)
+                reply["ok"] = True
+            except TowerError as exc:
+                reply = {"ok": False, "error": str(exc)}
+            except Exception as exc:  # a request boundary: report, keep serving
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            try:
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                self.wfile.flush()
+            except OSError:
+                return
+
+    @staticmethod
+    def _dispatch(recorder: Recorder, req: dict[str, Any]) -> dict[str, Any]:
+        op, session = req.get("op"), req.get("session")
+        if not isinstance(session, str):
+            raise TowerError("request without a session name")
+        if op == "open":
+            recorder.open(session)
+            return {}
+        if op == "send":
+            seq, capture = recorder.send(session, req.get("keys"), req.get("kind"),  # type: ignore[arg-type]
+                                         float(req.get("settle_timeout", 5.0)))
+            return {"seq": seq, "capture": capture}
+        if op == "capture":
+            capture, cursor = recorder.capture(session)
+            return {"capture": capture, "cursor": list(cursor)}
+        if op == "wait_output":
+            return {"changed": recorder.wait_output(session, float(req.get("timeout", 1.0)))}
+        raise TowerError(f"unknown request {op!r}")
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class Sandbox:
+    """One evaluation's isolated terminal world; use as a context manager."""
+
+    def __init__(self, out_dir: Path, *, width: int = 100, height: int = 30, limits: Limits = Limits()) -> None:
+        self.out_dir = Path(out_dir)
+        self.work = self.out_dir / "tmux_outputs"
+        self.width, self.height, self.limits = width, height, limits
+        self.token = uuid.uuid4().hex
+        self.tmp = Path(tempfile.mkdtemp(prefix="hes-", dir="/tmp"))  # short: socket paths < 108 bytes
+        self.socket = self.tmp / "tmux.sock"
+        self.recorder_socket = self.tmp / "rec.sock"
+        self.tmux = ["tmux", "-S", str(self.socket), "-f", "/dev/null"]
+        self.recorder: Recorder | None = None
+        self._server: _Server | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.log = self.out_dir / "harness.log"
+
+    # --- set-up -----------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        try:
+            self._start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+    def env(self) -> dict[str, str]:
+        bin_dir = self.tmp / "bin"
+        return {
+            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.tmp / "home"),
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "TERM": "tmux-256color",
+            "HISTFILE": "/dev/null", "PS1": "$ ", "PS2": "> ",
+            "PYTHONPATH": PROJECT_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+            "TOWER_RECORDER": str(self.recorder_socket), "TOWER_SANDBOX": self.token,
+            "TMUX_TMPDIR": str(self.tmp),
+        }
+
+    def _shell(self) -> str:
+        lim = self.limits
+        return (f"ulimit -S -t {lim.cpu_seconds} -v {lim.memory_bytes // 1024} -f {lim.file_bytes // 1024} "
+                f"-u {lim.processes} 2>/dev/null; PS1='$ ' PS2='> ' exec bash --norc --noprofile +H")
+
+    def _start(self) -> None:
+        if self.out_dir.exists() and any(self.out_dir.iterdir()):
+            raise TowerError(f"{self.out_dir}: output directory is not empty")
+        self.work.mkdir(parents=True)
+        (self.tmp / "home").mkdir()
+        (self.tmp / "bin").mkdir()
+        os.symlink(os.path.realpath(shutil.which("python3") or "/usr/bin/python3"), self.tmp / "bin" / "python3")
+        subprocess.run(["git", "init", "-q", "-b", "main", str(self.work)], check=True)
+        env = self.env()
+        # The server holds a placeholder session so that it outlives the writers' sessions.
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", "_tower", "-x", str(self.width),
+                        "-y", str(self.height), "exec sleep 2147483647", ";",
+                        "set-option", "-g", "history-limit", "2000", ";",
+                        "set-option", "-g", "status", "off"],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.recorder = Recorder(self.tmux, env, self.work, self._shell(), self.width, self.height)
+        self._server = _Server(str(self.recorder_socket), _Handler)
+        self._server.recorder = self.recorder  # type: ignore[attr-defined]
+        threading.Thread(target=self._server.serve_forever, name="recorder-server", daemon=True).start()
+
+    def write(self, name: str, text: str) -> None:
+        (self.work / name).write_text(text, encoding="utf-8")
+
+    # --- running ----------------------------------------------------------------------
+    def run(self, argv: list[str], timeout: float) -> Outcome:
+        """Run the top level in the work tree with limits; kill its process group on timeout."""
+        lim = self.limits
+
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds))
+            resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes))
+            resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
+
+        argv = [str(self.tmp / "bin" / "python3") if a == "python3" else a for a in argv]
+        start = time.monotonic()
+        with open(self.log, "wb") as log:
+            self._proc = subprocess.Popen(argv, cwd=self.work, env=self.env(), stdin=subprocess.DEVNULL,
+                                          stdout=log, stderr=log, start_new_session=True, preexec_fn=limit)
+            timed_out = False
+            try:
+                code: int | None = self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out, code = True, None
+                self._kill_group()
+        wall = time.monotonic() - start
+        tail = self.log.read_bytes()[-4000:].decode("utf-8", errors="replace").strip().splitlines()
+        return Outcome(code, timed_out, wall, tail[-1] if tail else "")
+
+    def _kill_group(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._proc.wait()
+
+    # --- teardown ---------------------------------------------------------------------
+    def finish(self, result: dict[str, Any]) -> None:
+        """Stop every process, then write the closing commit: the trajectory is complete."""
+        self._stop_processes()
+        if self.recorder:
+            self.recorder.finish(result)
+            self.recorder = None
+
+    def teardown(self) -> None:
+        self._stop_processes()
+        if self.recorder:  # never finished: no ref is written, so no partial trajectory shows
+            self.recorder.abort()
+            self.recorder = None
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
+        self._kill_group()
+        subprocess.run([*self.tmux, "kill-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.recorder:
+            self.recorder.close_clients()
+        sweep(self.token)
+
+
+def sweep(token: str, timeout: float = 5.0) -> int:
+    """SIGKILL every process whose environment carries the sandbox token; wait until gone."""
+    marker = f"TOWER_SANDBOX={token}".encode()
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as fh:
+                    if marker not in fh.read().split(b"\0"):
+                        continue
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue  # a zombie is gone already; its parent reaps it
+            except OSError:
+                continue
+            alive.append(int(entry))
+        if not alive or time.monotonic() > deadline:
+            return len(killed)
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
