@@ -51,8 +51,17 @@ def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, t
                 "depth": depth, "seed": seed, "prompt": "$ ",
                 "task": {"command": genome.task_command, "expected": genome.task_expected},
                 "platform_version": PLATFORM_VERSION}
-    with Sandbox(out_dir, limits=limits) as box:
-        box.write(f"h{depth}.py", top)
+    result = run_tower(top, depth=depth, manifest=manifest, out_dir=out_dir, timeout=timeout, limits=limits)
+    result.wall_seconds = time.monotonic() - start
+    return result
+
+
+def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_dir: Path, timeout: float,
+              limits: Limits = Limits()) -> EvalResult:
+    """Run `h{depth}.py` (given as source) in a fresh sandbox and score the trajectory."""
+    start = time.monotonic()
+    with Sandbox(Path(out_dir), limits=limits) as box:
+        box.write(f"h{depth}.py", top_source)
         assert box.recorder is not None
         box.recorder.init_commit(manifest)
         outcome = box.run(["python3", f"h{depth}.py"], timeout=timeout)

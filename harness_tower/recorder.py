@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import stat
 import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ MAX_TEXT = 16
 SESSION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _OCTAL = re.compile(rb"\\([0-7]{3})")
 COMMITTER = b"Tower Recorder <recorder@harness-evolve.invalid>"
+OUTPUT_TAIL = 1 << 16
 MAX_FILE_BYTES = 16 << 20  # files larger than this are not recorded (and reported)
 
 
@@ -40,7 +41,8 @@ class ControlClient:
                                      stderr=subprocess.DEVNULL, env=env)
         self._cond = threading.Condition()
         self._replies: deque[tuple[bool, list[bytes]]] = deque()
-        self.output = bytearray()  # every byte the pane produced since attach
+        self.output = bytearray()  # the newest bytes the pane produced (a bounded tail)
+        self.total = 0  # how many bytes the pane produced since attach
         self.closed = False
         self._reader = threading.Thread(target=self._read, name=f"tmux-cc-{session}", daemon=True)
         self._reader.start()
@@ -70,8 +72,12 @@ class ControlClient:
                 block = []
             elif line.startswith(b"%output "):
                 data = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
+                chunk = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), data)
                 with self._cond:
-                    self.output += _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), data)
+                    self.output += chunk
+                    self.total += len(chunk)
+                    if len(self.output) > OUTPUT_TAIL:  # a flooding pane must not grow memory
+                        del self.output[:len(self.output) - OUTPUT_TAIL]
                     self._cond.notify_all()
             elif line.startswith(b"%exit"):
                 break
@@ -109,11 +115,15 @@ class ControlClient:
                 out.append(body)
         return out
 
-    def wait_output(self, start: int, done: "callable[[bytes], bool]", timeout: float) -> bool:  # type: ignore[valid-type]
-        """Wait until `done(output[start:])` holds; False on timeout."""
+    def since(self, start: int) -> bytes:
+        """Output produced after byte `start` (as much of it as the tail still holds)."""
+        return bytes(self.output[max(0, len(self.output) - (self.total - start)):])
+
+    def wait_output(self, start: int, done: Callable[[bytes], bool], timeout: float) -> bool:
+        """Wait until `done(output since start)` holds; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not done(bytes(self.output[start:])):
+            while not done(self.since(start)):
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
                     return False
@@ -125,12 +135,12 @@ class ControlClient:
         deadline = time.monotonic() + limit
         with self._cond:
             while True:
-                seen = len(self.output)
+                seen = self.total
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
                     return
                 self._cond.wait(min(quiet, left))
-                if len(self.output) == seen:
+                if self.total == seen:
                     return
 
     def close(self) -> None:
@@ -147,7 +157,7 @@ class ControlClient:
                 self.proc.wait(timeout=2)
 
 
-def _echoed(expected: bytes) -> "callable[[bytes], bool]":  # type: ignore[valid-type]
+def _echoed(expected: bytes) -> Callable[[bytes], bool]:
     """The pane output contains the expected bytes in order (escape sequences may interleave)."""
     def done(out: bytes) -> bool:
         pos = 0
@@ -359,7 +369,7 @@ class Recorder:
         while not self.capture(name)[0].rstrip().endswith("$"):
             if time.monotonic() > deadline:
                 raise TowerError("shell prompt did not appear within 10s", session=name)
-            client.wait_output(len(client.output), lambda out: len(out) > 0, 0.5)
+            client.wait_output(client.total, lambda out: len(out) > 0, 0.5)
 
     def _session(self, name: str) -> _Session:
         try:
@@ -376,7 +386,7 @@ class Recorder:
 
     def wait_output(self, name: str, timeout: float) -> bool:
         client = self._session(name).client
-        return client.wait_output(len(client.output), lambda out: len(out) > 0, max(0.0, min(timeout, 30.0)))
+        return client.wait_output(client.total, lambda out: len(out) > 0, max(0.0, min(timeout, 30.0)))
 
     def send(self, name: str, keys: str, kind: str, settle_timeout: float = 5.0) -> tuple[int, str]:
         """Send, settle, capture, commit. Returns (seq, capture)."""
@@ -386,7 +396,7 @@ class Recorder:
                 raise TowerError("recorder is closed", session=name)
             sess = self._session(name)
             client = sess.client
-            start = len(client.output)
+            start = client.total
             if kind == "text":
                 hexes = " ".join(f"{b:02x}" for b in keys.encode("utf-8"))
                 client.command(f"send-keys -t {sess.pane} -H {hexes}")
@@ -427,6 +437,3 @@ def check_keys(keys: object, kind: object, session: str | None = None) -> None:
     else:
         raise TowerError(f"unknown send kind {kind!r} (text or ctrl)", session=session)
 
-
-def wait_readable(fd: int, timeout: float) -> bool:
-    return bool(select.select([fd], [], [], timeout)[0])
