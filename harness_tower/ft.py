@@ -520,9 +520,8 @@ def heredoc(text: str) -> str:
     >>> ast.literal_eval(heredoc("a'''b\\\\c'"))
     "a'''b\\\\c'"
     """
-    body = text.replace("\\", "\\\\").replace("'''", "\\'\\'\\'")
-    if body.endswith("'"):
-        body = body[:-1] + "\\'"
+    # No two unescaped quotes in a row and none at the end: the literal cannot close early.
+    body = re.sub(r"'(?='|$)", "\\\\'", text.replace("\\", "\\\\"))
     return "'''" + body + "'''"
 
 
