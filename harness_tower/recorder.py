@@ -28,6 +28,7 @@ SESSION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _OCTAL = re.compile(rb"\\([0-7]{3})")
 COMMITTER = b"Tower Recorder <recorder@harness-evolve.invalid>"
 OUTPUT_TAIL = 1 << 16
+QUIET = 0.002  # after a control key: output pausing this long ends its reply
 MAX_FILE_BYTES = 16 << 20  # files larger than this are not recorded (and reported)
 
 
@@ -406,7 +407,7 @@ class Recorder:
                 client.command(f"send-keys -t {sess.pane} {keys}")
                 settled = client.wait_output(start, lambda out: len(out) > 0, min(settle_timeout, 1.0))
                 if settled:  # let the reply to a control key finish drawing
-                    client.wait_quiet(0.01, settle_timeout)
+                    client.wait_quiet(QUIET, settle_timeout)
             if not settled:
                 self.unsettled += 1
             sess.seq += 1
