@@ -39,8 +39,11 @@ def read_torch_file(path: str | Path, what: str) -> Any:
         raise AccordionError(f"{what} not found: {p}", path=str(p))
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    except pickle.UnpicklingError as exc:
+        raise AccordionError(f"{what} unreadable: {p} (not a torch file of tensors and plain data)",
+                             path=str(p)) from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().split(". ")[0][:160] if str(exc).strip() else type(exc).__name__
         raise AccordionError(f"{what} unreadable: {p} ({reason})", path=str(p)) from exc
 
 

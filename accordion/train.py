@@ -99,9 +99,9 @@ class Trainer:
         self.since_best = 0
         self.seconds = 0.0
         self.history: list[dict[str, Any]] = []
+        self.opt = self._optimizer()
         if state is not None:
             self._restore(state)
-        self.opt = self._optimizer()
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
@@ -221,7 +221,8 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "step": self.step, "tokens": self.tokens, "ema": self.ema,
                 "best": self.best, "since_best": self.since_best, "seconds": self.seconds,
-                "generator": self.generator.get_state(), "history": list(self.history)}
+                "generator": self.generator.get_state(), "history": list(self.history),
+                "optimizer": self.opt.state_dict()}
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:
@@ -231,6 +232,10 @@ class Trainer:
             self.seconds = float(state.get("seconds", 0.0))
             self.generator.set_state(state["generator"])
             self.history = list(state.get("history", []))
+            if state.get("optimizer") is not None:  # absent after a `grow`: fresh moments
+                self.opt.load_state_dict(state["optimizer"])
+                for group in self.opt.param_groups:  # this run's settings, the saved moments
+                    group["lr"], group["weight_decay"] = self.config.lr, self.config.weight_decay
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise AccordionError(f"train: malformed trainer state ({type(exc).__name__}: {exc})") from exc
 
