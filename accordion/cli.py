@@ -112,11 +112,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from accordion.checkpoint import load_checkpoint
-    from accordion.corpus import ByteCorpus, Document, builtin_documents, documents_from
+    from accordion.corpus import ByteCorpus, builtin_documents, documents_from
     from accordion.kernel_db import KernelDB
     from accordion.model import AccordionConfig, MicroAccordion
     from accordion.mutator import LuminosityMutator, MutatorConfig
-    from accordion.train import Trainer, TrainConfig
+    from accordion.train import TrainConfig, Trainer
 
     if args.steps < 0:
         raise AccordionError(f"--steps must be >= 0 (got {args.steps})")

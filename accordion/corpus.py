@@ -49,7 +49,7 @@ def file_documents(path: str | Path) -> list[Document]:
 
 def _git(repo: Path, *args: str) -> str:
     try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AccordionError(f"git failed on {repo}: {exc}", path=str(repo)) from exc
     if done.returncode:

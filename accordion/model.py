@@ -16,8 +16,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from accordion.errors import AccordionError
 
@@ -252,8 +252,10 @@ def _normal_(t: torch.Tensor, std: float, generator: torch.Generator) -> None:
     t.copy_(torch.randn(t.shape, generator=generator) * std)
 
 
-def init_block(block: Block, cfg: AccordionConfig, generator: torch.Generator, *, identity: bool = False) -> None:
+def init_block(block: nn.Module, cfg: AccordionConfig, generator: torch.Generator, *, identity: bool = False) -> None:
     """Fresh weights for one block; `identity` zeroes both writes into the residual stream."""
+    if not isinstance(block, Block):
+        raise AccordionError(f"init_block: expected a Block, got {type(block).__name__}")
     out_std = 0.0 if identity else 1.0 / math.sqrt(2 * cfg.n_blocks)
     with torch.no_grad():
         _normal_(block.attn.c_attn.weight, cfg.d_model ** -0.5, generator)

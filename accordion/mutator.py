@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from accordion.errors import AccordionError
 from accordion.model import RMSNorm

@@ -7,7 +7,7 @@ import torch
 
 from accordion.errors import AccordionError
 from accordion.grow import grow, grow_blocks, grow_heads, grow_width, logit_drift
-from accordion.model import AccordionConfig, MicroAccordion, quant_scale
+from accordion.model import AccordionConfig, Block, MicroAccordion, quant_scale
 
 Grow = Callable[[MicroAccordion], MicroAccordion]
 
@@ -70,13 +70,13 @@ def test_new_units_receive_gradient() -> None:
     _, loss = g(idx[:, :-1], idx[:, 1:])
     assert loss is not None
     loss.backward()
-    blk = g.blocks[0]
+    blk, new_block = g.blocks[0], g.blocks[-1]
+    assert isinstance(blk, Block) and isinstance(new_block, Block)
     A0, C0 = m.config.attn_dim, m.config.d_model
     proj_grad = blk.attn.c_proj.weight.grad
     assert proj_grad is not None
     assert proj_grad[:, A0:].abs().sum() > 0  # the new head's (zero) output columns
     assert proj_grad[C0:, :].abs().sum() > 0  # the new residual channels' (zero) rows
-    new_block = g.blocks[-1]
     assert new_block.attn.c_proj.weight.grad is not None and new_block.attn.c_proj.weight.grad.abs().sum() > 0
     assert new_block.ff.fc2.weight.grad is not None and new_block.ff.fc2.weight.grad.abs().sum() > 0
 

@@ -12,7 +12,7 @@ from accordion.errors import AccordionError
 from accordion.kernel_db import KernelDB
 from accordion.model import AccordionConfig, MicroAccordion, RMSNorm
 from accordion.mutator import LuminosityMutator, MutatorConfig
-from accordion.train import Trainer, TrainConfig
+from accordion.train import TrainConfig, Trainer
 
 
 def _trainer(**train: object) -> Trainer:
