@@ -1,0 +1,250 @@
+"""Run configuration: YAML parsed once into frozen pydantic models, errors as one line.
+
+A problem names the file, the field and what would fix it, e.g.
+`configs/x.yaml: population.size: must be >= 2 (got 0)`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evolve.errors import EvolveError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpeciesConfig(_Model):
+    name: str = Field(description="species plug-in: tower | numeric")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the species")
+
+
+class PopulationConfig(_Model):
+    size: int = Field(ge=2, description="individuals that survive each generation")
+    offspring: int | None = Field(default=None, ge=1, description="offspring per generation (default: size)")
+
+
+class AlgorithmConfig(_Model):
+    name: Literal["nsga2", "nsga3"] = "nsga2"
+    partitions: int = Field(default=12, ge=1, description="NSGA-III: das-dennis partitions of the reference directions")
+
+
+class ObjectiveConfig(_Model):
+    metric: str = Field(min_length=1)
+    direction: Literal["min", "max"] | None = None
+    ref: float | None = Field(default=None, description="hypervolume reference value in the metric's units")
+
+
+class ConstraintConfig(_Model):
+    metric: str = Field(min_length=1)
+    le: float | None = None
+    ge: float | None = None
+    eq: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ConstraintConfig:
+        if self.le is None and self.ge is None and self.eq is None:
+            raise ValueError("give at least one bound: le, ge or eq")
+        return self
+
+
+class EvaluationConfig(_Model):
+    timeout: float = Field(default=120.0, gt=0, description="seconds allowed per evaluation")
+    retries: int = Field(default=2, ge=0, description="resubmissions after an evaluator actor dies")
+    grace: float = Field(default=60.0, ge=0, description="extra seconds before a silent actor is killed")
+    actors: int | None = Field(default=None, ge=1, description="evaluator actors (default: one per cluster CPU)")
+
+
+class RayConfig(_Model):
+    address: str | None = Field(default=None, description="cluster address; RAY_ADDRESS and --address win")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded local Ray")
+
+
+class RunConfig(_Model):
+    name: str = Field(default="run", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    generations: int = Field(ge=1, description="generations including the initial one")
+    species: SpeciesConfig
+    population: PopulationConfig
+    algorithm: AlgorithmConfig = AlgorithmConfig()
+    objectives: list[ObjectiveConfig] | None = None
+    constraints: list[ConstraintConfig] | None = None
+    evaluation: EvaluationConfig = EvaluationConfig()
+    ray: RayConfig = RayConfig()
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --- loading ----------------------------------------------------------------------------
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config; every problem is one EvolveError line."""
+    import yaml
+
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EvolveError(f"{where}: no such config file") from None
+    except IsADirectoryError:
+        raise EvolveError(f"{where}: is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise EvolveError(f"{where}: not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise EvolveError(f"{where}: not valid YAML{at}: {problem}") from None
+    if not isinstance(data, Mapping):
+        raise EvolveError(f"{where}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    return parse_config(data, where=where)
+
+
+def parse_config(data: Mapping[str, Any], *, where: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise EvolveError(f"{where}: {format_errors(exc)}") from None
+
+
+def format_errors(exc: ValidationError, limit: int = 3) -> str:
+    errors = exc.errors()
+    parts = [_format_one(e) for e in errors[:limit]]
+    if len(errors) > limit:
+        parts.append(f"(and {len(errors) - limit} more)")
+    return "; ".join(parts)
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _format_one(err: Mapping[str, Any]) -> str:
+    loc = [p for p in err.get("loc", ()) if p not in ("function-after",)]
+    kind, ctx, got = err.get("type", ""), err.get("ctx") or {}, err.get("input")
+    field = _loc(loc)
+    if kind == "missing":
+        return f"{field}: is required"
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        hint = f" (known: {', '.join(known)})" if known else ""
+        return f"{field}: unknown field{hint}"
+    bounds = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
+              "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
+    if kind in bounds:
+        op, key = bounds[kind]
+        return f"{field}: must be {op} {ctx.get(key)} (got {got!r})"
+    if kind == "literal_error":
+        return f"{field}: must be one of {ctx.get('expected')} (got {got!r})"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{field}: must be an integer (got {got!r})"
+    if kind in ("float_parsing", "float_type"):
+        return f"{field}: must be a number (got {got!r})"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{field}: must be true or false (got {got!r})"
+    if kind in ("string_type",):
+        return f"{field}: must be a string (got {got!r})"
+    if kind == "string_pattern_mismatch":
+        return f"{field}: must match {ctx.get('pattern')} (got {got!r})"
+    if kind in ("model_type", "dict_type"):
+        return f"{field}: must be a mapping of fields (got {type(got).__name__})"
+    if kind == "list_type":
+        return f"{field}: must be a list (got {type(got).__name__})"
+    msg = str(err.get("msg", "invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{field}: {msg[:1].lower() + msg[1:]}"
+
+
+def _known_fields(loc: Sequence[int | str]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+# --- resolving against the species --------------------------------------------------------
+@dataclass(frozen=True)
+class Resolved:
+    """The config bound to its species: objectives with directions, constraints."""
+
+    config: RunConfig
+    species: Any  # populations.base.Species
+    objectives: tuple[Any, ...]  # populations.objectives.Objective
+    constraints: tuple[Any, ...]  # populations.objectives.Constraint
+
+    @property
+    def ref_point(self) -> Any:
+        """The hypervolume reference in minimisation form, or None when not configured."""
+        import numpy as np
+
+        if any(o.ref is None for o in self.objectives):
+            return None
+        return np.array([o.sign * o.ref for o in self.objectives])
+
+
+def resolve(cfg: RunConfig, *, where: str = "config") -> Resolved:
+    """Build the species and check objectives/constraints against it (one-line errors)."""
+    from populations import make_species
+    from populations.errors import SpeciesError
+    from populations.objectives import Constraint, Objective
+
+    try:
+        species = make_species(cfg.species.name, cfg.species.params)
+    except SpeciesError as exc:
+        field = "species.name" if "unknown species" in exc.message else "species.params"
+        raise EvolveError(f"{where}: {field}: {exc}") from None
+
+    objectives = []
+    obj_cfgs = cfg.objectives if cfg.objectives is not None else [
+        ObjectiveConfig(metric=m) for m in species.default_objectives()]
+    if not obj_cfgs:
+        raise EvolveError(f"{where}: objectives: is required for species {species.name}")
+    for k, oc in enumerate(obj_cfgs):
+        why = species.check_metric(oc.metric)
+        if why:
+            raise EvolveError(f"{where}: objectives[{k}].metric: {why}")
+        direction = oc.direction or species.direction(oc.metric)
+        if direction is None:
+            raise EvolveError(f"{where}: objectives[{k}].direction: {oc.metric} has no natural direction; "
+                              "set direction: min or max")
+        objectives.append(Objective(oc.metric, direction, oc.ref))
+    if len({o.metric for o in objectives}) != len(objectives):
+        raise EvolveError(f"{where}: objectives: a metric is listed twice")
+
+    con_cfgs = cfg.constraints if cfg.constraints is not None else []
+    constraints = [Constraint(c.metric, c.le, c.ge, c.eq) for c in con_cfgs]
+    for k, c in enumerate(constraints):
+        why = species.check_metric(c.metric)
+        if why:
+            raise EvolveError(f"{where}: constraints[{k}].metric: {why}")
+    if cfg.constraints is None:
+        constraints = list(species.default_constraints())
+    return Resolved(cfg, species, tuple(objectives), tuple(constraints))

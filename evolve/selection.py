@@ -1,0 +1,188 @@
+"""pymoo wiring for object genomes: NSGA-II / NSGA-III driven by ask/tell.
+
+The decision variable is one object per individual (a `Candidate`: genome + identity), so
+X has shape (n, 1) and dtype object. The species supplies sampling and variation; pymoo
+supplies mating selection, survival, constraint handling and the hypervolume indicator.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymoo.core.crossover import Crossover
+from pymoo.core.duplicate import DuplicateElimination
+from pymoo.core.evaluator import Evaluator
+from pymoo.core.mutation import Mutation
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.core.sampling import Sampling
+from pymoo.problems.static import StaticProblem
+
+from populations.base import Candidate, Species
+
+
+class ObjectProblem(Problem):
+    """The problem's shape only: evaluation happens outside pymoo (ask/tell)."""
+
+    def __init__(self, n_obj: int, n_ieq_constr: int) -> None:
+        super().__init__(n_var=1, n_obj=n_obj, n_ieq_constr=n_ieq_constr, vtype=object)
+
+    def _evaluate(self, X: Any, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("ObjectProblem is evaluated by the engine (ask/tell), not by pymoo")
+
+
+def _column(cands: list[Candidate]) -> np.ndarray:
+    X = np.empty((len(cands), 1), dtype=object)  # (n, 1)
+    for k, c in enumerate(cands):
+        X[k, 0] = c
+    return X
+
+
+class SpeciesSampling(Sampling):
+    def __init__(self, species: Species[Any]) -> None:
+        super().__init__()
+        self.species = species
+
+    def _do(self, problem: Problem, n_samples: int, *args: Any, random_state: Any = None,
+            **kwargs: Any) -> np.ndarray:
+        genomes = self.species.sample(n_samples, random_state)
+        return _column([Candidate.of(self.species, g, origin="sample") for g in genomes])
+
+
+class SpeciesCrossover(Crossover):
+    """Two parents -> two children; children remember their parents' ids."""
+
+    def __init__(self, species: Species[Any], prob: float) -> None:
+        super().__init__(n_parents=2, n_offsprings=2, prob=prob)
+        self.species = species
+
+    def _do(self, problem: Problem, X: np.ndarray, *args: Any, random_state: Any = None,
+            **kwargs: Any) -> np.ndarray:
+        _, n_matings, _ = X.shape  # (n_parents, n_matings, n_var=1)
+        A, B = X[0, :, 0], X[1, :, 0]
+        children = self.species.mate([(a.genome, b.genome) for a, b in zip(A, B)], random_state)
+        Y = np.empty((2, n_matings, 1), dtype=object)
+        for k, (c1, c2) in enumerate(children):
+            parents = (A[k].id, B[k].id)
+            Y[0, k, 0] = Candidate(c1, "", parents, origin="crossover")
+            Y[1, k, 0] = Candidate(c2, "", parents, origin="crossover")
+        return Y
+
+
+class SpeciesMutation(Mutation):
+    """Every offspring passes through the species' mutation (which decides per gene)."""
+
+    def __init__(self, species: Species[Any]) -> None:
+        super().__init__(prob=1.0)
+        self.species = species
+
+    def _do(self, problem: Problem, X: np.ndarray, *args: Any, random_state: Any = None,
+            **kwargs: Any) -> np.ndarray:
+        cands: list[Candidate] = list(X[:, 0])
+        genomes = self.species.mutate([c.genome for c in cands], random_state)
+        out = []
+        for c, g in zip(cands, genomes):
+            if c.id:  # a parent copied unchanged by the crossover step
+                parents, origin = (c.id,), "mutation"
+            else:
+                parents, origin = c.parents, "crossover+mutation"
+            out.append(Candidate.of(self.species, g, parents, origin=origin))
+        return _column(out)
+
+
+class HashDuplicates(DuplicateElimination):
+    """Two individuals are duplicates when their genomes' hashes are equal."""
+
+    def _do(self, pop: Population, other: Population | None, is_duplicate: np.ndarray) -> np.ndarray:
+        hashes = [ind.X[0].hash for ind in pop]
+        if other is None:
+            seen: set[str] = set()
+            for k, h in enumerate(hashes):
+                if h in seen:
+                    is_duplicate[k] = True
+                seen.add(h)
+        else:
+            known = {ind.X[0].hash for ind in other}
+            for k, h in enumerate(hashes):
+                if h in known:
+                    is_duplicate[k] = True
+        return is_duplicate
+
+
+def make_algorithm(name: str, species: Species[Any], *, pop_size: int, n_offsprings: int | None,
+                   n_obj: int, n_ieq_constr: int, generations: int, seed: int,
+                   partitions: int = 12) -> Any:
+    """A set-up pymoo algorithm whose operators are the species' (ask/tell ready)."""
+    ops: dict[str, Any] = dict(
+        pop_size=pop_size, n_offsprings=n_offsprings,
+        sampling=SpeciesSampling(species),
+        crossover=SpeciesCrossover(species, prob=getattr(species, "crossover_prob", 0.9)),
+        mutation=SpeciesMutation(species),
+        eliminate_duplicates=HashDuplicates(),
+        seed=seed,
+    )
+    if name == "nsga2":
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+
+        algorithm = NSGA2(**ops)
+    elif name == "nsga3":
+        from pymoo.algorithms.moo.nsga3 import NSGA3
+        from pymoo.util.ref_dirs import get_reference_directions
+
+        ref_dirs = get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
+        algorithm = NSGA3(ref_dirs=ref_dirs, **ops)
+    else:
+        raise ValueError(f"unknown algorithm {name!r}")
+    problem = ObjectProblem(n_obj, n_ieq_constr)
+    # the engine decides when to stop; pymoo's own termination must never cut a run short
+    algorithm.setup(problem, termination=("n_gen", generations + 1), verbose=False)
+    return algorithm
+
+
+def tell(algorithm: Any, off: Population, F: np.ndarray, G: np.ndarray) -> None:
+    """Give pymoo the evaluated offspring (F: (n, n_obj), G: (n, n_ieq_constr))."""
+    static = StaticProblem(algorithm.problem, F=F, G=G)
+    Evaluator().eval(static, off)
+    algorithm.tell(infills=off)
+
+
+def rank_and_crowding(F: np.ndarray, CV: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Constrained non-dominated ranks and crowding distances of a population.
+
+    Feasible individuals get the ranks of their non-dominated fronts and NSGA-II crowding
+    within each front; infeasible ones follow, ranked by constraint violation (equal CV,
+    equal rank) with no crowding (NaN) — Deb's constrained domination.
+    """
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    n = len(F)
+    rank = np.zeros(n, dtype=int)
+    crowding = np.full(n, np.nan)
+    feasible = CV <= 0.0
+    idx = np.flatnonzero(feasible)
+    n_fronts = 0
+    if len(idx):
+        fronts = NonDominatedSorting().do(F[idx].astype(float))
+        for k, front in enumerate(fronts):
+            members = idx[front]
+            rank[members] = k
+            crowding[members] = calc_crowding_distance(F[members].astype(float))
+        n_fronts = len(fronts)
+    bad = np.flatnonzero(~feasible)
+    if len(bad):
+        levels = np.unique(CV[bad])
+        rank[bad] = n_fronts + np.searchsorted(levels, CV[bad])
+    return rank, crowding
+
+
+def hypervolume(F: np.ndarray, CV: np.ndarray, ref_point: np.ndarray | None) -> float | None:
+    """pymoo's HV of the feasible points (minimisation form); None without a reference."""
+    if ref_point is None:
+        return None
+    from pymoo.indicators.hv import HV
+
+    feasible = F[CV <= 0.0]
+    if len(feasible) == 0:
+        return 0.0
+    return float(HV(ref_point=ref_point)(feasible.astype(float)))

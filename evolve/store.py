@@ -1,0 +1,330 @@
+"""The run store: one DuckDB file per run directory (`RUN_DIR/store.duckdb`).
+
+The driver is the only writer. A generation is committed in one transaction: its
+individuals, their evaluations, the surviving population's fronts, the generation's
+statistics and the engine checkpoint used by `--resume`. Evaluations that finish while a
+generation is still running are staged (one small transaction each) so that a killed
+driver loses none of them; the generation's commit moves them into `evaluations`.
+
+Views: `pareto_front` (latest non-dominated feasible set per run/species), `metrics_long`
+(one row per metric), and the table macro `lineage(individual_id)` (recursive ancestry).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evolve.errors import EvolveError
+
+STORE_FILE = "store.duckdb"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       VARCHAR PRIMARY KEY,
+    name         VARCHAR NOT NULL,
+    species      VARCHAR NOT NULL,
+    seed         UBIGINT NOT NULL,
+    generations  INTEGER NOT NULL,          -- planned, including the initial one
+    objectives   JSON NOT NULL,             -- [{metric, direction, ref}]
+    constraints  JSON NOT NULL,             -- [{metric, le, ge, eq}]
+    config       JSON NOT NULL,
+    versions     JSON NOT NULL,
+    status       VARCHAR NOT NULL,          -- running | finished | interrupted
+    created_at   TIMESTAMP NOT NULL,
+    updated_at   TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS individuals (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    species       VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    hash          VARCHAR NOT NULL,         -- blake2b of the canonical genome JSON
+    genome        JSON NOT NULL,
+    parents       VARCHAR[] NOT NULL,
+    seed          UBIGINT NOT NULL,
+    origin        VARCHAR NOT NULL,         -- sample | crossover+mutation | mutation
+    PRIMARY KEY (run_id, individual_id)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    status        VARCHAR NOT NULL CHECK (status IN ('ok', 'failed', 'timeout', 'invalid')),
+    objectives    DOUBLE[] NOT NULL,        -- natural units, in the order of runs.objectives
+    metrics       JSON NOT NULL,            -- every metric the evaluation reported
+    constraints   DOUBLE[] NOT NULL,        -- pymoo G (<= 0 feasible) per runs.constraints
+    cv            DOUBLE NOT NULL,          -- total constraint violation (failures included)
+    feasible      BOOLEAN NOT NULL,
+    note          VARCHAR,                  -- why infeasible
+    wall_seconds  DOUBLE NOT NULL,
+    node          VARCHAR NOT NULL,         -- Ray node id that ran it
+    trajectory    VARCHAR,                  -- path under the run directory
+    error         VARCHAR,
+    attempts      INTEGER NOT NULL,
+    result_bytes  BIGINT NOT NULL,          -- trajectory bundle bytes sent back through Ray
+    PRIMARY KEY (run_id, individual_id)
+);
+CREATE TABLE IF NOT EXISTS fronts (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    rank          INTEGER NOT NULL,         -- 0 = non-dominated (constrained domination)
+    crowding      DOUBLE,                   -- NULL for infeasible individuals
+    PRIMARY KEY (run_id, generation, individual_id)
+);
+CREATE TABLE IF NOT EXISTS generations (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    hypervolume   DOUBLE,
+    evaluations   INTEGER NOT NULL,
+    failed        INTEGER NOT NULL,
+    reused        INTEGER NOT NULL,         -- staged before a resume, not evaluated again
+    population    INTEGER NOT NULL,
+    front_size    INTEGER NOT NULL,
+    wall_seconds  DOUBLE NOT NULL,
+    committed_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, generation)
+);
+CREATE SEQUENCE IF NOT EXISTS event_seq;
+CREATE TABLE IF NOT EXISTS events (
+    event_id      BIGINT PRIMARY KEY DEFAULT nextval('event_seq'),
+    run_id        VARCHAR NOT NULL,
+    at_time       TIMESTAMP NOT NULL,
+    generation    INTEGER,
+    kind          VARCHAR NOT NULL,
+    individual_id VARCHAR,
+    message       VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id        VARCHAR PRIMARY KEY,
+    generation    INTEGER NOT NULL,         -- the next generation to ask for
+    state         BLOB NOT NULL,            -- pickled engine state (algorithm + RNGs)
+    versions      JSON NOT NULL,
+    saved_at      TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS staged (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    hash          VARCHAR NOT NULL,
+    outcome       BLOB NOT NULL,            -- pickled populations.base.Outcome (bundle removed)
+    PRIMARY KEY (run_id, individual_id)
+);
+"""
+
+VIEWS = """
+CREATE OR REPLACE VIEW pareto_front AS
+WITH latest AS (SELECT run_id, max(generation) AS generation FROM fronts GROUP BY run_id)
+SELECT f.run_id, i.species, f.generation, f.individual_id, i.hash, e.objectives, f.crowding,
+       e.metrics, e.node, e.trajectory, i.parents, i.genome
+FROM fronts f
+JOIN latest l ON f.run_id = l.run_id AND f.generation = l.generation
+JOIN individuals i ON i.run_id = f.run_id AND i.individual_id = f.individual_id
+JOIN evaluations e ON e.run_id = f.run_id AND e.individual_id = f.individual_id
+WHERE f.rank = 0 AND e.feasible;
+
+CREATE OR REPLACE VIEW metrics_long AS
+SELECT e.run_id, e.individual_id, e.generation, e.status, j.key AS metric,
+       split_part(j.key, '@', 1) AS name,
+       CASE WHEN contains(j.key, '@') THEN split_part(j.key, '@', 2) END AS level,
+       TRY_CAST(j.value ->> '$' AS DOUBLE) AS value
+FROM evaluations e, json_each(e.metrics) AS j;
+
+CREATE OR REPLACE MACRO lineage(ind) AS TABLE
+WITH RECURSIVE anc(run_id, individual_id, depth) AS (
+    SELECT run_id, individual_id, 0 FROM individuals WHERE individual_id = ind
+    UNION
+    SELECT p.run_id, p.individual_id, a.depth + 1
+    FROM anc a
+    JOIN individuals c ON c.run_id = a.run_id AND c.individual_id = a.individual_id
+    JOIN individuals p ON p.run_id = c.run_id AND list_contains(c.parents, p.individual_id)
+)
+SELECT min(a.depth) AS depth, a.individual_id, i.generation, i.origin, i.parents, i.hash, i.run_id
+FROM anc a JOIN individuals i ON i.run_id = a.run_id AND i.individual_id = a.individual_id
+GROUP BY ALL
+ORDER BY depth, a.individual_id;
+"""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def metrics_json(metrics: Mapping[str, Any]) -> str:
+    """Strict JSON: non-finite floats become strings ("inf"), booleans 0/1."""
+    clean: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool):
+            v = int(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            v = str(v)
+        clean[k] = v
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"))
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+@dataclass
+class GenerationRecord:
+    """Everything one generation commits, in column order of the tables."""
+
+    generation: int
+    individuals: list[tuple[Any, ...]] = field(default_factory=list)
+    evaluations: list[tuple[Any, ...]] = field(default_factory=list)
+    fronts: list[tuple[Any, ...]] = field(default_factory=list)
+    hypervolume: float | None = None
+    evaluated: int = 0
+    failed: int = 0
+    reused: int = 0
+    wall_seconds: float = 0.0
+    checkpoint: bytes = b""
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+class Store:
+    """A connection to one run's DuckDB file; open with `Store.open(run_dir)`."""
+
+    def __init__(self, con: Any, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    # --- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, run_dir: str | Path, *, read_only: bool = False, create: bool = False) -> Store:
+        import duckdb
+
+        path = Path(run_dir) / STORE_FILE
+        if not create and not path.exists():
+            raise EvolveError(f"{run_dir}: no run store here ({STORE_FILE} is missing)")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                pid = re.search(r"PID (\d+)", text)
+                who = f" (PID {pid.group(1)})" if pid else ""
+                raise EvolveError(f"{path}: locked by another process{who}; a run is still writing it — "
+                                  "wait for it to finish or stop it") from None
+            raise EvolveError(f"{path}: cannot open the run store: {text.splitlines()[0]}") from None
+        except duckdb.Error as exc:
+            raise EvolveError(f"{path}: not a readable run store: {str(exc).splitlines()[0]}") from None
+        store = cls(con, path, read_only)
+        if not read_only:
+            con.execute(SCHEMA)
+            con.execute(VIEWS)
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs -----------------------------------------------------------------------------
+    def create_run(self, *, run_id: str, name: str, species: str, seed: int, generations: int,
+                   objectives: Sequence[Mapping[str, Any]], constraints: Sequence[Mapping[str, Any]],
+                   config: Mapping[str, Any], versions: Mapping[str, str]) -> None:
+        t = now()
+        self.con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            [run_id, name, species, seed, generations, json.dumps(list(objectives)),
+             json.dumps(list(constraints)), json.dumps(config), json.dumps(dict(versions)), t, t])
+
+    def run(self) -> dict[str, Any]:
+        row = self.con.execute("SELECT * FROM runs ORDER BY created_at LIMIT 1").fetchone()
+        if row is None:
+            raise EvolveError(f"{self.path}: the store holds no run")
+        cols = [d[0] for d in self.con.description]
+        info = dict(zip(cols, row))
+        for key in ("objectives", "constraints", "config", "versions"):
+            info[key] = json.loads(info[key])
+        return info
+
+    def set_status(self, run_id: str, status: str) -> None:
+        self.con.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", [status, now(), run_id])
+
+    def event(self, run_id: str, kind: str, message: str, *, generation: int | None = None,
+              individual_id: str | None = None) -> None:
+        self.con.execute(
+            "INSERT INTO events (run_id, at_time, generation, kind, individual_id, message) VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, now(), generation, kind, individual_id, message])
+
+    # --- staging (evaluations finished inside a running generation) -----------------------
+    def stage(self, rows: Sequence[tuple[str, int, str, str, bytes]]) -> None:
+        """Keep finished evaluations of a running generation: (run_id, generation, id, hash, outcome)."""
+        if not rows:
+            return
+        self.con.begin()
+        try:
+            self.con.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?, ?)", [list(r) for r in rows])
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+
+    def staged(self, run_id: str, generation: int) -> dict[str, tuple[str, bytes]]:
+        rows = self.con.execute(
+            "SELECT individual_id, hash, outcome FROM staged WHERE run_id = ? AND generation = ?",
+            [run_id, generation]).fetchall()
+        return {r[0]: (r[1], bytes(r[2])) for r in rows}
+
+    # --- generations ------------------------------------------------------------------------
+    def commit_generation(self, run_id: str, rec: GenerationRecord) -> None:
+        """Write one generation atomically (and drop its staged evaluations)."""
+        con = self.con
+        con.begin()
+        try:
+            if rec.individuals:
+                self._insert_columns("individuals", rec.individuals, casts=[
+                    "", "", "", "", "", "::JSON", "::VARCHAR[]", "::UBIGINT", ""])
+            if rec.evaluations:
+                self._insert_columns("evaluations", rec.evaluations, casts=[
+                    "", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", ""])
+            if rec.fronts:
+                self._insert_columns("fronts", rec.fronts, casts=["", "", "", "", "::DOUBLE"])
+            n_pop = len(rec.fronts)
+            n_front = sum(1 for f in rec.fronts if f[3] == 0)
+            con.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, rec.generation, rec.hypervolume, rec.evaluated, rec.failed, rec.reused,
+                         n_pop, n_front, rec.wall_seconds, now()])
+            con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                        [run_id, rec.generation + 1, rec.checkpoint, json.dumps(dict(rec.versions)), now()])
+            con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?", [run_id, rec.generation])
+            con.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", [now(), run_id])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+
+    def _insert_columns(self, table: str, rows: Sequence[tuple[Any, ...]], casts: Sequence[str]) -> None:
+        # one columnar statement per table: far faster than executemany
+        columns = [list(col) for col in zip(*rows)]
+        select = ", ".join(f"unnest(${k + 1}){cast}" for k, cast in enumerate(casts))
+        self.con.execute(f"INSERT INTO {table} SELECT {select}", columns)
+
+    def checkpoint(self, run_id: str) -> tuple[int, bytes, dict[str, str]] | None:
+        row = self.con.execute("SELECT generation, state, versions FROM checkpoints WHERE run_id = ?",
+                               [run_id]).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), bytes(row[1]), json.loads(row[2])
+
+    # --- reading ------------------------------------------------------------------------------
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def last_generation(self, run_id: str) -> int | None:
+        row = self.con.execute("SELECT max(generation) FROM generations WHERE run_id = ?", [run_id]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])

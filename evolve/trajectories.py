@@ -1,0 +1,43 @@
+"""Trajectory repositories that came back from the cluster as `git bundle` bytes.
+
+They are unpacked under `RUN_DIR/trajectories/<individual_id>/` as ordinary git
+repositories (work tree at the last commit), so replay works after the cluster is gone.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+GIT_TIMEOUT = 120.0
+
+TRAJECTORY_DIR = "trajectories"
+
+
+def unpack_bundle(data: bytes, run_dir: Path, individual_id: str) -> str:
+    """Clone the bundle into the run directory; returns the path relative to `run_dir`.
+
+    Raises OSError (with git's message) when the bundle cannot be unpacked.
+    """
+    root = run_dir / TRAJECTORY_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / individual_id
+    if dest.exists():  # left by a driver killed before it recorded the evaluation
+        shutil.rmtree(dest)
+    bundle = root / f".{individual_id}.bundle"
+    bundle.write_bytes(data)
+    try:
+        _git(["clone", "--quiet", str(bundle), str(dest)], cwd=root)
+        _git(["remote", "remove", "origin"], cwd=dest)
+    finally:
+        bundle.unlink(missing_ok=True)
+    return f"{TRAJECTORY_DIR}/{individual_id}"
+
+
+def _git(args: list[str], cwd: Path) -> None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise OSError(f"git {args[0]} did not finish within {GIT_TIMEOUT:.0f}s") from None
+    if proc.returncode != 0:
+        raise OSError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip()[:300]}")

@@ -1,0 +1,165 @@
+"""What every species provides: a genome type with a canonical form, sampling, variation, evaluation.
+
+A species is a plug-in. The engine (`evolve`) only ever talks to this interface:
+
+- `to_data` / `from_data`: the genome's canonical JSON value; `hash` is blake2b of its JSON text.
+- `sample`, `mate`, `mutate`: pure functions of their inputs and an explicit numpy Generator
+  (the engine draws it from the run seed); operators never touch global random state.
+- `evaluate`: runs on an evaluator actor, turns genomes into `Outcome`s (never raises for a
+  misbehaving individual: that is a failed outcome with its reason).
+- `directions` / `check_metric`: which metrics exist and which way is better (objectives).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from populations.objectives import Constraint
+
+G = TypeVar("G")
+
+STATUSES = ("ok", "failed", "timeout", "invalid")
+
+
+def canonical_json(data: Any) -> str:
+    """The one JSON text of a value: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def blake2b_hex(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def py_random(rng: np.random.Generator) -> random.Random:
+    """A `random.Random` drawn from a numpy Generator (for DEAP-style operators)."""
+    return random.Random(int(rng.integers(0, 2**63)))
+
+
+@dataclass(eq=False)
+class Candidate:
+    """One individual as it travels through selection: genome plus identity and ancestry.
+
+    The engine assigns `id` and `seed` when the individual is first asked for; variation
+    operators create fresh candidates and never mutate an existing one.
+    """
+
+    genome: Any
+    hash: str
+    parents: tuple[str, ...] = ()
+    id: str = ""
+    seed: int = 0
+    origin: str = "sample"  # sample | crossover | mutation | crossover+mutation
+    canonical: str = ""  # the genome's canonical JSON, kept once computed (not pickled)
+
+    @classmethod
+    def of(cls, species: Species[Any], genome: Any, parents: tuple[str, ...] = (),
+           origin: str = "sample") -> Candidate:
+        """A candidate with its canonical JSON and hash computed once."""
+        text = species.canonical_json(genome)
+        return cls(genome, blake2b_hex(text), parents, origin=origin, canonical=text)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["canonical"] = ""  # cheap to recompute, costly to checkpoint every generation
+        return state
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """What an evaluator actor needs to evaluate one individual."""
+
+    individual_id: str
+    genome: Any
+    hash: str
+    seed: int
+
+
+@dataclass
+class Outcome:
+    """The result of evaluating one individual, as it comes back to the driver."""
+
+    individual_id: str
+    status: str  # ok | failed | timeout | invalid
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    error: str | None = None
+    wall_seconds: float = 0.0
+    node: str = ""
+    bundle: bytes | None = None  # the trajectory repository as `git bundle` bytes (tower)
+    attempts: int = 1
+    trajectory: str | None = None  # set by the driver: where the bundle was unpacked
+    result_bytes: int = 0  # set by the driver: bundle size that travelled back through Ray
+
+
+class Species(ABC, Generic[G]):
+    """A genome type with its sampling, variation, evaluation and metric directions."""
+
+    name: ClassVar[str]
+    # How many individuals one actor call evaluates: large for cheap vectorised problems,
+    # 1 for towers (one sandbox each, and a timeout per evaluation).
+    batch_size: ClassVar[int] = 1
+    # metric base name (before '@') -> "min" | "max" | None (no natural direction)
+    directions: ClassVar[Mapping[str, str | None]] = {}
+
+    # --- genome form ------------------------------------------------------------------
+    @abstractmethod
+    def to_data(self, genome: G) -> Any:
+        """The genome as a JSON value (canonical: equal genomes give equal values)."""
+
+    @abstractmethod
+    def from_data(self, data: Any) -> G:
+        """Inverse of `to_data`; raises SpeciesError for data that is not a valid genome."""
+
+    def canonical_json(self, genome: G) -> str:
+        return canonical_json(self.to_data(genome))
+
+    def hash(self, genome: G) -> str:
+        """Always blake2b of `canonical_json` (species override the JSON, never this)."""
+        return blake2b_hex(self.canonical_json(genome))
+
+    # --- variation (pure; explicit RNG) ---------------------------------------------------
+    @abstractmethod
+    def sample(self, n: int, rng: np.random.Generator) -> list[G]:
+        """`n` initial genomes."""
+
+    @abstractmethod
+    def mate(self, pairs: Sequence[tuple[G, G]], rng: np.random.Generator) -> list[tuple[G, G]]:
+        """Two children per pair of parents (crossover)."""
+
+    @abstractmethod
+    def mutate(self, genomes: Sequence[G], rng: np.random.Generator) -> list[G]:
+        """One mutant per genome."""
+
+    # --- evaluation (runs on an actor) ----------------------------------------------------
+    @abstractmethod
+    def evaluate(self, items: Sequence[EvalItem], *, workdir: Path, timeout: float,
+                 run_id: str) -> list[Outcome]:
+        """One outcome per item, in order. Never raises for a misbehaving individual."""
+
+    # --- metrics ------------------------------------------------------------------------
+    def direction(self, metric: str) -> str | None:
+        return self.directions.get(metric.split("@", 1)[0])
+
+    def check_metric(self, metric: str) -> str | None:
+        """None when `metric` is something this species reports, else why not (one line)."""
+        base = metric.split("@", 1)[0]
+        if base not in self.directions:
+            return f"unknown metric {metric!r} for species {self.name} (known: {', '.join(sorted(self.directions))})"
+        return None
+
+    def default_objectives(self) -> list[str]:
+        return []
+
+    def default_constraints(self) -> list[Constraint]:
+        return []
+
+    def describe(self, genome: G) -> str:
+        """A short one-line summary for tables."""
+        return self.hash(genome)[:12]
