@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import threading
@@ -181,11 +182,10 @@ class _Session:
 class FastImport:
     """A `git fast-import` stream: one commit per call, blobs inline, refs written at close."""
 
-    def __init__(self, repo: Path, ref: str = "refs/heads/main") -> None:
-        self.repo, self.ref = repo, ref
-        self.proc = subprocess.Popen(["git", "fast-import", "--quiet", "--done"], cwd=repo,
-                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+    def __init__(self, git_dir: Path, ref: str = "refs/heads/main") -> None:
+        self.git_dir, self.ref = git_dir, ref
+        self.proc = subprocess.Popen(["git", "--git-dir", str(git_dir), "fast-import", "--quiet", "--done"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.mark = 0
 
     def commit(self, message: str, when: float, changes: list[tuple[str, bytes | None, int]]) -> None:
@@ -303,14 +303,14 @@ class WorkTree:
 class Recorder:
     """Owns the tmux server's sessions and the trajectory repository of one evaluation."""
 
-    def __init__(self, tmux: list[str], env: dict[str, str], work: Path, shell: str,
+    def __init__(self, tmux: list[str], env: dict[str, str], work: Path, git_dir: Path, shell: str,
                  width: int, height: int) -> None:
-        self.tmux, self.env, self.work, self.shell = tmux, env, work, shell
+        self.tmux, self.env, self.work, self.git_dir, self.shell = tmux, env, work, git_dir, shell
         self.width, self.height = width, height
         self.sessions: dict[str, _Session] = {}
         self.lock = threading.RLock()
         self.tree = WorkTree(work)
-        self.git = FastImport(work)
+        self.git = FastImport(git_dir)
         self.commits = 0
         self.unsettled = 0
         self._last_commit = 0.0
@@ -338,11 +338,23 @@ class Recorder:
             self.closed = True
             result = dict(result, commits=self.commits, unsettled=self.unsettled,
                           unrecorded_files=self.tree.skipped)
-            (self.work / ".tower" / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            tower = self.work / ".tower"
+            if tower.is_symlink() or (tower.exists() and not tower.is_dir()):
+                tower.unlink()
+            tower.mkdir(exist_ok=True)
+            (tower / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
             self._commit("done", [])
             self.git.close()
-        subprocess.run(["git", "reset", "-q", "--hard", "HEAD"], cwd=self.work, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Only now does the history join its work tree (a `.git` a harness made is discarded).
+        dot_git = self.work / ".git"
+        if dot_git.is_symlink() or dot_git.is_file():
+            dot_git.unlink()
+        elif dot_git.exists():
+            shutil.rmtree(dot_git)
+        shutil.move(str(self.git_dir), dot_git)
+        for args in (["config", "core.bare", "false"], ["reset", "-q", "--hard", "HEAD"]):
+            subprocess.run(["git", "-C", str(self.work), *args], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def abort(self) -> None:
         with self.lock:

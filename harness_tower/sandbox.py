@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -92,17 +94,27 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 class Sandbox:
-    """One evaluation's isolated terminal world; use as a context manager."""
+    """One evaluation's isolated terminal world; use as a context manager.
 
-    def __init__(self, out_dir: Path, *, width: int = 100, height: int = 30, limits: Limits = Limits()) -> None:
-        self.out_dir = Path(out_dir)
+    Isolation `process`: harnesses and pane shells run under resource limits as an
+    unprivileged user (when started as root), with the git directory outside the work
+    tree and the tmux socket unreachable. `bwrap` adds namespaces: no network, a read-only
+    system, a private /tmp, only the work tree writable, no view of other processes.
+    """
+
+    def __init__(self, out_dir: Path, *, width: int = 100, height: int = 30, limits: Limits = Limits(),
+                 isolation: str = "auto") -> None:
+        self.out_dir = Path(out_dir).absolute()
         self.work = self.out_dir / "tmux_outputs"
+        self.git_dir = self.out_dir / ".trajectory.git"  # out of the harnesses' reach while they run
         self.width, self.height, self.limits = width, height, limits
+        self.isolation = resolve_isolation(isolation)
         self.token = uuid.uuid4().hex
         self.tmp = Path(tempfile.mkdtemp(prefix="hes-", dir="/tmp"))  # short: socket paths < 108 bytes
-        self.socket = self.tmp / "tmux.sock"
+        self.socket = self.tmp / "tmux" / "tmux.sock"
         self.recorder_socket = self.tmp / "rec.sock"
         self.tmux = ["tmux", "-S", str(self.socket), "-f", "/dev/null"]
+        self.drop_uid = os.geteuid() == 0  # harnesses never run as root
         self.recorder: Recorder | None = None
         self._server: _Server | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -121,30 +133,62 @@ class Sandbox:
         self.teardown()
 
     def env(self) -> dict[str, str]:
-        bin_dir = self.tmp / "bin"
         return {
-            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{self.tmp / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.tmp / "home"),
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "TERM": "tmux-256color",
             "HISTFILE": "/dev/null", "PS1": "$ ", "PS2": "> ",
             "PYTHONPATH": PROJECT_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
             "TOWER_RECORDER": str(self.recorder_socket), "TOWER_SANDBOX": self.token,
-            "TMUX_TMPDIR": str(self.tmp),
         }
+
+    def confine(self, argv: list[str], *, interactive: bool) -> list[str]:
+        """Wrap a command so that it runs inside this sandbox's isolation level."""
+        prefix: list[str] = []
+        if self.isolation == "bwrap":
+            home = str(self.tmp / "home")
+            prefix += ["bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc",
+                       "--unshare-uts", "--unshare-cgroup-try", "--hostname", "tower",
+                       "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                       "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+            # Directories bwrap makes on its own are 0700 (root's): make the way down traversable.
+            made: set[str] = set()
+            for target in (self.out_dir, self.tmp / "bin", self.recorder_socket, Path(home)):
+                for parent in reversed(target.parents):
+                    if str(parent).startswith("/tmp/") and str(parent) not in made:
+                        made.add(str(parent))
+                        prefix += ["--perms", "0755", "--dir", str(parent)]
+            prefix += ["--perms", "0755", "--tmpfs", str(self.out_dir),  # hides the git directory
+                       "--bind", str(self.work), str(self.work),
+                       "--ro-bind", str(self.tmp / "bin"), str(self.tmp / "bin"),
+                       "--bind", str(self.recorder_socket), str(self.recorder_socket),
+                       "--perms", "0777", "--dir", home, "--chdir", str(self.work)]
+            if not interactive:  # a pane shell keeps its controlling terminal; others lose theirs
+                prefix.append("--new-session")
+        if self.drop_uid:
+            prefix += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                       "--inh-caps=-all", "--bounding-set=-all"]
+        return prefix + argv
 
     def _shell(self) -> str:
         lim = self.limits
+        shell = self.confine(["env", "PS1=$ ", "PS2=> ", "bash", "--norc", "--noprofile", "+H"], interactive=True)
+        nproc = f"-u {lim.processes} " if self.drop_uid else ""
         return (f"ulimit -S -t {lim.cpu_seconds} -v {lim.memory_bytes // 1024} -f {lim.file_bytes // 1024} "
-                f"-u {lim.processes} 2>/dev/null; PS1='$ ' PS2='> ' exec bash --norc --noprofile +H")
+                f"{nproc}2>/dev/null; exec {shlex.join(shell)}")
 
     def _start(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             raise TowerError(f"{self.out_dir}: output directory is not empty")
         self.work.mkdir(parents=True)
-        (self.tmp / "home").mkdir()
-        (self.tmp / "bin").mkdir()
-        os.symlink(os.path.realpath(shutil.which("python3") or "/usr/bin/python3"), self.tmp / "bin" / "python3")
-        subprocess.run(["git", "init", "-q", "-b", "main", str(self.work)], check=True)
+        os.chmod(self.tmp, 0o711)  # traversable to reach rec.sock and bin/, not listable
+        for sub, mode in (("home", 0o700), ("bin", 0o755), ("tmux", 0o700)):
+            (self.tmp / sub).mkdir(mode=mode)
+        if self.drop_uid:
+            for path in (self.work, self.tmp / "home"):
+                os.chown(path, NOBODY, NOBODY)
+        os.symlink(os.path.realpath(sys.executable), self.tmp / "bin" / "python3")  # stdlib-only harnesses
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.git_dir)], check=True)
         env = self.env()
         # The server holds a placeholder session so that it outlives the writers' sessions.
         subprocess.run([*self.tmux, "new-session", "-d", "-s", "_tower", "-x", str(self.width),
@@ -152,8 +196,9 @@ class Sandbox:
                         "set-option", "-g", "history-limit", "2000", ";",
                         "set-option", "-g", "status", "off"],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.recorder = Recorder(self.tmux, env, self.work, self._shell(), self.width, self.height)
+        self.recorder = Recorder(self.tmux, env, self.work, self.git_dir, self._shell(), self.width, self.height)
         self._server = _Server(str(self.recorder_socket), _Handler)
+        os.chmod(self.recorder_socket, 0o666)
         self._server.recorder = self.recorder  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, name="recorder-server", daemon=True).start()
 
@@ -162,20 +207,23 @@ class Sandbox:
 
     # --- running ----------------------------------------------------------------------
     def run(self, argv: list[str], timeout: float) -> Outcome:
-        """Run the top level in the work tree with limits; kill its process group on timeout."""
+        """Run the top level in the work tree with limits; kill it (and all it started) on timeout."""
         lim = self.limits
+        drop = self.drop_uid
 
         def limit() -> None:
             resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds))
             resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
             resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes))
-            resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
+            if drop:  # counted per user: only meaningful for the unprivileged one
+                resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
 
         argv = [str(self.tmp / "bin" / "python3") if a == "python3" else a for a in argv]
         start = time.monotonic()
         with open(self.log, "wb") as log:
-            self._proc = subprocess.Popen(argv, cwd=self.work, env=self.env(), stdin=subprocess.DEVNULL,
-                                          stdout=log, stderr=log, start_new_session=True, preexec_fn=limit)
+            self._proc = subprocess.Popen(self.confine(argv, interactive=False), cwd=self.work, env=self.env(),
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          start_new_session=True, preexec_fn=limit)
             timed_out = False
             try:
                 code: int | None = self._proc.wait(timeout=timeout)
@@ -198,15 +246,20 @@ class Sandbox:
     def finish(self, result: dict[str, Any]) -> None:
         """Stop every process, then write the closing commit: the trajectory is complete."""
         self._stop_processes()
+        if self.drop_uid:  # hand the work tree back to its owner before git takes it
+            _chown_tree(self.work, os.geteuid(), os.getegid())
         if self.recorder:
             self.recorder.finish(result)
             self.recorder = None
 
     def teardown(self) -> None:
         self._stop_processes()
-        if self.recorder:  # never finished: no ref is written, so no partial trajectory shows
+        if self.recorder:  # never finished: no history joins the work tree, nothing looks complete
             self.recorder.abort()
             self.recorder = None
+            shutil.rmtree(self.git_dir, ignore_errors=True)
+            if self.drop_uid and self.work.exists():
+                _chown_tree(self.work, os.geteuid(), os.getegid())
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -219,6 +272,44 @@ class Sandbox:
         if self.recorder:
             self.recorder.close_clients()
         sweep(self.token)
+
+
+NOBODY = 65534
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            try:
+                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+            except OSError:
+                pass
+    os.chown(root, uid, gid)
+_ISOLATION_PROBE: dict[str, bool] = {}
+
+
+def bwrap_works() -> bool:
+    """bubblewrap is installed and can create the namespaces we use on this machine."""
+    if "bwrap" not in _ISOLATION_PROBE:
+        ok = False
+        if shutil.which("bwrap"):
+            probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                                    "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ok = probe.returncode == 0
+        _ISOLATION_PROBE["bwrap"] = ok
+    return _ISOLATION_PROBE["bwrap"]
+
+
+def resolve_isolation(isolation: str) -> str:
+    """`auto` -> `bwrap` where it works, else `process`; an explicit `bwrap` must work."""
+    if isolation == "auto":
+        return "bwrap" if bwrap_works() else "process"
+    if isolation == "bwrap" and not bwrap_works():
+        raise TowerError("isolation 'bwrap' requested but bubblewrap is missing or cannot create namespaces")
+    if isolation not in ("process", "bwrap"):
+        raise TowerError(f"unknown isolation {isolation!r} (auto, process or bwrap)")
+    return isolation
 
 
 def sweep(token: str, timeout: float = 5.0) -> int:

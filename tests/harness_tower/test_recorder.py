@@ -70,14 +70,18 @@ def test_refused_sends_make_no_commit(out_dir: Path) -> None:
 
 
 def test_unfinished_trajectory_has_no_history(out_dir: Path) -> None:
-    """A sandbox torn down without finish() leaves a repository with no commits at all."""
+    """A sandbox torn down without finish() leaves a work tree that is no repository at all."""
     with Sandbox(out_dir) as box:
         assert box.recorder is not None
         box.recorder.init_commit({"depth": 1})
         term = ft.Terminal(str(box.recorder_socket))
         term.open("h1_writer")
         term.send("h1_writer", "echo hi", "text")
-    assert git(box.work, "rev-list", "--all") == ""
+    assert not (box.work / ".git").exists() and not box.git_dir.exists()
+    import validators
+    from validators.errors import ValidatorError
+    with pytest.raises(ValidatorError):
+        validators.score(box.work)
 
 
 def _harness(box: Sandbox, body: str) -> None:
