@@ -27,6 +27,7 @@ def _text(traj: Trajectory, sha: str | None) -> str:
 
 def sizes(traj: Trajectory, commits: Sequence[Commit]) -> list[int]:
     """Edit size from each commit of `commits` to the next one (len(commits) - 1 values)."""
+    traj.prefetch_code()
     targets = {c.index for c in commits}
     out: list[int] = []
     tree: dict[str, str] = {}

@@ -51,7 +51,8 @@ _SCAN = re.compile(
 )
 
 _CLAUSE = re.compile(rb"(?:else|elif|except|finally)\b")
-_COOKIE = re.compile(rb"^[ \t\f]*#[^\n]*?coding[:=]", re.M)
+_CODING = re.compile(rb"coding[:=]")
+_COMMENT_START = re.compile(rb"[ \t\f]*#")
 _NO_CUT_BYTES = (b"\r", b"\f", b"\0", b"barry_as_FLUFL")
 _BOM = b"\xef\xbb\xbf"
 # First bytes of a column-0 line that may start a piece: printable ASCII that is not a
@@ -80,7 +81,13 @@ def parses(data: bytes) -> bool:
 def _cuttable(data: bytes) -> bool:
     if data.startswith(_BOM) or any(b in data for b in _NO_CUT_BYTES):
         return False
-    return _COOKIE.search(data) is None
+    # A comment line that mentions `coding:`/`coding=` could be an encoding cookie (for the
+    # whole file, or for a piece where it lands on the piece's second line): don't cut.
+    for hit in _CODING.finditer(data):
+        line = data.rfind(b"\n", 0, hit.start()) + 1
+        if _COMMENT_START.match(data, line, hit.start()):
+            return False
+    return True
 
 
 def cut_points(data: bytes, start: int = 0) -> list[int]:

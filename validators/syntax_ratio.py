@@ -42,6 +42,7 @@ class _Verdicts:
 def verdicts(traj: Trajectory, commits: Sequence[Commit]) -> list[bool]:
     """For each commit of `commits`: does every `.py` file of its tree parse?"""
     judge = traj.memo("syntax_ratio", lambda: _Verdicts(traj))
+    traj.prefetch_code()
     targets = {c.index for c in commits}
     py: dict[str, str] = {}
     out: list[bool] = []

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 TRAILER_NAMES = ("Keys", "Kind", "Seq", "Time")
 
-_TRAILER = re.compile(r"^(Keys|Kind|Seq|Time):[ \t]*(.*?)[ \t]*$")
 _SESSION = re.compile(r"^([^\s:]+):")
 _SEQ = re.compile(r"^[0-9]+$")
 _TIME = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
@@ -69,10 +68,10 @@ def parse_message(text: str) -> Message:
     fields: dict[str, str] = {}
     repeated: set[str] = set()
     for line in lines[1:]:
-        found = _TRAILER.match(line)
-        if found is None:
+        name, colon, value = line.partition(":")
+        if not colon or name not in TRAILER_NAMES:
             continue
-        name, value = found.group(1), found.group(2)
+        value = value.strip(" \t")
         if name in fields:
             repeated.add(name)
         else:
