@@ -30,6 +30,7 @@ from typing import Any
 
 PROMPT = "$ "
 EOF_MARK = "__TOWER_EOF__"
+END_MARK = "__TOWER_END__"  # the value an expert gives when the child file is complete
 MAX_TEXT = 16
 
 # Value types flowing along graph edges.
@@ -136,30 +137,43 @@ class Experience:
             union = len(q | k)
             jac = len(q & k) / union if union else 0.0
             scored.append((jac * self.rows[i][3], i))
-        scored.sort(key=lambda s: (-s[0], s[1]))
+        # Among equal scores a row whose query is the query verbatim comes first: keyword sets
+        # lose order and repetition, and the expert content source needs exact contexts to win.
+        scored.sort(key=lambda s: (-s[0], self.rows[s[1]][0] != query, s[1]))
         return [s for s in scored[:topk] if s[0] > 0]
 
     def retrieve(self, query: str, topk: int = 1) -> str | None:
         """The value with the highest summed score among the top-k rows (None: no match)."""
         votes: dict[str, float] = {}
         first: dict[str, int] = {}
+        exact: set[str] = set()
         for score, i in self.ranked(query, topk):
             value = self.rows[i][2]
             votes[value] = votes.get(value, 0.0) + score
             first.setdefault(value, i)
+            if self.rows[i][0] == query:
+                exact.add(value)
         if not votes:
             return None
-        return max(votes, key=lambda v: (votes[v], -first[v]))
+        return max(votes, key=lambda v: (votes[v], v in exact, -first[v]))
 
 
-def _backend(name: str) -> Callable[[Experience, str, int], str | None]:
+def _backend(name: str, config: dict[str, Any] | None = None) -> Callable[[Experience, str, int], str | None]:
+    """The translate function of a backend: `retrieval` inline, the others from
+    `harness_tower.backends.<name>` (loaded only when used). With a config, the module's
+    `backend(config)` builds it; without, its `translate` reads its settings from the environment."""
     if name == "retrieval":
         return lambda exp, query, topk: exp.retrieve(query, topk)
-    # Heavier backends live in their own modules and load only when used.
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
+        raise GraphError(f"unknown expert backend {name!r}")
     try:
         module = __import__(f"harness_tower.backends.{name}", fromlist=["translate"])
-    except ImportError:
-        raise GraphError(f"unknown expert backend {name!r}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("harness_tower.backends"):
+            raise GraphError(f"unknown expert backend {name!r}") from None
+        raise GraphError(f"expert backend {name!r} needs {exc.name!r}, which is not installed") from None
+    if config:
+        return module.backend(config)  # type: ignore[no-any-return]
     return module.translate  # type: ignore[no-any-return]
 
 
@@ -225,20 +239,75 @@ class Capture(Op):
         return Screen(reply["capture"], tuple(reply["cursor"]), index)  # type: ignore[arg-type]
 
 
+def parse_fixation_point(value: str) -> tuple[int, tuple[bool, int], int] | None:
+    """A fixation policy value `"DT ROW COL"` -> (capture offset <= 0, (cursor-relative?, row), col).
+
+    ROW is `c`, `c+K`, `c-K` (relative to the cursor row) or an absolute row number.
+    Anything else is no point (None): the fixation op then looks where it looks by default.
+
+    >>> parse_fixation_point("-1 c-2 4")
+    (-1, (True, -2), 4)
+    >>> parse_fixation_point("text:press Enter") is None
+    True
+    """
+    m = re.fullmatch(r"\s*(-?\d{1,3})\s+(c(?:[+-]\d{1,3})?|\d{1,3})\s+(\d{1,3})\s*", value)
+    if not m or int(m.group(1)) > 0:
+        return None
+    spec = m.group(2)
+    row = (True, int(spec[1:] or 0)) if spec.startswith("c") else (False, int(spec))
+    return int(m.group(1)), row, int(m.group(3))
+
+
+def screen_state(screen: Screen) -> str:
+    """What a fixation policy is queried with: the cursor row and the row above it."""
+    lines, row = screen.lines, screen.cursor[1]
+    return "\n".join(line.rstrip() for line in lines[max(0, row - 1):row + 1]).strip("\n")
+
+
 class Fixation(Op):
-    """Context around a fixation point (capture index, row, col) instead of the whole screen."""
+    """Context around a fixation point (capture index, row, col) instead of the whole screen.
+
+    Without a policy the point is (this capture, the cursor row or `row`, column 0). With a
+    policy (an Experience whose values are points, see `parse_fixation_point`) the point is
+    retrieved from the screen state; the op remembers its last captures so that a point may
+    look back in time. The context is the rows within `radius` of the point, from its column.
+    """
 
     takes, gives = (SCREEN,), TEXT
+    HISTORY = 16
 
-    def __init__(self, screen: Op, radius: int = 0, row: int | None = None) -> None:
+    def __init__(self, screen: Op, radius: int = 0, row: int | None = None,
+                 policy: Experience | None = None, topk: int = 1) -> None:
         super().__init__(screen)
-        self.radius, self.row = radius, row
+        if policy is not None and not isinstance(policy, Experience):
+            raise GraphError("fixation policy must be an Experience")
+        self.radius, self.row, self.policy, self.topk = radius, row, policy, topk
+        self.history: list[Screen] = []
+
+    def point(self, screen: Screen) -> tuple[Screen, int, int]:
+        """The fixation point for this screen: (the capture looked at, row, col)."""
+        self.history = (self.history + [screen])[-self.HISTORY:]
+        default = (screen, screen.cursor[1] if self.row is None else self.row, 0)
+        if self.policy is None:
+            return default
+        value = self.policy.retrieve(screen_state(screen), self.topk)
+        parsed = parse_fixation_point(value) if value is not None else None
+        if parsed is None:
+            return default
+        dt, (relative, r), col = parsed
+        seen = self.history[max(0, len(self.history) - 1 + dt)]
+        row = seen.cursor[1] + r if relative else r
+        return seen, max(0, min(row, len(seen.lines) - 1)), col
 
     def _apply(self, ctx: Context, screen: Screen) -> str:
-        lines = screen.lines
-        row = screen.cursor[1] if self.row is None else self.row
+        return self.look(screen)
+
+    def look(self, screen: Screen) -> str:
+        """The context this op extracts from a screen (and remembers the screen)."""
+        seen, row, col = self.point(screen)
+        lines = seen.lines
         lo, hi = max(0, row - self.radius), min(len(lines), row + self.radius + 1)
-        return "\n".join(line.rstrip() for line in lines[lo:hi]).strip("\n")
+        return "\n".join(line[col:].rstrip() for line in lines[lo:hi]).strip("\n")
 
 
 class Expert(Op):
@@ -247,12 +316,12 @@ class Expert(Op):
     takes, gives = (TEXT,), TEXT
 
     def __init__(self, query: Op, experience: Experience, topk: int = 1, backend: str = "retrieval",
-                 name: str = "expert") -> None:
+                 name: str = "expert", config: dict[str, Any] | None = None) -> None:
         super().__init__(query)
         if not isinstance(experience, Experience) or not experience.rows:
             raise GraphError(f"expert {name!r} needs a non-empty Experience")
         self.experience, self.topk, self.name = experience, topk, name
-        self.translate = _backend(backend)
+        self.translate = _backend(backend, config)
 
     def _apply(self, ctx: Context, query: str) -> str:
         value = self.translate(self.experience, query, self.topk)
@@ -423,13 +492,14 @@ def ft_tmux_send_ctrl(session: str, key: Op, settle_timeout: float = 5.0) -> Op:
     return SendCtrl(session, key, settle_timeout)
 
 
-def ft_fixation(screen: Op, radius: int = 0, row: int | None = None) -> Op:
-    return Fixation(screen, radius, row)
+def ft_fixation(screen: Op, radius: int = 0, row: int | None = None, policy: Experience | None = None,
+                topk: int = 1) -> Op:
+    return Fixation(screen, radius, row, policy, topk)
 
 
 def ft_expert(query: Op, experience: Experience, topk: int = 1, backend: str = "retrieval",
-              name: str = "expert") -> Op:
-    return Expert(query, experience, topk, backend, name)
+              name: str = "expert", config: dict[str, Any] | None = None) -> Op:
+    return Expert(query, experience, topk, backend, name, config)
 
 
 def ft_switch(selector: Op, branches: dict[str, Op]) -> Op:
@@ -569,3 +639,125 @@ def ft_type_file(session: str, source: Op, filename: str, mode: str, chunk: int 
                  settle_timeout: float = 5.0) -> Op:
     """Type `source` into `filename` in the given typing mode (see `typing_plan`)."""
     return SendPlan(session, TypingPlan(source, filename, mode, chunk), settle_timeout)
+
+
+# --------------------------------------------------------------------------------------
+# The expert content source: a child file generated line by line from the screen.
+# --------------------------------------------------------------------------------------
+def clean_line(value: str) -> str:
+    """The first line of an expert's answer, without control characters (tabs become spaces)."""
+    line = value.split("\n", 1)[0].replace("\t", "    ")
+    return "".join(c for c in line if c >= " " and c != "\x7f").rstrip()
+
+
+def should_flush(written: str, pending: list[str]) -> bool:
+    """Statement mode: close the here-document once the file plus the pending lines parse."""
+    if not any(line.strip() for line in pending):
+        return False
+    try:
+        ast.parse(written + "".join(line + "\n" for line in pending))
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    return True
+
+
+class WriteGenerated(Op):
+    """Types a child file whose lines come one at a time from `step`, run afresh for each line.
+
+    `step` is typically expert(fixation(capture)): each line is decided by looking at the
+    screen after the previous one was typed. It ends on `END_MARK`, on `max_blank` blank lines
+    in a row (a model with nothing to say), or with an error status at `max_lines`/`max_bytes`
+    (a rambling model cannot type forever). Modes as in `typing_plan`: `line` (`cat > file`)
+    or `statement` (here-documents, each closed as soon as the file would parse).
+    """
+
+    takes, gives = (TEXT,), STATUS
+
+    def __init__(self, session: str, step: Op, filename: str, mode: str, chunk: int = MAX_TEXT,
+                 settle_timeout: float = 5.0, max_lines: int = 400, max_bytes: int = 1 << 16,
+                 max_blank: int = 3) -> None:
+        super().__init__(step)
+        if mode not in ("line", "statement"):
+            raise GraphError(f"unknown typing mode {mode!r}")
+        if not 1 <= chunk <= MAX_TEXT:
+            raise GraphError(f"chunk must be within 1..{MAX_TEXT}")
+        self.session, self.filename, self.mode, self.chunk = session, filename, mode, chunk
+        self.settle, self.max_lines, self.max_bytes, self.max_blank = settle_timeout, max_lines, max_bytes, max_blank
+
+    def _eager_inputs(self) -> Sequence[Op]:
+        return ()
+
+    def _send(self, ctx: Context, kind: str, keys: str) -> None:
+        if kind == "text":
+            for piece in chunks(keys, self.chunk):
+                ctx.term.send(self.session, piece, "text", self.settle)
+        else:
+            ctx.term.send(self.session, keys, "ctrl", self.settle)
+
+    def _await_row(self, ctx: Context, prompt: str) -> None:
+        """Wait until the cursor row is the bare `prompt`: the next look sees a settled screen."""
+        deadline = time.monotonic() + self.settle
+        while True:
+            reply = ctx.term.capture(self.session)
+            rows, y = reply["capture"].split("\n"), reply["cursor"][1]
+            left = deadline - time.monotonic()
+            if (0 <= y < len(rows) and rows[y].rstrip() == prompt.rstrip()) or left <= 0:
+                return
+            ctx.term.wait_output(self.session, min(left, 0.5))
+
+    def _apply(self, ctx: Context) -> str:
+        (step,) = self.inputs
+        heredoc_open = f"<<'{EOF_MARK}'"
+        if self.mode == "line":
+            self._send(ctx, "text", f"cat > {self.filename}")
+            self._send(ctx, "ctrl", "Enter")
+        written, pending, lines, size, blanks, opened = "", [], 0, 0, 0, False
+        status = "ok"
+        while True:
+            if lines >= self.max_lines or size >= self.max_bytes:
+                status = f"error: expert source exceeded max_lines={self.max_lines} or max_bytes={self.max_bytes}"
+                break
+            look = Context(ctx.term)
+            look.capture_index = ctx.capture_index
+            value = step.run(look)
+            if value.strip() == END_MARK:
+                break
+            line = clean_line(value)
+            blanks = blanks + 1 if not line else 0
+            if blanks >= self.max_blank:
+                break
+            if self.mode == "statement":
+                if line == EOF_MARK:
+                    continue  # would close the here-document early
+                if not pending:
+                    self._send(ctx, "text", f"cat {'>>' if opened else '>'} {self.filename} {heredoc_open}")
+                    self._send(ctx, "ctrl", "Enter")
+                    self._await_row(ctx, "> ")
+                    opened = True
+            if line:
+                self._send(ctx, "text", line)
+            self._send(ctx, "ctrl", "Enter")
+            lines, size = lines + 1, size + len(line.encode("utf-8")) + 1
+            if self.mode == "statement":
+                pending.append(line)
+                if should_flush(written, pending):
+                    self._send(ctx, "text", EOF_MARK)
+                    self._send(ctx, "ctrl", "Enter")
+                    self._await_row(ctx, PROMPT)
+                    written += "".join(p + "\n" for p in pending)
+                    pending = []
+        if self.mode == "line":
+            self._send(ctx, "ctrl", "C-d")
+        elif pending or not opened:
+            if not opened:
+                self._send(ctx, "text", f"cat > {self.filename} {heredoc_open}")
+                self._send(ctx, "ctrl", "Enter")
+            self._send(ctx, "text", EOF_MARK)
+            self._send(ctx, "ctrl", "Enter")
+        return status
+
+
+def ft_write_generated(session: str, step: Op, filename: str, mode: str, chunk: int = MAX_TEXT,
+                       settle_timeout: float = 5.0, max_lines: int = 400, max_bytes: int = 1 << 16) -> Op:
+    """Type `filename` line by line, each line the answer of `step` (see `WriteGenerated`)."""
+    return WriteGenerated(session, step, filename, mode, chunk, settle_timeout, max_lines, max_bytes)

@@ -22,8 +22,27 @@ from harness_tower.errors import GenomeError
 
 TYPING_MODES = ("line", "statement")
 CONTENT_SOURCES = ("literal", "kernel", "expert")
-EXPERIENCE_TABLES = ("decision", "command", "source")
+EXPERIENCE_TABLES = ("decision", "command", "source", "fixation")
 MAX_TEXT_KEYS = 16
+BACKENDS = ("retrieval", "openai", "accordion")
+# backend_config keys -> (types, check, what a valid value is). The API key is never part of
+# a genome (it would be typed into the trajectory): it comes from OPENAI_API_KEY.
+BACKEND_CONFIG: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    "base_url": ((str,), lambda v: v.startswith(("http://", "https://")) and len(v) <= 300, "an http(s) URL"),
+    "model": ((str,), lambda v: 0 < len(v) <= 200 and "\n" not in v, "a model name"),
+    "api": ((str,), lambda v: v in ("chat", "completions"), "'chat' or 'completions'"),
+    "temperature": ((int, float), lambda v: 0 <= v <= 2, "a number in 0..2"),
+    "max_tokens": ((int,), lambda v: 1 <= v <= 4096, "an integer in 1..4096"),
+    "timeout": ((int, float), lambda v: 0 < v <= 600, "seconds in (0, 600]"),
+    "retries": ((int,), lambda v: 0 <= v <= 10, "an integer in 0..10"),
+    "concurrency": ((int,), lambda v: 1 <= v <= 64, "an integer in 1..64"),
+    "seed": ((int,), lambda v: 0 <= v < 2 ** 63, "an integer >= 0"),
+    "checkpoint": ((str,), lambda v: 0 < len(v) <= 300, "a checkpoint path"),
+}
+# Fields that matter only to the expert content source; left out of the canonical JSON while
+# they hold their defaults, so that adding them did not change any existing genome's hash.
+EXPERT_DEFAULTS: dict[str, Any] = {"backend": "retrieval", "backend_config": {}, "source_radius": 2,
+                                   "max_lines": 400, "max_bytes": 65536}
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,13 @@ class TowerGenome:
     chunk: int = 16
     settle_timeout: float = 5.0
     child_timeout: float = 60.0
+    # The expert content source: which backend generates the child's lines, its settings,
+    # how many screen rows around the cursor it sees, and the bounds of one child file.
+    backend: str = "retrieval"
+    backend_config: Mapping[str, Any] = field(default_factory=dict)
+    source_radius: int = 2
+    max_lines: int = 400
+    max_bytes: int = 65536
 
     def __post_init__(self) -> None:
         if not self.experience:
@@ -112,11 +138,33 @@ class TowerGenome:
                      f"experience.{table}[{i}].weight must be a finite number >= 0")
         for table in ("decision", "command"):
             need(len(self.experience.get(table, ())) > 0, f"experience.{table} must have at least one entry")
+        self._validate_expert(need)
+
+    def _validate_expert(self, need: Any) -> None:
+        need(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        need(isinstance(self.backend_config, Mapping), "backend_config must be an object")
+        for key, value in self.backend_config.items():
+            need(key != "api_key", "backend_config.api_key is refused: a genome is typed into its trajectory; "
+                                   "set OPENAI_API_KEY instead")
+            need(key in BACKEND_CONFIG, f"unknown backend_config key {key!r} (known: {', '.join(BACKEND_CONFIG)})")
+            types, check, what = BACKEND_CONFIG[key]
+            need(isinstance(value, types) and not isinstance(value, bool) and check(value),
+                 f"backend_config.{key} must be {what}, got {value!r}")
+        need(_is_int(self.source_radius) and 0 <= self.source_radius <= 12,
+             f"source_radius must be an integer in 0..12, got {self.source_radius!r}")
+        need(_is_int(self.max_lines) and 1 <= self.max_lines <= 5000,
+             f"max_lines must be an integer in 1..5000, got {self.max_lines!r}")
+        need(_is_int(self.max_bytes) and 16 <= self.max_bytes <= 1 << 20,
+             f"max_bytes must be an integer in 16..{1 << 20}, got {self.max_bytes!r}")
 
     # --- canonical form ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["experience"] = {t: [e.to_list() for e in entries] for t, entries in sorted(self.experience.items())}
+        d["backend_config"] = dict(sorted(self.backend_config.items()))
+        for name, default in EXPERT_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod

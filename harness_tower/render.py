@@ -16,7 +16,8 @@ from __future__ import annotations
 import ast
 
 from harness_tower.errors import GenomeError
-from harness_tower.ft import heredoc
+from harness_tower.ft import (END_MARK, EOF_MARK, PROMPT, SCREEN, Const, Experience, Fixation, Screen, clean_line,
+                              heredoc, should_flush)
 from harness_tower.genome import ExperienceEntry, TowerGenome
 
 H1_TEMPLATE = '''#!/usr/bin/env python3
@@ -141,7 +142,7 @@ def render(genome: TowerGenome, n: int) -> str:
     if not isinstance(n, int) or n < 1:
         raise GenomeError(f"level must be an integer >= 1, got {n!r}")
     if n == 1:
-        source = H1_TEMPLATE.format(
+        source = h1_template(genome).format(
             expected=repr(genome.task_expected), topk=genome.topk, max_iterations=genome.max_iterations,
             chunk=genome.chunk, settle=genome.settle_timeout,
             decision=experience_heredoc(genome.experience["decision"]),
@@ -154,7 +155,7 @@ def render(genome: TowerGenome, n: int) -> str:
         kernel = kernel_template(genome)
         source = kernel % {"level": n, "kernel": heredoc(kernel), "h1": heredoc(render(genome, 1))}
     else:
-        raise GenomeError(f"content source {genome.content_source!r} cannot be rendered offline yet")
+        source = render_expert(genome, n)
     try:
         ast.parse(source)
     except SyntaxError as exc:  # a genome whose text breaks the program (e.g. odd quoting)
@@ -165,3 +166,161 @@ def render(genome: TowerGenome, n: int) -> str:
 def kernel_template(genome: TowerGenome) -> str:
     return KERNEL_TEMPLATE.format(mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
                                   child_timeout=genome.child_timeout) + WRITER_MAIN
+
+
+# --------------------------------------------------------------------------------------
+# The expert content source: the writer looks at its screen and asks its expert for the
+# child's next line, one line at a time (see `ft.WriteGenerated`).
+# --------------------------------------------------------------------------------------
+SCREEN_WIDTH, SCREEN_HEIGHT = 100, 30  # the sandbox's pane size (what the writer's screen shows)
+
+EXPERT_TEMPLATE = '''#!/usr/bin/env python3
+"""h{level}: an expert writer. It looks at its own screen, asks its expert for the next line of
+h{child}.py, types that line and looks again; then it runs h{child}.py."""
+import sys
+
+from harness_tower import ft
+
+LEVEL = {level}
+MODE, CHUNK, SETTLE, CHILD_TIMEOUT = {mode!r}, {chunk}, {settle}, {child_timeout}
+TOPK, RADIUS, MAX_LINES, MAX_BYTES = {topk}, {radius}, {max_lines}, {max_bytes}
+BACKEND = {backend!r}
+BACKEND_CONFIG = {backend_config!r}
+
+# Experience: where to look (screen state -> fixation point "DT ROW COL"); None: the cursor.
+FIXATION = {fixation}
+
+# Experience: what the screen shows around the fixation point -> the next line to type.
+SOURCE = ft.Experience.parse({source})
+
+
+def main():
+    session, child = f"h{{LEVEL}}_writer", f"h{{LEVEL - 1}}.py"
+    term = ft.Terminal()
+    term.open(session)
+    look = ft.ft_fixation(ft.ft_tmux_capture_pane(session), RADIUS, policy=FIXATION)
+    line = ft.ft_expert(look, SOURCE, TOPK, BACKEND, name="source", config=BACKEND_CONFIG)
+    write = ft.ft_write_generated(session, line, child, MODE, CHUNK, SETTLE, MAX_LINES, MAX_BYTES)
+    run = ft.ft_sequential(
+        write,
+        ft.ft_tmux_send_text(session, ft.ft_const("python3 " + child), CHUNK, SETTLE),
+        ft.ft_tmux_send_ctrl(session, ft.ft_const("Enter"), SETTLE),
+    )
+    status = run.run(ft.Context(term))
+    if status == "ok":
+        status = ft.wait_child(term, session, child, CHILD_TIMEOUT)
+    return ft.finish(session, status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def h1_template(genome: TowerGenome) -> str:
+    """The task level's template; with a `fixation` table its decision expert looks where that policy says."""
+    if not genome.experience.get("fixation"):
+        return H1_TEMPLATE
+    policy = "\n# Experience: where to look (screen state -> fixation point).\nFIXATION = ft.Experience.parse({fixation})\n"
+    return (H1_TEMPLATE.replace("\n\ndef main():", policy + "\n\ndef main():", 1)
+            .replace("ft.ft_fixation(screen)", "ft.ft_fixation(screen, policy=FIXATION)", 1))
+
+
+def render_expert(genome: TowerGenome, n: int) -> str:
+    """The expert writer of level n; its SOURCE experience holds, for every line of the child
+    (as this genome renders it), what the writer's screen shows just before typing it, then
+    the genome's own `source` rows (more experience; few-shot examples for model backends)."""
+    child = render(genome, n - 1)
+    fixation = genome.experience.get("fixation", ())
+    radius, rows = source_rows(child, f"h{n - 1}.py", genome.typing_mode, genome.source_radius, fixation)
+    rows = rows + tuple(genome.experience.get("source", ()))
+    return EXPERT_TEMPLATE.format(
+        level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
+        child_timeout=genome.child_timeout, topk=genome.topk, radius=radius, max_lines=genome.max_lines,
+        max_bytes=genome.max_bytes, backend=genome.backend, backend_config=dict(sorted(genome.backend_config.items())),
+        fixation=f"ft.Experience.parse({experience_heredoc(fixation)})" if fixation else "None",
+        source=experience_heredoc(rows))
+
+
+class ScreenModel:
+    """What the writer's pane shows while `ft.WriteGenerated` types: logical lines wrapped at
+    the pane width, the last `height` rows visible, the cursor on the last row."""
+
+    def __init__(self, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> None:
+        self.width, self.height = width, height
+        self.lines = [ft_prompt()]
+        self.index = 0
+
+    def type(self, text: str) -> None:
+        self.lines[-1] += text
+
+    def enter(self, next_row: str = "") -> None:
+        self.lines.append(next_row)
+
+    def screen(self) -> Screen:
+        rows: list[str] = []
+        for line in self.lines:
+            rows.extend(line[i:i + self.width] for i in range(0, max(len(line), 1), self.width))
+        visible = rows[-self.height:]
+        self.index += 1
+        cursor = (len(visible[-1]), len(visible) - 1)
+        text = "\n".join(row.rstrip() for row in visible + [""] * (self.height - len(visible)))
+        return Screen(text, cursor, self.index)
+
+
+def ft_prompt() -> str:
+    return PROMPT
+
+
+def writer_contexts(child: str, filename: str, mode: str, radius: int,
+                    fixation: tuple[ExperienceEntry, ...] = ()) -> list[tuple[str, str]]:
+    """(what the fixation op sees, the line typed next) for every line of `child`, then END_MARK.
+
+    Mirrors `ft.WriteGenerated` step by step on a `ScreenModel`.
+    """
+    policy = Experience([e.to_list() for e in fixation]) if fixation else None  # type: ignore[misc]
+    look = Fixation(Const("", SCREEN), radius, policy=policy)
+    model = ScreenModel()
+    pairs: list[tuple[str, str]] = []
+    if mode == "line":
+        model.type(f"cat > {filename}")
+        model.enter()
+    written, pending, opened = "", [], False
+    for line in child.splitlines() + [END_MARK]:
+        pairs.append((look.look(model.screen()), line))
+        if line == END_MARK:
+            break
+        line = clean_line(line)
+        if mode == "statement" and not pending:
+            model.type(f"cat {'>>' if opened else '>'} {filename} <<'{EOF_MARK}'")
+            model.enter("> ")
+            opened = True
+        model.type(line)
+        if mode == "statement":
+            model.enter("> ")
+            pending.append(line)
+            if should_flush(written, pending):
+                model.type(EOF_MARK)
+                model.enter(PROMPT)
+                written += "".join(p + "\n" for p in pending)
+                pending = []
+        else:
+            model.enter()
+    return pairs
+
+
+def source_rows(child: str, filename: str, mode: str, radius: int,
+                fixation: tuple[ExperienceEntry, ...] = ()) -> tuple[int, tuple[ExperienceEntry, ...]]:
+    """The writer's SOURCE rows for typing `child`, and the radius they need: the smallest one
+    from `radius` up at which no screen context is followed by two different lines."""
+    for r in range(radius, 13):
+        pairs = writer_contexts(child, filename, mode, r, fixation)
+        seen: dict[str, str] = {}
+        if all(seen.setdefault(ctx, line) == line for ctx, line in pairs):
+            break
+    rows, kept = [], set()
+    for i, (ctx, line) in enumerate(pairs):
+        if ctx not in kept:  # a context seen before is followed by the same line: one row holds both
+            kept.add(ctx)
+            rows.append(ExperienceEntry(ctx, f"{filename} line {i + 1}", line))
+    return r, tuple(rows)
