@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness_tower.diagnose import diagnose
 from harness_tower.errors import TowerError
 from harness_tower.genome import TowerGenome
 from harness_tower.render import render
@@ -37,7 +38,8 @@ class EvalResult:
 
 
 def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, timeout: float = 120.0,
-             run_id: str = "local", individual_id: str = "local", limits: Limits = Limits()) -> EvalResult:
+             run_id: str = "local", individual_id: str = "local", limits: Limits = Limits(),
+             isolation: str = "auto") -> EvalResult:
     """Run a depth-N tower of this genome; never raises for a misbehaving harness."""
     start = time.monotonic()
     out_dir = Path(out_dir)
@@ -51,28 +53,38 @@ def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, t
                 "depth": depth, "seed": seed, "prompt": "$ ",
                 "task": {"command": genome.task_command, "expected": genome.task_expected},
                 "platform_version": PLATFORM_VERSION}
-    result = run_tower(top, depth=depth, manifest=manifest, out_dir=out_dir, timeout=timeout, limits=limits)
+    result = run_tower(top, depth=depth, manifest=manifest, out_dir=out_dir, timeout=timeout, limits=limits,
+                       isolation=isolation)
     result.wall_seconds = time.monotonic() - start
     return result
 
 
 def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_dir: Path, timeout: float,
-              limits: Limits = Limits()) -> EvalResult:
+              limits: Limits = Limits(), isolation: str = "auto") -> EvalResult:
     """Run `h{depth}.py` (given as source) in a fresh sandbox and score the trajectory."""
     start = time.monotonic()
-    with Sandbox(Path(out_dir), limits=limits) as box:
+    with Sandbox(Path(out_dir), limits=limits, isolation=isolation) as box:
         box.write(f"h{depth}.py", top_source)
         assert box.recorder is not None
         box.recorder.init_commit(manifest)
         outcome = box.run(["python3", f"h{depth}.py"], timeout=timeout)
+        screens, output_bytes = box.recorder.evidence(settle=outcome.timed_out or outcome.returncode != 0)
         if outcome.timed_out:
             status, error = "timeout", f"the tower did not finish within {timeout:g}s"
         elif outcome.returncode != 0:
             status, error = "failed", outcome.stderr_tail or f"h{depth}.py exited with {outcome.returncode}"
         else:
             status, error = "ok", None
+        if error:
+            why = diagnose([*screens, box.log.read_text(errors="replace")[-20000:]], output_bytes)
+            if why:
+                error = f"{why}: {error}"
+            elif screens:  # nothing recognisable: say what the task's terminal showed last
+                last = [line for line in screens[-1].splitlines() if line.strip()]
+                error = f"{error} (last screen line: {last[-1].strip()!r})" if last else error
         box.finish({"status": status, "error": error, "returncode": outcome.returncode,
-                    "wall_seconds": round(outcome.wall_seconds, 6)})
+                    "wall_seconds": round(outcome.wall_seconds, 6), "isolation": box.isolation,
+                    "output_bytes": output_bytes})
     metrics: dict[str, float | int | None] = {}
     try:
         import validators

@@ -315,6 +315,24 @@ class Recorder:
         self.unsettled = 0
         self._last_commit = 0.0
         self.closed = False
+        self.last_capture: dict[str, str] = {}
+
+    def evidence(self, settle: bool = False) -> tuple[list[str], dict[str, int]]:
+        """Each session's screen as it is now (or last recorded) and its output byte count.
+
+        With `settle`, first let every terminal finish drawing (output pausing 50 ms, at most 2 s):
+        judging a failure by a half-read flood would misname it.
+        """
+        screens, output = [], {}
+        for name, sess in self.sessions.items():
+            if settle:
+                sess.client.wait_quiet(0.05, 2.0)
+            output[name] = sess.client.total
+            try:
+                screens.append(self.capture(name)[0])
+            except TowerError:
+                screens.append(self.last_capture.get(name, ""))
+        return screens, output
 
     # --- repository -------------------------------------------------------------------
     def init_commit(self, manifest: dict[str, object]) -> None:
@@ -424,6 +442,7 @@ class Recorder:
                 self.unsettled += 1
             sess.seq += 1
             capture, _ = self.capture(name)
+            self.last_capture[name] = capture
             preview = json.dumps(keys, ensure_ascii=False)[1:-1] if kind == "text" else f"<{keys}>"
             message = (f"{name}: {preview}\n\nKeys: {json.dumps(keys)}\nKind: {kind}\n"
                        f"Seq: {sess.seq}\nTime: {time.time():.6f}\n")

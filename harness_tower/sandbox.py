@@ -172,7 +172,8 @@ class Sandbox:
 
     def _shell(self) -> str:
         lim = self.limits
-        shell = self.confine(["env", "PS1=$ ", "PS2=> ", "bash", "--norc", "--noprofile", "+H"], interactive=True)
+        shell = self.confine(["env", "-u", "TMUX", "-u", "TMUX_PANE", "PS1=$ ", "PS2=> ",
+                              "bash", "--norc", "--noprofile", "+H"], interactive=True)
         nproc = f"-u {lim.processes} " if self.drop_uid else ""
         return (f"ulimit -S -t {lim.cpu_seconds} -v {lim.memory_bytes // 1024} -f {lim.file_bytes // 1024} "
                 f"{nproc}2>/dev/null; exec {shlex.join(shell)}")
@@ -181,6 +182,8 @@ class Sandbox:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             raise TowerError(f"{self.out_dir}: output directory is not empty")
         self.work.mkdir(parents=True)
+        if self.drop_uid:
+            self._check_reachable()
         os.chmod(self.tmp, 0o711)  # traversable to reach rec.sock and bin/, not listable
         for sub, mode in (("home", 0o700), ("bin", 0o755), ("tmux", 0o700)):
             (self.tmp / sub).mkdir(mode=mode)
@@ -201,6 +204,15 @@ class Sandbox:
         os.chmod(self.recorder_socket, 0o666)
         self._server.recorder = self.recorder  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, name="recorder-server", daemon=True).start()
+
+    def _check_reachable(self) -> None:
+        """The unprivileged harness must be able to walk down to its work tree."""
+        for parent in self.work.parents:
+            if self.isolation == "bwrap" and str(parent).startswith("/tmp/"):
+                continue  # recreated traversable inside the namespace
+            if not os.stat(parent).st_mode & 0o001:
+                raise TowerError(f"{parent}: not traversable by the unprivileged harness user "
+                                 f"(chmod o+x it, or choose an output directory elsewhere)")
 
     def write(self, name: str, text: str) -> None:
         (self.work / name).write_text(text, encoding="utf-8")

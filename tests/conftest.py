@@ -15,6 +15,7 @@ import pytest
 def short_tmp() -> Iterator[Path]:
     """A temporary directory with a short path (tmux socket paths must stay < 108 bytes)."""
     path = Path(tempfile.mkdtemp(prefix="he-", dir="/tmp"))
+    path.chmod(0o755)  # sandboxed harnesses run unprivileged and must reach their work tree
     try:
         yield path
     finally:

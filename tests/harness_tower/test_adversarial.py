@@ -1,0 +1,132 @@
+"""Adversarial genomes and harnesses: each ends as a failed, timed-out or invalid evaluation
+with a specific reason; the host is untouched and nothing is left running."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness_tower.evaluate import evaluate, run_tower
+from harness_tower.genome import TowerGenome
+from harness_tower.sandbox import Limits
+from tests.harness_tower.conftest import token_processes
+
+pytestmark = [pytest.mark.tmux, pytest.mark.slow]
+LEVELS = ["process", "bwrap"]
+SMALL = Limits(cpu_seconds=30, memory_bytes=1 << 30, file_bytes=1 << 20, processes=64)
+
+
+def _attack(command: str, out: Path, isolation: str, timeout: float = 40) -> tuple[str, str]:
+    """H1 types `command` as its task; returns (status, reason)."""
+    genome = TowerGenome(task_command=command, task_expected="never printed", max_iterations=3, settle_timeout=2)
+    result = evaluate(genome, depth=1, out_dir=out, timeout=timeout, limits=SMALL, isolation=isolation)
+    assert result.trajectory is not None and (result.trajectory / ".git").is_dir()  # recorded all the same
+    return result.status, result.error or ""
+
+
+def _no_leftovers() -> None:
+    deadline = time.monotonic() + 5
+    while any("TOWER_SANDBOX=" in _env(pid) for pid in _pids()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in _pids() if "TOWER_SANDBOX=" in _env(pid)] == []
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _env(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                return ""
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_fork_bomb_hits_the_process_limit(short_tmp: Path, isolation: str) -> None:
+    status, reason = _attack(":(){ :|:& };:", short_tmp / "e", isolation, timeout=30)
+    assert status in ("failed", "timeout") and "resource limit: processes" in reason
+    _no_leftovers()
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_megabytes_of_output_are_named_a_flood(short_tmp: Path, isolation: str) -> None:
+    status, reason = _attack("yes | head -c 3000000", short_tmp / "e", isolation)
+    assert status == "failed" and "terminal flooded: h1_writer produced" in reason
+    _no_leftovers()
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_writing_outside_the_sandbox_is_denied(short_tmp: Path, isolation: str) -> None:
+    target = Path("/etc/harness-evolve-adversary")
+    status, reason = _attack(f"echo pwned > {target}", short_tmp / "e", isolation)
+    assert status == "failed" and "sandbox denied access outside the work tree" in reason
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_rewriting_the_git_history_is_out_of_reach(short_tmp: Path, isolation: str) -> None:
+    status, reason = _attack("git reset --hard HEAD~2", short_tmp / "e", isolation)
+    assert status == "failed" and "git directory is out of reach" in reason
+    log = os.popen(f"git -C {short_tmp / 'e' / 'tmux_outputs'} log --format=%s").read().split("\n")
+    assert log[-2] == "init" and log[0] == "done"
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_calling_tmux_directly_is_denied(short_tmp: Path, isolation: str) -> None:
+    status, reason = _attack("tmux kill-server", short_tmp / "e", isolation)
+    assert status == "failed" and "direct tmux access denied" in reason
+
+
+def test_network_is_unreachable_under_bwrap(short_tmp: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+    listener.settimeout(30)
+    threading.Thread(target=lambda: accepted.append(_accept(listener)), daemon=True).start()
+    command = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}))\""
+    status, reason = _attack(command, short_tmp / "e", "bwrap")
+    listener.close()
+    assert status == "failed" and "sandbox denied network access" in reason
+    assert accepted in ([], [None])
+
+
+def _accept(listener: socket.socket) -> object:
+    try:
+        return listener.accept()
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_killing_its_parent_leaves_the_evaluator_alive(short_tmp: Path, isolation: str) -> None:
+    source = ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\n"
+              "raise SystemExit('parent survived')\n")
+    result = run_tower(source, depth=1, manifest={"depth": 1}, out_dir=short_tmp / "e", timeout=20,
+                       limits=SMALL, isolation=isolation)
+    assert result.status == "failed"
+    assert "signalling outside the sandbox denied" in (result.error or "") or \
+        "parent survived" in (result.error or "")
+    _no_leftovers()
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_an_infinite_loop_times_out(short_tmp: Path, isolation: str) -> None:
+    result = run_tower("while True:\n    pass\n", depth=1, manifest={"depth": 1}, out_dir=short_tmp / "e",
+                       timeout=2, limits=SMALL, isolation=isolation)
+    assert result.status == "timeout" and "did not finish within 2s" in (result.error or "")
+    _no_leftovers()
+
+
+def test_reading_its_own_source_is_invalid(short_tmp: Path) -> None:
+    source = "import sys\nfrom harness_tower import ft\nme = open(__file__).read()\n"
+    result = run_tower(source, depth=1, manifest={"depth": 1}, out_dir=short_tmp / "e", timeout=20)
+    assert result.status == "invalid" and "self_read=1" in (result.error or "")
