@@ -1,0 +1,116 @@
+"""`evolve status [RUN_DIR]` and `evolve fronts RUN_DIR`: read a run's store.
+
+While a run is going its driver holds the store's lock; `status` then reads the driver's
+`status.json` snapshot instead, and `fronts` says the store is locked.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RUNS = "runs"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("status", help="a run's progress, or every run under --out",
+                       description="Show a run's status (or list the runs under --out).")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run directory (default: list runs under --out)")
+    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    p.set_defaults(handler=status)
+
+    p = sub.add_parser("fronts", help="print a run's Pareto front",
+                       description="Print the non-dominated feasible individuals of a run.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a run id under --out)")
+    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    p.add_argument("--generation", type=int, help="that generation's front (default: the latest)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.set_defaults(handler=fronts)
+
+
+def _live(run_dir: Path) -> dict[str, Any] | None:
+    from evolve.loop import STATUS_FILE
+
+    try:
+        return dict(json.loads((run_dir / STATUS_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from evolve.errors import EvolveError
+    from evolve.loop import find_run
+    from evolve.store import STORE_FILE, Store
+    from evolve.tables import fmt, status_table
+
+    out = Console()
+    if args.run_dir is None:
+        root = Path(args.out)
+        if not root.is_dir():
+            raise EvolveError(f"{root}: no runs directory (start one with `evolve run CONFIG --out {root}`)")
+        table = Table(title=f"runs under {root}", title_justify="left")
+        for col in ("run", "status", "generation", "hypervolume", "updated"):
+            table.add_column(col)
+        for d in sorted(p for p in root.iterdir() if (p / STORE_FILE).exists()):
+            live = _live(d) or {}
+            try:
+                with Store.open(d, read_only=True) as store:
+                    info = store.run()
+                    last = store.last_generation(info["run_id"])
+                    hv = store.query("SELECT hypervolume FROM generations ORDER BY generation DESC LIMIT 1")
+                table.add_row(d.name, info["status"], f"{0 if last is None else last + 1}/{info['generations']}",
+                              fmt(hv[0][0] if hv else None), f"{info['updated_at']:%Y-%m-%d %H:%M:%S}")
+            except EvolveError:  # locked: the run is going; show the driver's snapshot
+                table.add_row(d.name, f"{live.get('state', 'running')} (live, PID {live.get('pid', '?')})",
+                              f"{live.get('generation', '?')}/{live.get('generations', '?')}",
+                              fmt(live.get("hypervolume")), str(live.get("updated_at", "-")))
+        out.print(table)
+        return 0
+
+    run_dir = find_run(Path(args.out), args.run_dir)
+    try:
+        with Store.open(run_dir, read_only=True) as store:
+            out.print(status_table(store))
+        return 0
+    except EvolveError as exc:
+        live = _live(run_dir)
+        if live is None or "locked" not in str(exc):
+            raise
+    table = Table(title=f"run {live.get('run_id')} (live: its driver, PID {live.get('pid')}, holds the store)",
+                  title_justify="left", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("state", str(live.get("state")))
+    table.add_row("species", str(live.get("species")))
+    table.add_row("generation", f"{live.get('generation')} of {live.get('generations')} committed")
+    if "evaluated" in live:
+        table.add_row("this generation", f"{live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed")
+    table.add_row("hypervolume", fmt(live.get("hypervolume")))
+    table.add_row("updated", str(live.get("updated_at")))
+    out.print(table)
+    return 0
+
+
+def fronts(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from evolve.loop import find_run
+    from evolve.store import Store
+    from evolve.tables import front_rows, front_table, species_of
+
+    run_dir = find_run(Path(args.out), args.run_dir)
+    with Store.open(run_dir, read_only=True) as store:
+        if args.json:
+            run = store.run()
+            names = [o["metric"] for o in run["objectives"]]
+            for r in front_rows(store, args.generation):
+                print(json.dumps({"individual_id": r["individual_id"], "generation": r["generation"],
+                                  "objectives": dict(zip(names, r["objectives"])), "crowding": r["crowding"],
+                                  "trajectory": r["trajectory"], "genome": json.loads(r["genome"])}))
+            return 0
+        Console().print(front_table(store, args.generation, species=species_of(store.run())))
+    return 0

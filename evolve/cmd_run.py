@@ -1,0 +1,161 @@
+"""`evolve run CONFIG [--out DIR] [--resume RUN_ID] [--address ADDR]`: an evolution run."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RUNS = "runs"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="evolve a population (embedded Ray, or a cluster with --address)",
+                       description="Run an evolution from a YAML config; ends by printing the Pareto front.")
+    p.add_argument("config", help="run config (YAML), e.g. configs/quickstart.yaml")
+    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR",
+                   help=f"directory that holds run directories (default: {DEFAULT_RUNS})")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a killed run (its id under --out, or its path)")
+    p.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else the config, else embedded)")
+    p.add_argument("--run-id", help="name of the new run directory (default: NAME-DATE-TIME-XXXX)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from evolve.cluster import choose_address
+    from evolve.config import load_config, resolve
+    from evolve.errors import EvolveError
+    from evolve.loop import check_same_config, create_run, find_run, run_evolution
+    from evolve.store import Store
+    from evolve.tables import front_table
+
+    cfg = load_config(args.config)
+    resolved = resolve(cfg, where=args.config)
+    runs_root = Path(args.out)
+    out = Console()
+    if args.resume:
+        if args.run_id:
+            raise EvolveError("--run-id names a new run; it cannot be combined with --resume")
+        run_dir = find_run(runs_root, args.resume)
+        with Store.open(run_dir, read_only=True) as store:
+            info = store.run()
+        run_id = info["run_id"]
+        check_same_config(info["config"], cfg.to_json_data(), run_id)
+        if info["status"] == "finished":
+            with Store.open(run_dir, read_only=True) as store:
+                out.print(f"run {run_id} has already finished; its front:")
+                out.print(front_table(store, species=resolved.species))
+            return 0
+    else:
+        run_id, run_dir = create_run(resolved, runs_root, run_id=args.run_id)
+
+    address = choose_address(args.address, cfg.ray.address)
+    err = Console(stderr=True)
+    observer = _quiet() if args.quiet else (LiveProgress(err) if err.is_terminal else LineProgress(err))
+    err.print(f"run {run_id} → {run_dir}  ({'cluster ' + address if address else 'embedded Ray'})")
+    try:
+        summary = run_evolution(resolved, run_id, run_dir, address=address, observer=observer)
+    finally:
+        observer.close()
+    with Store.open(run_dir, read_only=True) as store:
+        out.print(front_table(store, species=resolved.species))
+    hv = summary.hypervolume[-1] if summary.hypervolume else None
+    err.print(f"run {run_id} {summary.status}: {summary.generations} generation(s)"
+              + (f", hypervolume {hv:.6g}" if hv is not None else "") + f"; store {run_dir / 'store.duckdb'}")
+    return 0
+
+
+def _quiet() -> Any:
+    from evolve.loop import Observer
+
+    class Quiet(Observer):
+        def close(self) -> None: ...
+
+    return Quiet()
+
+
+def _hv(hv: float | None) -> str:
+    return "-" if hv is None else f"{hv:.6g}"
+
+
+class LineProgress:
+    """One line per generation (for logs and pipes)."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.generations = 0
+        self.done = 0
+        self.failed = 0
+        self.t0 = time.monotonic()
+
+    def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
+        self.generations = generations
+        where = f"{cluster.mode}, {cluster.cpus} CPU, {len(cluster.nodes)} node(s)" if cluster else "ray"
+        self.console.print(f"generation {start}/{generations}: {n_actors} evaluator actor(s) ({where})")
+
+    def generation_started(self, generation: int, size: int, reused: int) -> None:
+        self.t0 = time.monotonic()
+
+    def evaluated(self, outcome: Any, feasible: bool) -> None:
+        self.done += 1
+        self.failed += outcome.status != "ok"
+
+    def generation_done(self, stats: Any) -> None:
+        self.console.print(f"generation {stats.generation + 1}/{self.generations}: evaluations {self.done} done, "
+                           f"{self.failed} failed; front {stats.front_size}; hypervolume {_hv(stats.hypervolume)}; "
+                           f"{stats.wall_seconds:.1f}s")
+
+    def event(self, kind: str, message: str) -> None:
+        if kind in ("actor_died", "retry", "timeout", "stalled", "run_resumed", "reused"):
+            self.console.print(f"  {kind}: {message}")
+
+    def close(self) -> None: ...
+
+
+class LiveProgress(LineProgress):
+    """A rich progress display: generations, evaluations done/failed, current hypervolume."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        super().__init__(console)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                 console=console)
+        self.gen_task: Any = None
+        self.eval_task: Any = None
+        self.hv: float | None = None
+
+    def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
+        self.generations = generations
+        self.progress.start()
+        self.gen_task = self.progress.add_task("generations", total=generations, completed=start,
+                                               info=f"{n_actors} actor(s)")
+        self.eval_task = self.progress.add_task("evaluations", total=1, info="")
+
+    def _info(self) -> str:
+        return f"done {self.done} · failed {self.failed} · HV {_hv(self.hv)}"
+
+    def generation_started(self, generation: int, size: int, reused: int) -> None:
+        self.progress.update(self.eval_task, total=size, completed=reused,
+                             description=f"generation {generation + 1}", info=self._info())
+
+    def evaluated(self, outcome: Any, feasible: bool) -> None:
+        super().evaluated(outcome, feasible)
+        self.progress.update(self.eval_task, advance=1, info=self._info())
+
+    def generation_done(self, stats: Any) -> None:
+        self.hv = stats.hypervolume
+        self.progress.update(self.gen_task, completed=stats.generation + 1,
+                             info=f"front {stats.front_size} · HV {_hv(self.hv)}")
+        self.progress.update(self.eval_task, info=self._info())
+
+    def event(self, kind: str, message: str) -> None:
+        if kind in ("actor_died", "retry", "timeout", "stalled", "reused"):
+            self.progress.console.print(f"[yellow]{kind}[/]: {message}")
+
+    def close(self) -> None:
+        self.progress.stop()

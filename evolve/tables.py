@@ -1,0 +1,105 @@
+"""Rich tables of a run's store: the Pareto front, a run's status, a list of runs."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rich.table import Table
+
+from evolve.store import Store
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if v == int(v) and abs(v) < 1e12:
+            return str(int(v))
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def front_rows(store: Store, generation: int | None = None) -> list[dict[str, Any]]:
+    """The non-dominated feasible individuals of a generation (default: the latest)."""
+    if generation is None:
+        sql = "SELECT individual_id, objectives, crowding, genome, trajectory, node, generation FROM pareto_front"
+        params: list[Any] = []
+    else:
+        sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation
+                 FROM fronts f JOIN evaluations e USING (run_id, individual_id)
+                 JOIN individuals i USING (run_id, individual_id)
+                 WHERE f.generation = ? AND f.rank = 0 AND e.feasible"""
+        params = [generation]
+    rows = store.query(sql + " ORDER BY individual_id", params)
+    keys = ("individual_id", "objectives", "crowding", "genome", "trajectory", "node", "generation")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def front_table(store: Store, generation: int | None = None, species: Any = None) -> Table:
+    run = store.run()
+    rows = front_rows(store, generation)
+    gen = rows[0]["generation"] if rows else (generation if generation is not None else store.last_generation(run["run_id"]))
+    title = f"Pareto front of {run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s))"
+    table = Table(title=title, title_justify="left")
+    table.add_column("individual", no_wrap=True)
+    for o in run["objectives"]:
+        arrow = "max ↑" if o["direction"] == "max" else "min ↓"
+        table.add_column(f"{o['metric']}\n{arrow}", justify="right", overflow="fold")
+    table.add_column("crowding", justify="right")
+    table.add_column("genome", no_wrap=True)
+    for r in rows:
+        table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3),
+                      _describe(species, r["genome"]))
+    return table
+
+
+def _describe(species: Any, genome_json: str) -> str:
+    if species is not None:
+        try:
+            return str(species.describe(species.from_data(json.loads(genome_json))))
+        except Exception:  # a display nicety must never break the table
+            pass
+    return genome_json[:40] + ("…" if len(genome_json) > 40 else "")
+
+
+def species_of(run: dict[str, Any]) -> Any:
+    """The run's species rebuilt from its stored config (None when that is not possible)."""
+    from populations import make_species
+
+    try:
+        spec = run["config"]["species"]
+        return make_species(spec["name"], spec.get("params") or {})
+    except Exception:  # only used to describe genomes
+        return None
+
+
+def status_table(store: Store) -> Table:
+    run = store.run()
+    rid = run["run_id"]
+    counts = dict(store.query("SELECT status, count(*) FROM evaluations GROUP BY status"))
+    last = store.query("""SELECT generation, hypervolume, front_size, population FROM generations
+                          WHERE run_id = ? ORDER BY generation DESC LIMIT 1""", [rid])
+    staged = store.query("SELECT count(*) FROM staged WHERE run_id = ?", [rid])[0][0]
+    wall = store.query("SELECT coalesce(sum(wall_seconds), 0) FROM generations WHERE run_id = ?", [rid])[0][0]
+    table = Table(title=f"run {rid}", title_justify="left", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    done = (last[0][0] + 1) if last else 0
+    table.add_row("status", run["status"])
+    table.add_row("species", run["species"])
+    table.add_row("generations", f"{done} of {run['generations']} committed")
+    evals = sum(counts.values())
+    table.add_row("evaluations", f"{evals} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'})"
+                  + (f"; {staged} staged in the running generation" if staged else ""))
+    if last:
+        table.add_row("hypervolume", fmt(last[0][1]))
+        table.add_row("front", f"{last[0][2]} non-dominated of {last[0][3]}")
+    table.add_row("objectives", ", ".join(f"{o['metric']} ({o['direction']})" for o in run["objectives"]))
+    table.add_row("engine time", f"{wall:.1f}s")
+    events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? ORDER BY event_id DESC LIMIT 5", [rid])
+    for at, kind, message in reversed(events):
+        table.add_row(f"event {at:%H:%M:%S}", f"{kind}: {message}")
+    return table

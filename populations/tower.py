@@ -1,0 +1,255 @@
+"""The `tower` species: harness-tower genomes (`harness_tower.genome.TowerGenome`).
+
+Variation (DEAP toolbox of the pure operators in `populations.operators`): experience
+entries replaced, inserted, deleted, weights perturbed; typing mode and content source
+flipped; chunk, top-k and iteration budget changed; crossover swaps scalar genes and the
+tails of experience tables. Every child is a valid, renderable genome.
+
+Evaluation runs a real tower (tmux + git sandbox) at the configured depth and sends the
+trajectory repository back as `git bundle` bytes.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from deap import base
+
+from harness_tower.errors import GenomeError
+from harness_tower.genome import CONTENT_SOURCES, TYPING_MODES, ExperienceEntry, TowerGenome, load_genome
+
+from populations.base import EvalItem, Outcome, Species, py_random
+from populations.errors import SpeciesError
+from populations.objectives import Constraint
+from populations.operators import crossover, mutation
+
+SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
+BUNDLE_TIMEOUT = 120.0
+
+# SPEC §4: metric -> better direction (None: no natural direction, say it in the config)
+DIRECTIONS: dict[str, str | None] = {
+    "avg_interval": "min", "max_diff_len": "min", "syntax_ratio": "max", "code_bytes": None,
+    "bytes_ratio": None, "bytes_convergence": "min", "edit_distance": "max", "task_correct": "max",
+    "keys_audit": "min", "self_read": "min", "commits": None,
+}
+UNLEVELLED = ("bytes_convergence", "task_correct", "keys_audit", "self_read")
+
+# mutation operator -> relative weight of being picked
+MUTATIONS: dict[str, float] = {
+    "perturb_weights": 2.0, "replace_entry": 1.0, "insert_entry": 1.0, "delete_entry": 1.0,
+    "flip_typing_mode": 2.0, "flip_content_source": 1.0, "change_chunk": 2.0, "change_topk": 1.0,
+    "change_max_iterations": 1.0,
+}
+
+
+class TowerSpecies(Species[TowerGenome]):
+    """Genome: `TowerGenome`; evaluation: a depth-N tower in a fresh sandbox."""
+
+    name = "tower"
+    batch_size = 1
+    directions = DIRECTIONS
+
+    def __init__(self, depth: int = 2, seeds: Sequence[str] | None = None,
+                 content_sources: Sequence[str] = ("literal", "kernel"),
+                 typing_modes: Sequence[str] = TYPING_MODES, crossover_prob: float = 0.9,
+                 mutations: dict[str, float] | None = None, max_mutations: int = 2) -> None:
+        if not isinstance(depth, int) or not 1 <= depth <= 8:
+            raise SpeciesError(f"depth must be an integer in 1..8 (got {depth!r})", species=self.name)
+        for cs in content_sources:
+            if cs not in CONTENT_SOURCES:
+                raise SpeciesError(f"content_sources: {cs!r} is not one of {CONTENT_SOURCES}", species=self.name)
+        for tm in typing_modes:
+            if tm not in TYPING_MODES:
+                raise SpeciesError(f"typing_modes: {tm!r} is not one of {TYPING_MODES}", species=self.name)
+        weights = dict(MUTATIONS if mutations is None else mutations)
+        unknown = sorted(set(weights) - set(MUTATIONS))
+        if unknown or not any(w > 0 for w in weights.values()):
+            raise SpeciesError(f"mutations: unknown operator(s) {unknown} (known: {', '.join(MUTATIONS)})"
+                               if unknown else "mutations: give at least one positive weight", species=self.name)
+        self.depth = depth
+        self.crossover_prob = crossover_prob
+        self.max_mutations = max(1, max_mutations)
+        self.seed_names, self.seed_genomes = _load_seeds(seeds)
+        self.library = _library(self.seed_genomes)
+        self.mutation_names = [k for k, w in weights.items() if w > 0]
+        self.mutation_weights = [weights[k] for k in self.mutation_names]
+
+        tb = base.Toolbox()  # DEAP's registry of operators with their parameters; no creator
+        tb.register("perturb_weights", mutation.perturb_weights)
+        tb.register("replace_entry", mutation.replace_entry, library=self.library)
+        tb.register("insert_entry", mutation.insert_entry, library=self.library)
+        tb.register("delete_entry", mutation.delete_entry)
+        tb.register("flip_typing_mode", mutation.flip_typing_mode, choices=tuple(typing_modes))
+        tb.register("flip_content_source", mutation.flip_content_source, choices=tuple(content_sources))
+        tb.register("change_chunk", mutation.change_chunk)
+        tb.register("change_topk", mutation.change_topk)
+        tb.register("change_max_iterations", mutation.change_max_iterations)
+        tb.register("cx_fields", crossover.cx_fields)
+        tb.register("cx_experience", crossover.cx_experience)
+        self.toolbox = tb
+
+    # --- metrics ------------------------------------------------------------------------
+    def check_metric(self, metric: str) -> str | None:
+        base_name, _, level = metric.partition("@")
+        if base_name not in DIRECTIONS:
+            return f"unknown metric {metric!r} for species tower (known: {', '.join(sorted(DIRECTIONS))})"
+        if base_name in UNLEVELLED:
+            if level:
+                return f"{base_name} is one number per tower; drop '@{level}'"
+            if base_name == "bytes_convergence" and self.depth < 3:
+                return f"bytes_convergence is defined only for depth >= 3 (species.params.depth is {self.depth})"
+            return None
+        low = 2 if base_name in ("edit_distance", "bytes_ratio") else 1
+        high = self.depth - 1 if base_name == "bytes_ratio" else self.depth
+        if not level:
+            return f"{base_name} is reported per level; name one, e.g. {base_name}@h{max(low, min(2, high))}"
+        if not (level.startswith("h") and level[1:].isdigit() and low <= int(level[1:]) <= high):
+            return (f"{metric}: level must be h{low}..h{high} for depth {self.depth}" if low <= high
+                    else f"{base_name} needs a deeper tower than depth {self.depth}")
+        return None
+
+    def default_objectives(self) -> list[str]:
+        level = f"h{min(2, self.depth)}"
+        return [f"syntax_ratio@{level}", f"max_diff_len@{level}"]
+
+    def default_constraints(self) -> list[Constraint]:
+        return [Constraint("keys_audit", eq=0.0), Constraint("self_read", eq=0.0)]
+
+    # --- genome form ------------------------------------------------------------------
+    def to_data(self, genome: TowerGenome) -> dict[str, Any]:
+        return genome.to_dict()
+
+    def canonical_json(self, genome: TowerGenome) -> str:
+        return genome.canonical_json()  # the same text the tower's manifest hash is taken of
+
+    def from_data(self, data: Any) -> TowerGenome:
+        try:
+            return TowerGenome.from_dict(data)
+        except GenomeError as exc:
+            raise SpeciesError(str(exc), species=self.name) from None
+
+    def describe(self, genome: TowerGenome) -> str:
+        n = sum(len(e) for e in genome.experience.values())
+        return (f"{genome.content_source}/{genome.typing_mode} c{genome.chunk} k{genome.topk} "
+                f"i{genome.max_iterations} e{n}")
+
+    # --- variation ----------------------------------------------------------------------
+    def sample(self, n: int, rng: np.random.Generator) -> list[TowerGenome]:
+        """The seed genomes first (in name order), then mutants of them, all distinct."""
+        r = py_random(rng)
+        out: list[TowerGenome] = []
+        seen: set[str] = set()
+        for g in self.seed_genomes:
+            if len(out) < n and g.hash() not in seen:
+                out.append(g)
+                seen.add(g.hash())
+        attempts = 0
+        while len(out) < n and attempts < 50 * n:
+            attempts += 1
+            g = self._mutate_one(r.choice(self.seed_genomes), r)
+            if g.hash() not in seen:
+                out.append(g)
+                seen.add(g.hash())
+        return out
+
+    def mate(self, pairs: Sequence[tuple[TowerGenome, TowerGenome]],
+             rng: np.random.Generator) -> list[tuple[TowerGenome, TowerGenome]]:
+        r = py_random(rng)
+        children = []
+        for a, b in pairs:
+            c1, c2 = self.toolbox.cx_fields(a, b, r)
+            c1, c2 = self.toolbox.cx_experience(c1, c2, r)
+            children.append((c1, c2))
+        return children
+
+    def mutate(self, genomes: Sequence[TowerGenome], rng: np.random.Generator) -> list[TowerGenome]:
+        r = py_random(rng)
+        return [self._mutate_one(g, r) for g in genomes]
+
+    def _mutate_one(self, genome: TowerGenome, r: Any) -> TowerGenome:
+        k = 1 + sum(r.random() < 0.3 for _ in range(self.max_mutations - 1))
+        for op in r.choices(self.mutation_names, weights=self.mutation_weights, k=k):
+            try:
+                genome = getattr(self.toolbox, op)(genome, r)
+            except GenomeError:
+                pass  # an operator never yields an invalid genome; keep the parent if one tried
+        return genome
+
+    # --- evaluation (on an actor) ---------------------------------------------------------
+    def evaluate(self, items: Sequence[EvalItem], *, workdir: Path, timeout: float,
+                 run_id: str) -> list[Outcome]:
+        from harness_tower.evaluate import evaluate as run_tower
+
+        outcomes = []
+        for it in items:
+            out_dir = workdir / it.individual_id
+            start = time.monotonic()
+            try:
+                res = run_tower(it.genome, depth=self.depth, out_dir=out_dir, seed=it.seed, timeout=timeout,
+                                run_id=run_id, individual_id=it.individual_id)
+                bundle = None
+                if res.trajectory is not None and (Path(res.trajectory) / ".git").exists():
+                    bundle = git_bundle(Path(res.trajectory))
+                outcomes.append(Outcome(it.individual_id, res.status, dict(res.metrics), res.error,
+                                        res.wall_seconds, bundle=bundle))
+            except Exception as exc:  # the evaluation boundary: record, never raise
+                outcomes.append(Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
+                                        wall_seconds=time.monotonic() - start))
+            finally:
+                shutil.rmtree(out_dir, ignore_errors=True)
+        return outcomes
+
+
+def git_bundle(repo: Path) -> bytes:
+    """The whole repository (all refs and HEAD) as `git bundle` bytes."""
+    with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
+        path = Path(tmp) / "trajectory.bundle"
+        try:
+            proc = subprocess.run(["git", "-C", str(repo), "bundle", "create", str(path), "--all"],
+                                  capture_output=True, text=True, timeout=BUNDLE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"git bundle of {repo} did not finish within {BUNDLE_TIMEOUT:.0f}s") from None
+        if proc.returncode != 0:
+            raise OSError(f"git bundle of {repo} failed: {proc.stderr.strip()[:300]}")
+        return path.read_bytes()
+
+
+def _load_seeds(seeds: Sequence[str] | None) -> tuple[list[str], list[TowerGenome]]:
+    """Seed genomes by name (`populations/seeds/<name>.json`) or path; default: all of them."""
+    if seeds is None:
+        paths = sorted(SEEDS_DIR.glob("*.json"))
+    else:
+        paths = []
+        for s in seeds:
+            p = Path(s)
+            if p.suffix != ".json" and not p.exists():
+                p = SEEDS_DIR / f"{s}.json"
+            paths.append(p)
+    if not paths:
+        raise SpeciesError(f"no seed genomes (looked in {SEEDS_DIR})", species="tower")
+    genomes = []
+    for p in paths:
+        try:
+            genomes.append(load_genome(str(p)))
+        except GenomeError as exc:
+            raise SpeciesError(f"seeds: {exc}", species="tower") from None
+    return [p.stem for p in paths], genomes
+
+
+def _library(genomes: Sequence[TowerGenome]) -> list[tuple[str, ExperienceEntry]]:
+    """Every distinct (table, entry) of the seeds, in a fixed order: donors for mutation."""
+    seen: set[tuple[str, ExperienceEntry]] = set()
+    out = []
+    for g in genomes:
+        for table, entries in sorted(g.experience.items()):
+            for e in entries:
+                if (table, e) not in seen:
+                    seen.add((table, e))
+                    out.append((table, e))
+    return out
