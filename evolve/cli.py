@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "evolve.cmd_eval",
     "evolve.cmd_run",
     "evolve.cmd_inspect",
+    "evolve.cmd_replay",
     "accordion.cli",
 )
 

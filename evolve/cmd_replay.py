@@ -1,0 +1,81 @@
+"""`evolve replay RUN IND` and `evolve trajectory RUN IND --checkout DIR`: after a run."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from evolve.errors import EvolveError
+
+DEFAULT_RUNS = "runs"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("replay", help="play an individual's trajectory keystroke by keystroke")
+    p.add_argument("run", metavar="RUN", help="a run directory (or a run id under --out)")
+    p.add_argument("individual", metavar="IND", help="an individual id (or a unique prefix of one)")
+    p.add_argument("--session", help="one level's session, e.g. h2_writer or h2 (default: all, in order)")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed factor (default 1)")
+    p.add_argument("--from", dest="start", type=int, default=1, metavar="SEQ",
+                   help="start at this sequence number of the session")
+    p.add_argument("--export", metavar="OUT.cast", help="write an asciicast v2 file instead of playing")
+    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    p.set_defaults(handler=run_replay)
+    t = sub.add_parser("trajectory", help="a plain git clone of an individual's trajectory")
+    t.add_argument("run", metavar="RUN")
+    t.add_argument("individual", metavar="IND")
+    t.add_argument("--checkout", required=True, metavar="DIR", help="where to clone it (new or empty)")
+    t.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    t.set_defaults(handler=run_trajectory)
+
+
+def trajectory_of(runs_root: str, run: str, individual: str) -> tuple[str, Path]:
+    """(individual id, trajectory repo path) from the run's store; clear errors otherwise."""
+    from evolve.loop import find_run
+    from evolve.store import Store
+
+    run_dir = find_run(Path(runs_root), run)
+    with Store.open(run_dir, read_only=True) as store:
+        rows = store.query("SELECT i.individual_id, e.status, e.trajectory, e.error FROM individuals i "
+                           "LEFT JOIN evaluations e USING (run_id, individual_id) "
+                           "WHERE i.individual_id = ? OR starts_with(i.individual_id, ?) "
+                           "ORDER BY i.individual_id = ? DESC", [individual, individual, individual])
+    if not rows:
+        raise EvolveError(f"run {run}: no individual {individual!r} (see `evolve fronts {run}`)")
+    if len(rows) > 1 and rows[0][0] != individual:
+        raise EvolveError(f"run {run}: {individual!r} is ambiguous ({', '.join(r[0] for r in rows[:5])} ...)")
+    ind, status, rel, error = rows[0]
+    if status is None:
+        raise EvolveError(f"individual {ind} has not been evaluated yet")
+    if not rel:
+        raise EvolveError(f"individual {ind} has no trajectory (evaluation {status}: {error or 'no reason'})")
+    path = run_dir / rel
+    if not (path / ".git").exists():
+        raise EvolveError(f"individual {ind}: trajectory {path} is missing")
+    return ind, path
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from evolve.replay import asciicast, load_frames, play
+
+    if not args.speed > 0:
+        raise EvolveError(f"--speed must be positive (got {args.speed:g})")
+    ind, path = trajectory_of(args.out, args.run, args.individual)
+    frames = load_frames(path, args.session, args.start)
+    if not frames:
+        raise EvolveError(f"individual {ind}: nothing to replay from sequence {args.start}")
+    if args.export:
+        Path(args.export).write_text(asciicast(frames, args.speed, f"{args.run} {ind}"), encoding="utf-8")
+        print(f"wrote {len(frames)} frames to {args.export}", file=sys.stderr)
+        return 0
+    play(frames, args.speed)
+    return 0
+
+
+def run_trajectory(args: argparse.Namespace) -> int:
+    from evolve.replay import checkout
+
+    ind, path = trajectory_of(args.out, args.run, args.individual)
+    checkout(path, Path(args.checkout))
+    print(f"{ind}: cloned {path} into {args.checkout}", file=sys.stderr)
+    return 0
