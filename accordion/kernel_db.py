@@ -160,7 +160,7 @@ class KernelDB:
                 return entry.output
             n["rechecks"] += 1  # false-positive detection: recompute a sampled bypass
             live = compute()
-            div = self._observe(key, entry, live, step)
+            div = self._observe(entry, live, step)
             self._bypass_div_sum += div if math.isfinite(div) else 0.0
             if div > cfg.tolerance:
                 n["false_positives"] += 1
@@ -168,10 +168,10 @@ class KernelDB:
             return live
         n["shadow_checks"] += 1
         live = compute()
-        self._observe(key, entry, live, step)
+        self._observe(entry, live, step)
         return live
 
-    def _observe(self, key: Key, entry: Entry, live: torch.Tensor, step: int) -> float:
+    def _observe(self, entry: Entry, live: torch.Tensor, step: int) -> float:
         """Compare, adapt confidence and TTL to the divergence, and keep the live output."""
         cfg = self.config
         div = divergence(live, entry.output)

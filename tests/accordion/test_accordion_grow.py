@@ -35,9 +35,13 @@ def _trained(quantize: bool, seed: int = 0) -> MicroAccordion:
 
 
 def _tolerance(m: MicroAccordion) -> float:
-    if not m.config.quantize:
-        return 1e-5
-    return float(quant_scale(m.lm_head.weight, m.config.bits).max())  # one step of the output layer
+    """The contract: 1e-5 in fp32; with quantization, one step of the output layer's grid.
+
+    Our growth keeps every quantization scale bit-identical, so it meets 1e-5 in both modes;
+    the tests hold it to that, the stronger bound.
+    """
+    contract = 1e-5 if not m.config.quantize else float(quant_scale(m.lm_head.weight, m.config.bits).max())
+    return min(1e-5, contract)
 
 
 @pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "4bit"])
