@@ -33,6 +33,13 @@ def test_training_lowers_the_loss_on_the_builtin_corpus() -> None:
     assert after["bpb"] == pytest.approx(after["loss"] / 0.6931471805599453)
 
 
+def test_same_seed_twice_trains_the_same_weights() -> None:
+    a, b = _trainer(patience=3, mutate_every=1, min_delta=1e9), _trainer(patience=3, mutate_every=1, min_delta=1e9)
+    la, lb = [a.train_step().loss for _ in range(8)], [b.train_step().loss for _ in range(8)]
+    assert la == lb and a.model.config == b.model.config and a.model.config.generation > 0
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+
+
 def test_plateau_triggers_mutation_then_growth() -> None:
     # min_delta so large that the loss never counts as improving: every step deepens the plateau
     t = _trainer(patience=4, mutate_every=1, min_delta=1e9, max_blocks=2, max_heads=2, max_d_model=48,
