@@ -90,13 +90,18 @@ def _cuttable(data: bytes) -> bool:
     return True
 
 
-def cut_points(data: bytes, start: int = 0) -> list[int]:
-    """Offsets after `start` where a new top-level statement piece may begin.
+def scan(data: bytes, start: int = 0) -> tuple[list[int], bool]:
+    """Cut points after `start`, and whether the scan met a certain tokenizer error.
 
-    `start` must be 0 or a cut point of `data` itself (the scan resumes there).
+    `start` must be 0 or a cut point of `data` itself (the scan resumes there). The error
+    flag is set for what the tokenizer always rejects: an unterminated string, a stray
+    backslash, an unmatched closing bracket, or a bracket still open at the end. Up to the
+    first real error the scan and the tokenizer agree, so the flag is never wrong.
 
-    >>> cut_points(b"import os\\n@d\\ndef f():\\n    pass\\nelse_ = 1\\n")
-    [10, 31]
+    >>> scan(b"import os\\n@d\\ndef f():\\n    pass\\nelse_ = 1\\n")
+    ([10, 31], False)
+    >>> scan(b"x = 1\\ny = f(2,\\n")
+    ([6], True)
     """
     cuts: list[int] = []
     depth = 0
@@ -113,6 +118,9 @@ def cut_points(data: bytes, start: int = 0) -> list[int]:
             cuts.append(at)
         decorator = first == _AT
 
+    def f_prefix(at: int) -> bool:
+        return _FSTRING_TOKENS and b"f" in data[max(start, at - 2):at].lower()
+
     line_start(start)
     for m in _SCAN.finditer(data, start):
         kind = m.lastgroup
@@ -124,13 +132,22 @@ def cut_points(data: bytes, start: int = 0) -> list[int]:
         elif kind == "close":
             depth -= 1
             if depth < 0:
-                break
+                return cuts, True
         elif kind == "str" or kind == "str3":
-            if _FSTRING_TOKENS and b"f" in data[max(start, m.start() - 2):m.start()].lower():
-                break
+            if f_prefix(m.start()):
+                return cuts, False   # PEP 701 f-string: not modelled, stop cutting
         elif kind == "bad" or kind == "bad3":
-            break
-    return cuts
+            return cuts, not f_prefix(m.start())
+    return cuts, depth > 0
+
+
+def cut_points(data: bytes, start: int = 0) -> list[int]:
+    """Offsets after `start` where a new top-level statement piece may begin.
+
+    >>> cut_points(b"import os\\n@d\\ndef f():\\n    pass\\nelse_ = 1\\n")
+    [10, 31]
+    """
+    return scan(data, start)[0]
 
 
 class ParseCache:
@@ -142,12 +159,14 @@ class ParseCache:
 
     def __init__(self) -> None:
         self._pieces: dict[bytes, bool] = {}
-        self._cuts: dict[bytes, list[int]] = {}
+        self._scans: dict[bytes, tuple[list[int], bool]] = {}
 
     def valid(self, data: bytes, previous: bytes | None = None) -> bool:
         if not _cuttable(data):
             return self._piece(data)
-        cuts = self._cut(data, previous)
+        cuts, broken = self._scan(data, previous)
+        if broken:
+            return False
         bounds = [0, *cuts, len(data)]
         pieces = [data[a:b] for a, b in zip(bounds, bounds[1:])]
         known = [self._pieces.get(p) for p in pieces]
@@ -155,19 +174,19 @@ class ParseCache:
             return False
         return all(self._piece(p) for p, k in zip(pieces, known) if k is None)
 
-    def _cut(self, data: bytes, previous: bytes | None) -> list[int]:
-        cuts = self._cuts.get(data)
-        if cuts is not None:
-            return cuts
+    def _scan(self, data: bytes, previous: bytes | None) -> tuple[list[int], bool]:
+        found = self._scans.get(data)
+        if found is not None:
+            return found
         kept: list[int] = []
-        if previous is not None and previous in self._cuts:
+        if previous is not None and previous in self._scans:
             # A cut depends on the bytes before it and a few after (the clause keyword).
             same = Prefix.similarity(previous, data)
-            kept = [c for c in self._cuts[previous] if c + 16 <= same]
+            kept = [c for c in self._scans[previous][0] if c + 16 <= same]
         resume = kept[-1] if kept else 0
-        cuts = kept + cut_points(data, resume)
-        self._cuts[data] = cuts
-        return cuts
+        cuts, broken = scan(data, resume)
+        found = self._scans[data] = (kept + cuts, broken)
+        return found
 
     def _piece(self, piece: bytes) -> bool:
         ok = self._pieces.get(piece)

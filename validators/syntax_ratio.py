@@ -68,7 +68,8 @@ def measure(traj: Trajectory, commits: Sequence[Commit]) -> float | None:
 
 def compute(traj: Trajectory, session: str) -> float:
     """Fraction of the commits of `session` at which every `.py` file parses."""
-    return sum(verdicts(traj, traj.commits_of(session))) / len(traj.commits_of(session))
+    commits = traj.commits_of(session)
+    return sum(verdicts(traj, commits)) / len(commits)
 
 
 if __name__ == "__main__":
