@@ -92,3 +92,22 @@ def test_repository_without_commits_is_an_error(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path / "empty")], check=True)
     with pytest.raises(RepositoryError, match="no commits"):
         Trajectory.open(tmp_path / "empty")
+
+
+def test_bulk_prefetch_returns_the_exact_bytes_of_every_blob(make_traj) -> None:
+    contents = [b"", b"\x00\xff\n" * 7, "caf\u00e9\n".encode(), b"x\n" * 5000, b"\n"]
+    b = make_traj()
+    b.init()
+    for i in range(40):
+        b.key("h2_writer", str(i), files={f"f{i % 3}.bin": contents[i % 5] + str(i).encode()})
+    repo = b.build()
+    with Trajectory.open(repo) as traj:
+        ids = {c.new for commit in traj.commits for c in commit.changes
+               if c.new and not c.path.startswith(".")}
+        assert len(ids) == 40
+        want = {sha: subprocess.run(["git", "cat-file", "blob", sha], cwd=repo, check=True,
+                                    capture_output=True).stdout for sha in ids}
+        traj.prefetch_code()
+        traj.close()
+        (repo / ".git").rename(repo / "moved")     # from here on only the prefetched bytes exist
+        assert {sha: traj.blob(sha) for sha in ids} == want
