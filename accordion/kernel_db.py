@@ -10,7 +10,7 @@ age): slow drift, long life. A size-capped LRU evicts the rest.
 
 Keys are (block, generation, heads, revision bucket, digest of the input tensor). The digest
 is read straight from the tensor's memory with C-level calls, no Python loop over tokens: the
-bytes themselves for small inputs (a context of byte tokens), their BLAKE2b for large ones.
+bytes themselves for small inputs (a context of byte tokens), a SHA-256 of them for large ones.
 """
 from __future__ import annotations
 
@@ -88,9 +88,10 @@ def tensor_digest(x: torch.Tensor) -> bytes:
     """The key bytes of a tensor: dtype, shape and contents, with no per-element Python.
 
     The contents are read straight from the tensor's memory (`string_at` of its data pointer).
-    Up to RAW_KEY_LIMIT bytes they *are* the key, header first: exact, so no collision is
+    Up to RAW_KEY_LIMIT bytes they *are* the key (marked `=`): exact, so no collision is
     possible, and the cheapest (the dict's C hash of it is computed once and cached on the
-    bytes object). Larger inputs are reduced to a 16-byte BLAKE2b of the same bytes.
+    bytes object). Larger inputs become `#` and 16 bytes of SHA-256, which CPUs with SHA
+    extensions hash at about twice BLAKE2b's speed.
     """
     if not (x.is_cpu and x.is_contiguous()):
         x = x.detach().cpu().contiguous()
@@ -98,10 +99,10 @@ def tensor_digest(x: torch.Tensor) -> bytes:
     n = x.nbytes
     raw = ctypes.string_at(x.data_ptr(), n) if n else b""
     if n <= RAW_KEY_LIMIT:
-        return head + raw  # always longer than 16 bytes: never equal to a digest below
-    h = hashlib.blake2b(head, digest_size=16)
+        return b"=" + head + raw
+    h = hashlib.sha256(head)
     h.update(raw)
-    return h.digest()
+    return b"#" + h.digest()[:16]
 
 
 def divergence(live: torch.Tensor, stored: torch.Tensor) -> float:
