@@ -1,0 +1,136 @@
+"""The tower species: valid variation, deterministic with a seed, metric checks, a real evaluation."""
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness_tower.genome import TowerGenome
+from populations import make_species
+from populations.base import EvalItem
+from populations.errors import SpeciesError
+from populations.operators import crossover, mutation
+from populations.tower import TowerSpecies
+
+MUTATIONS = ["perturb_weights", "replace_entry", "insert_entry", "delete_entry", "flip_typing_mode",
+             "flip_content_source", "change_chunk", "change_topk", "change_max_iterations"]
+
+
+@pytest.fixture(scope="module")
+def tower() -> TowerSpecies:
+    sp = make_species("tower", {"depth": 2})
+    assert isinstance(sp, TowerSpecies)
+    return sp
+
+
+def _valid(g: TowerGenome, task: TowerGenome) -> None:
+    again = TowerGenome.from_dict(g.to_dict())  # passes the genome's own validation
+    assert again == g and again.hash() == g.hash()
+    assert (g.task_command, g.task_expected) == (task.task_command, task.task_expected)
+    assert g.experience["decision"] and g.experience["command"]
+    assert g.content_source in ("literal", "kernel")  # "expert" is not in this species' choices
+
+
+def test_every_operator_keeps_genomes_valid_over_many_random_applications(tower: TowerSpecies) -> None:
+    r = random.Random(0)
+    genomes = list(tower.seed_genomes)
+    for step in range(600):
+        g = r.choice(genomes)
+        if step % 3 == 0:
+            a, b = crossover.cx_fields(g, r.choice(genomes), r)
+            a, b = crossover.cx_experience(a, b, r)
+            new = [a, b]
+        else:
+            new = [getattr(tower.toolbox, r.choice(MUTATIONS))(g, r)]
+        for child in new:
+            _valid(child, tower.seed_genomes[0])
+        genomes = (genomes + new)[-40:]
+
+
+def test_delete_never_empties_a_required_table(tower: TowerSpecies) -> None:
+    g = tower.seed_genomes[0]
+    r = random.Random(1)
+    for _ in range(50):
+        g = mutation.delete_entry(g, r)
+    assert len(g.experience["decision"]) == 1 and len(g.experience["command"]) == 1
+
+
+def test_field_operators_move_within_bounds() -> None:
+    r = random.Random(2)
+    g = TowerGenome(chunk=16, topk=8)
+    for _ in range(100):
+        g = mutation.change_chunk(mutation.change_topk(g, r), r)
+        assert 1 <= g.chunk <= 16 and 1 <= g.topk <= 8
+    assert mutation.flip_typing_mode(TowerGenome(typing_mode="line"), r).typing_mode == "statement"
+
+
+def test_sample_starts_with_the_seeds_and_is_distinct(tower: TowerSpecies) -> None:
+    pop = tower.sample(9, np.random.default_rng(3))
+    assert [g.hash() for g in pop[:len(tower.seed_genomes)]] == [g.hash() for g in tower.seed_genomes]
+    assert len({g.hash() for g in pop}) == 9
+
+
+def test_the_same_seed_gives_the_same_variation(tower: TowerSpecies) -> None:
+    def once(seed: int) -> list[str]:
+        rng = np.random.default_rng(seed)
+        pop = tower.sample(6, rng)
+        kids = [c for pair in tower.mate(list(zip(pop[::2], pop[1::2])), rng) for c in pair]
+        return [g.hash() for g in pop + kids + tower.mutate(kids, rng)]
+
+    assert once(4) == once(4)
+    assert once(4) != once(5)
+
+
+def test_canonical_json_and_hash_are_the_genomes_own(tower: TowerSpecies) -> None:
+    g = tower.seed_genomes[0]
+    assert tower.canonical_json(g) == g.canonical_json()
+    assert tower.hash(g) == g.hash()
+    assert tower.from_data(tower.to_data(g)) == g
+    with pytest.raises(SpeciesError, match="topk"):
+        tower.from_data({**tower.to_data(g), "topk": 99})
+
+
+def test_metric_checks_name_what_is_wrong() -> None:
+    d2 = TowerSpecies(depth=2)
+    d3 = TowerSpecies(depth=3)
+    assert d2.check_metric("syntax_ratio@h2") is None
+    assert d3.check_metric("bytes_convergence") is None
+    assert "depth >= 3" in (d2.check_metric("bytes_convergence") or "")
+    assert "level must be h1..h2" in (d2.check_metric("avg_interval@h3") or "")
+    assert "reported per level" in (d2.check_metric("syntax_ratio") or "")
+    assert "unknown metric" in (d2.check_metric("speed@h2") or "")
+    assert "drop '@h2'" in (d2.check_metric("task_correct@h2") or "")
+    assert d2.direction("syntax_ratio@h2") == "max" and d2.direction("code_bytes@h2") is None
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(SpeciesError, match="depth"):
+        TowerSpecies(depth=0)
+    with pytest.raises(SpeciesError, match="content_sources"):
+        TowerSpecies(content_sources=("telepathy",))
+    with pytest.raises(SpeciesError, match="no such genome file"):
+        TowerSpecies(seeds=["does_not_exist"])
+    with pytest.raises(SpeciesError, match="unknown operator"):
+        TowerSpecies(mutations={"teleport": 1.0})
+
+
+@pytest.mark.tmux
+@pytest.mark.slow
+def test_evaluation_returns_metrics_and_a_trajectory_bundle(tower: TowerSpecies, tmp_path: Path) -> None:
+    from evolve.trajectories import unpack_bundle
+
+    g = tower.seed_genomes[0]
+    (out,) = tower.evaluate([EvalItem("ind-1", g, g.hash(), 42)], workdir=tmp_path / "box", timeout=90, run_id="t")
+    assert out.status == "ok", out.error
+    assert out.metrics["task_correct"] == 1 and out.metrics["keys_audit"] == 0
+    assert out.bundle and out.bundle.startswith(b"# v2 git bundle")
+    assert not (tmp_path / "box" / "ind-1").exists()  # the sandbox is gone
+    rel = unpack_bundle(out.bundle, tmp_path / "run", "ind-1")
+    repo = tmp_path / "run" / rel
+    log = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert log[-1] == "init" and any(s.startswith("h2_writer:") for s in log)
+    assert (repo / "h1.py").exists() and (repo / "h2.py").exists()
