@@ -288,9 +288,9 @@ class MicroAccordion(nn.Module):
 
     # -- forward ------------------------------------------------------------------------
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
-                kernel_db: KernelDB | None = None, step: int = 0,
-                allow_train_bypass: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, V) and, given targets, the mean cross-entropy in nats.
+                kernel_db: KernelDB | None = None, step: int = 0, allow_train_bypass: bool = False,
+                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V), or (B, 1, V) with `last_only`, and given targets the mean cross-entropy.
 
         With a KernelDB each block goes through `kernel_db.lookup`: a block's input is a
         function of the bytes `idx` and the weights, so the key is the bytes (hashed once per
@@ -313,6 +313,8 @@ class MicroAccordion(nn.Module):
                 key = kernel_db.key(i, gen, nh, bucket, digest)
                 y = kernel_db.lookup(key, step, partial(block, x), allow_bypass=allow)
                 x = y if y.device == x.device else y.to(x.device)  # a db loaded elsewhere
+        if last_only and targets is None:
+            x = x[:, -1:, :]  # (B, 1, C): sampling needs the next byte only
         logits = self.lm_head(self.norm_f(x))  # (B, T, V)
         loss = None
         if targets is not None:
@@ -333,7 +335,7 @@ class MicroAccordion(nn.Module):
         out = torch.tensor([ctx], dtype=torch.long, device=device)  # (1, t)
         try:
             for _ in range(max_new):
-                logits, _ = self(out[:, -self.config.block_size:], kernel_db=kernel_db, step=step)
+                logits, _ = self(out[:, -self.config.block_size:], kernel_db=kernel_db, step=step, last_only=True)
                 last = logits[:, -1, :].float()  # (1, V)
                 if temperature == 0:
                     nxt = last.argmax(-1, keepdim=True)

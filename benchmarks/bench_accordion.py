@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     res["inference_small"] = bench_inference(small, 32, 3 if q else 10, rounds)
     print("repeated prompt d32x1:", res["inference_small"], flush=True)
     large = MicroAccordion(LARGE, generator=torch.Generator().manual_seed(0))
-    res["inference_large"] = bench_inference(large, 16, 1 if q else 2, 3 if q else 5)
+    res["inference_large"] = bench_inference(large, 16, 1 if q else 2, 3 if q else 7)
     print("repeated prompt d256x4:", res["inference_large"], flush=True)
 
     res["wall_s"] = time.perf_counter() - t_start

@@ -98,6 +98,11 @@ def test_generate_is_reproducible_per_seed() -> None:
     assert a != c
     assert m.generate(b"hi", 5, temperature=0) == m.generate(b"hi", 5, temperature=0, seed=99)
     assert len(m.generate(b"", 3, seed=1, top_k=4)) == 3
+    idx = _bytes(2, 16)
+    with torch.no_grad():
+        full, _ = m(idx)
+        last, _ = m(idx, last_only=True)
+    assert last.shape == (2, 1, 256) and torch.allclose(last[:, 0], full[:, -1], atol=1e-6)
 
 
 def test_context_overflow_and_footprint() -> None:
