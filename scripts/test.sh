@@ -7,6 +7,7 @@ EXTRAS=test,accordion bash scripts/setup.sh
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test set-up: installing ${need[*]}"
   $SUDO apt-get update -qq
