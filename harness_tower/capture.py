@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness_tower.errors import TowerError
-from harness_tower.recorder import MAX_TEXT, ControlClient, FastImport, check_keys
+from harness_tower.recorder import MAX_TEXT, ControlClient, check_keys
 
 LOOKBACK = 200  # history lines fetched with each capture: how far a fast burst may scroll
 PLATFORM_VERSION = "0.1.0"
@@ -37,6 +37,42 @@ PLATFORM_VERSION = "0.1.0"
 
 class CaptureError(TowerError):
     """A session that cannot be captured: missing, unreachable, or an unusable output directory."""
+
+
+class Commits:
+    """One `git fast-import` stream into `repo`: a commit per call, the branch written at close."""
+
+    def __init__(self, repo: Path) -> None:
+        self.proc = subprocess.Popen(["git", "-C", str(repo), "fast-import", "--quiet", "--done"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.mark = 0
+
+    def commit(self, message: str, when: float, files: list[tuple[str, bytes, int]]) -> None:
+        assert self.proc.stdin is not None
+        self.mark += 1
+        msg = message.encode("utf-8")
+        parts = [b"commit refs/heads/main\nmark :%d\ncommitter Tower Capture <capture@harness-evolve.invalid> "
+                 b"%d +0000\ndata %d\n%s\n" % (self.mark, int(when), len(msg), msg)]
+        if self.mark > 1:
+            parts.append(b"from :%d\n" % (self.mark - 1))
+        for path, data, mode in files:
+            parts.append(b"M %o inline %s\ndata %d\n%s\n" % (mode, json.dumps(path).encode(), len(data), data))
+        try:
+            self.proc.stdin.write(b"".join(parts))
+        except BrokenPipeError:
+            raise CaptureError("git fast-import died while recording") from None
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stderr is not None
+        self.proc.stdin.write(b"done\n")
+        self.proc.stdin.close()
+        if self.proc.wait(timeout=60) != 0:
+            raise CaptureError(f"git fast-import failed: {self.proc.stderr.read().decode(errors='replace')[-200:]}")
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def infer_keys(old_row: str, old_row_now: str, new_row: str, moved: bool, prompt: str) -> list[tuple[str, str]]:
@@ -150,7 +186,7 @@ class SessionCapture:
         subprocess.run(["git", "init", "-q", "-b", "main", str(self.out)], check=True)
         env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # attachable from inside tmux too
         client = ControlClient(self.tmux, f"={self.session}", env)
-        git = FastImport(self.out)
+        git = Commits(self.out)
         try:
             pane = self._observe(client)
             if self.prompt is None:  # an idle shell shows its prompt left of the cursor
@@ -214,7 +250,7 @@ class SessionCapture:
         out += [(kind, k, new.text()) for kind, k in split_sends(after)]
         return out
 
-    def _commit(self, git: FastImport, kind: str, keys: str, capture: str) -> None:
+    def _commit(self, git: Commits, kind: str, keys: str, capture: str) -> None:
         check_keys(keys, kind, self.session)
         self.seq += 1
         now = time.time()

@@ -146,7 +146,8 @@ def render(genome: TowerGenome, n: int) -> str:
             expected=repr(genome.task_expected), topk=genome.topk, max_iterations=genome.max_iterations,
             chunk=genome.chunk, settle=genome.settle_timeout,
             decision=experience_heredoc(genome.experience["decision"]),
-            command=experience_heredoc(genome.experience["command"]))
+            command=experience_heredoc(genome.experience["command"]),
+            fixation=experience_heredoc(genome.experience.get("fixation", ())))
     elif genome.content_source == "literal":
         source = LITERAL_TEMPLATE.format(
             level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,

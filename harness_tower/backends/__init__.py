@@ -8,13 +8,16 @@ modules here, imported by `ft._backend(name)` only when a harness uses them; eac
 - `openai`: any OpenAI-compatible endpoint (`evolve serve`, llama.cpp, vLLM, Ollama, ...).
 - `accordion`: a MicroAccordion checkpoint, in process or served by `evolve serve`.
 
-They are standard library only, as harness programs are. The environment they read:
+They are standard library only, as harness programs are. Inside a sandbox (no network) a
+model call is relayed through the recorder socket to the driver (`relay`), so the variables
+below are read in the driver's environment; the key never enters the sandbox.
 
 | variable | meaning |
 |---|---|
 | `OPENAI_BASE_URL`, `OPENAI_API_KEY`, `TOWER_EXPERT_MODEL` | endpoint, key, model (config wins) |
 | `TOWER_EXPERT_CACHE` | response cache directory (default `~/.cache/harness-evolve/expert`) |
-| `TOWER_EXPERT_LOG` | usage JSONL (default `.tower/expert.jsonl` in a sandbox's work tree) |
+| `TOWER_EXPERT_LOG` | usage JSONL outside a sandbox (relayed calls: `.tower/expert.jsonl` in the work tree) |
+| `TOWER_EXPERT_ALLOW` | comma-separated URL prefixes a relayed call may reach besides loopback |
 
 >>> usage_totals("/nonexistent/expert.jsonl")["expert_requests"]
 0
@@ -22,20 +25,9 @@ They are standard library only, as harness programs are. The environment they re
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-# Variables a sandbox should hand to its harnesses so that they reach the same endpoint and
-# cache as the driver. TOWER_EXPERT_LOG is not among them: usage belongs in the trajectory.
-PASSTHROUGH = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "TOWER_EXPERT_MODEL", "TOWER_EXPERT_CACHE",
-               "TOWER_ACCORDION_CHECKPOINT")
-USAGE_FILE = ".tower/expert.jsonl"
-
-
-def passthrough_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The expert variables set in `environ` (default: this process's environment)."""
-    env = os.environ if environ is None else environ
-    return {k: env[k] for k in PASSTHROUGH if k in env}
+USAGE_FILE = ".tower/expert.jsonl"  # in the work tree: committed with the trajectory
 
 
 def usage_totals(path: str | Path) -> dict[str, int]:

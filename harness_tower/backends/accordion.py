@@ -1,12 +1,12 @@
 """The `accordion` expert backend: a trained MicroAccordion checkpoint generates the value.
 
-Two ways to reach the model, chosen by the config:
+Inside a sandbox the call is relayed to the driver (see `relay`), which has torch. Outside,
+two ways to reach the model, chosen by the config:
 - `checkpoint` (or TOWER_ACCORDION_CHECKPOINT) and torch importable: the checkpoint is loaded
   in this process (once per process) and sampled directly;
 - otherwise `base_url` (or OPENAI_BASE_URL): an `evolve serve CHECKPOINT` endpoint, asked
   through the `openai` backend's `/completions` (cache, retries, usage log included).
-Harnesses in a sandbox run on the system Python, usually without torch: serve the
-checkpoint and give its URL. The prompt is the byte model's own format: the retrieved rows
+The prompt is the byte model's own format: the retrieved rows
 as `context\\n=> value` examples, then the query and `=> `.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ _MODELS: dict[str, Any] = {}  # checkpoint path -> model, loaded once per proces
 
 
 class AccordionBackend:
-    def __init__(self, config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, config: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                 log_path: Any = None) -> None:
         env = os.environ if environ is None else environ
         cfg = dict(config)
         self.checkpoint = str(cfg.pop("checkpoint", "") or env.get("TOWER_ACCORDION_CHECKPOINT", ""))
@@ -36,11 +37,16 @@ class AccordionBackend:
                 raise TowerError(f"expert backend accordion: {why}; serve the checkpoint with "
                                  "`evolve serve CHECKPOINT` and set backend_config.base_url")
             self.remote = oa.Config.from_mapping({**cfg, "api": "completions"}, env)
+            if log_path is not None:
+                self.remote = oa.replace(self.remote, log_path=log_path)
 
     def __call__(self, experience: Experience, query: str, topk: int) -> str:
-        prompt = oa.text_prompt(oa.examples(experience, query, topk), query)
+        return self.answer(oa.examples(experience, query, topk), query)
+
+    def answer(self, shots: list[tuple[str, str]], query: str) -> str:
+        prompt = oa.text_prompt(shots, query)
         if self.remote is not None:
-            body = oa.request_body(self.remote, experience, query, topk)
+            body = oa.request_body(self.remote, shots, query)
             text = oa.answer_text(self.remote, oa.complete(self.remote, body))
         else:
             model = _model(self.checkpoint)
@@ -70,9 +76,12 @@ def _model(path: str) -> Any:
     return _MODELS[path]
 
 
-def backend(config: Mapping[str, Any]) -> AccordionBackend:
-    return AccordionBackend(config)
+def backend(config: Mapping[str, Any]) -> Any:
+    """Inside a sandbox the request is relayed by the recorder (the driver has torch); else here."""
+    from harness_tower.backends.relay import RelayBackend, in_sandbox
+
+    return RelayBackend("accordion", config) if in_sandbox() else AccordionBackend(config)
 
 
 def translate(experience: Experience, query: str, topk: int) -> str:
-    return AccordionBackend({})(experience, query, topk)
+    return backend({})(experience, query, topk)  # type: ignore[no-any-return]

@@ -5,7 +5,8 @@ followed by the query (the fixation context), never a whole file. Requests have 
 are retried with exponential backoff on 429 and 5xx (honouring Retry-After), pass a
 cross-process concurrency limit (flock'd slot files), and their answers are cached on disk
 keyed by (model, prompt, parameters), so a re-evaluation sends nothing. Usage is appended to
-a JSONL log (see `harness_tower.backends`).
+a JSONL log (see `harness_tower.backends`). Inside a sandbox the call is relayed by the
+recorder (`harness_tower.backends.relay`), which runs this same code outside the sandbox.
 
 >>> cfg = Config.from_mapping({"base_url": "http://127.0.0.1:8000/v1", "model": "m"}, environ={})
 >>> cfg.chat_url, cfg.temperature
@@ -94,10 +95,7 @@ class Config:
 
 
 def usage_log_path(env: Mapping[str, str]) -> Path | None:
-    if env.get("TOWER_EXPERT_LOG"):
-        return Path(env["TOWER_EXPERT_LOG"])
-    tower = Path.cwd() / ".tower"
-    return tower / "expert.jsonl" if env.get("TOWER_SANDBOX") and tower.is_dir() else None
+    return Path(env["TOWER_EXPERT_LOG"]) if env.get("TOWER_EXPERT_LOG") else None
 
 
 # --------------------------------------------------------------------------------------
@@ -121,8 +119,7 @@ def text_prompt(shots: list[tuple[str, str]], query: str) -> str:
     return "".join(parts) + f"{query}\n=> "
 
 
-def request_body(cfg: Config, experience: Experience, query: str, topk: int) -> dict[str, Any]:
-    shots = examples(experience, query, topk)
+def request_body(cfg: Config, shots: list[tuple[str, str]], query: str) -> dict[str, Any]:
     body: dict[str, Any] = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
     if cfg.api == "chat":
         body["messages"] = chat_messages(shots, query)
@@ -315,17 +312,23 @@ class OpenAIBackend:
         self.cfg = cfg
 
     def __call__(self, experience: Experience, query: str, topk: int) -> str:
-        body = request_body(self.cfg, experience, query, topk)
-        text = answer_text(self.cfg, complete(self.cfg, body))
+        return self.answer(examples(experience, query, topk), query)
+
+    def answer(self, shots: list[tuple[str, str]], query: str) -> str:
+        """The model's next line after these (query, value) examples and the query."""
+        text = answer_text(self.cfg, complete(self.cfg, request_body(self.cfg, shots, query)))
         # One line: the first non-empty one (models like to open with a newline).
         lines = text.replace("\r", "").split("\n")
         return next((line.rstrip() for line in lines if line.strip()), "")
 
 
-def backend(config: Mapping[str, Any]) -> OpenAIBackend:
-    return OpenAIBackend(Config.from_mapping(config))
+def backend(config: Mapping[str, Any]) -> Callable[[Experience, str, int], str]:
+    """Inside a sandbox the request is relayed by the recorder (no network there); else direct."""
+    from harness_tower.backends.relay import RelayBackend, in_sandbox
+
+    return RelayBackend("openai", config) if in_sandbox() else OpenAIBackend(Config.from_mapping(config))
 
 
 def translate(experience: Experience, query: str, topk: int) -> str:
     """The backend configured from the environment alone (OPENAI_BASE_URL, ...)."""
-    return OpenAIBackend(Config.from_mapping(None))(experience, query, topk)
+    return backend({})(experience, query, topk)
