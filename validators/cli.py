@@ -39,8 +39,9 @@ def guarded(action: Callable[[], int]) -> int:
         return action()
     except ValidatorError as exc:
         return fail(str(exc))
-    except (git.GitError, OSError) as exc:
-        return fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
+    except (git.GitError, OSError) as exc:  # e.g. a corrupt object store mid-read
+        lines = str(exc).strip().splitlines() or [repr(exc)]
+        return fail(f"{type(exc).__name__}: {lines[0]}")
 
 
 def metric_main(name: str, compute: Callable[..., Any], *, per_session: bool,
