@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=lambda args: _help(p))
 
     t = acc.add_parser("train", help="train a model (the built-in corpus unless --corpus is given)")
-    t.add_argument("--corpus", action="append", default=[], metavar="FILE|REPO",
-                   help="a text file or a git trajectory repository (*.py and .captures/** of all commits); repeatable")
+    t.add_argument("--corpus", action="extend", nargs="+", default=[], metavar="FILE|REPO",
+                   help="text files or git trajectory repositories (*.py and .captures/** of all commits)")
     t.add_argument("--with-builtin", action="store_true", help="add the built-in corpus to --corpus")
     t.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
     t.add_argument("--out", default="accordion.pt", help="checkpoint to write (default accordion.pt)")

@@ -51,8 +51,8 @@ def test_train_on_file_and_trajectory_repo(tmp_path: Path, git_repo: Path, capsy
     subprocess.run(["git", "-C", str(git_repo), "add", "-A"], check=True)
     subprocess.run(["git", "-C", str(git_repo), "commit", "-q", "-m", "h1"], check=True)
     out_ckpt = tmp_path / "f.pt"
-    rc, _, _ = _run(capsys, "train", "--steps", "3", "--corpus", str(text), "--corpus", str(git_repo),
-                    "--out", str(out_ckpt), *TINY)
+    rc, _, _ = _run(capsys, "train", "--steps", "3", "--corpus", str(text), str(git_repo), "--out", str(out_ckpt),
+                    *TINY)
     assert rc == 0
     rc, out, _ = _run(capsys, "inspect", str(out_ckpt))
     assert json.loads(out)["meta"]["corpus"]["documents"] == 2
