@@ -2,7 +2,8 @@
 
 Every metric works from one `Trajectory`: a single `git log` stream gives each commit's
 message and the blobs it changed (no renames, no checkouts); blob contents come from the
-object store through GitPython's persistent `cat-file --batch` and are cached by id.
+object store - code blobs in one bulk `cat-file --batch` run when a metric walks the
+history, anything else through GitPython's persistent `cat-file` - and are cached by id.
 
 >>> with Trajectory.open("tmux_outputs") as traj:            # doctest: +SKIP
 ...     [c.subject for c in traj.commits_of("h2_writer")][:2]
