@@ -352,7 +352,10 @@ class MicroAccordion(nn.Module):
 
     # -- bookkeeping ----------------------------------------------------------------------
     def set_quantize(self, on: bool) -> None:
-        """Switch fake quantization for every weight (the config records it)."""
+        """Switch fake quantization for every weight (the config records it).
+
+        This changes the function without a new generation: invalidate any KernelDB used with it.
+        """
         self.config = replace(self.config, quantize=on)
         for m in self.modules():
             if isinstance(m, _QuantWeight):

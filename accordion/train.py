@@ -153,6 +153,8 @@ class Trainer:
                 return (grown,)
         if cfg.mutate and p >= 0.5 and self.since_best % cfg.mutate_every == 0:
             rep = self.mutator.mutate(self.model, plateau=p)
+            if self.kernel_db is not None:  # a jump in the weights, not drift: nothing stored holds
+                self.kernel_db.invalidate()
             return (f"mutate:{rep.strategy}:{rep.entries}",)
         return ()
 
