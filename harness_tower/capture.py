@@ -79,7 +79,7 @@ def infer_keys(old_row: str, old_row_now: str, new_row: str, moved: bool, prompt
     """The sends that turn the cursor line `old_row` into what the screen shows now.
 
     `old_row_now` is that same line as it is now; `new_row` the cursor's line now; `moved`
-    whether the cursor went on to a later line.
+    whether the cursor went on to a later line. Cursor lines are padded to the cursor column.
     """
     before, after = _infer(old_row, old_row_now, new_row, moved, prompt)
     return before + after
@@ -88,11 +88,11 @@ def infer_keys(old_row: str, old_row_now: str, new_row: str, moved: bool, prompt
 def _infer(old_row: str, old_row_now: str, new_row: str, moved: bool,
            prompt: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(edits of the old line, the key that left it and what was typed after)."""
-    old, now = old_row.rstrip(), old_row_now.rstrip()
-    if not moved:
-        if not old and prompt.strip() and now == prompt.rstrip():
+    if not moved:  # both rows run to their cursor (spaces typed at the end count)
+        if not old_row.strip() and prompt.strip() and old_row_now.rstrip() == prompt.rstrip():
             return [], [("ctrl", "C-d")]  # input ended at an empty line: the shell's prompt is back
-        return _edit(old, now), []
+        return _edit(old_row, old_row_now), []
+    old, now = old_row.rstrip(), old_row_now.rstrip()
     key = "Enter"
     if now.endswith("^C"):
         key, now = "C-c", now[:-2]
@@ -134,7 +134,8 @@ class _Pane:
 
     @property
     def cursor_row(self) -> str:
-        return self.rows[self.y] if 0 <= self.y < len(self.rows) else ""
+        """The cursor's line up to at least the cursor (a capture drops trailing spaces)."""
+        return (self.rows[self.y] if 0 <= self.y < len(self.rows) else "").ljust(self.x)
 
     def text(self) -> str:
         return "\n".join(self.rows)
@@ -237,9 +238,9 @@ class SessionCapture:
         if new.absolute < old.absolute:
             return []  # the screen was cleared or the history trimmed: start again from here
         moved = new.absolute > old.absolute
-        old_now = new.history.get(old.absolute, old.cursor_row)
+        old_now = new.cursor_row if not moved else new.history.get(old.absolute, old.cursor_row)
         before, after = _infer(old.cursor_row, old_now, new.cursor_row, moved, self.prompt or "")
-        out, row = [], old.cursor_row.rstrip()
+        out, row = [], old.cursor_row if not moved else old.cursor_row.rstrip()
         for kind, k in split_sends(before):
             # An edit of the old line gets that line as it stood right after the send.
             row = row[:-1] if k == "BSpace" and kind == "ctrl" else row + k
