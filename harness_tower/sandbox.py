@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import shlex
 import shutil
 import signal
@@ -115,6 +116,7 @@ class Sandbox:
         self.recorder_socket = self.tmp / "rec.sock"
         self.tmux = ["tmux", "-S", str(self.socket), "-f", "/dev/null"]
         self.drop_uid = os.geteuid() == 0  # harnesses never run as root
+        self.uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
         self.recorder: Recorder | None = None
         self._server: _Server | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -166,7 +168,7 @@ class Sandbox:
             if not interactive:  # a pane shell keeps its controlling terminal; others lose theirs
                 prefix.append("--new-session")
         if self.drop_uid:
-            prefix += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                        "--inh-caps=-all", "--bounding-set=-all"]
         return prefix + argv
 
@@ -189,7 +191,7 @@ class Sandbox:
             (self.tmp / sub).mkdir(mode=mode)
         if self.drop_uid:
             for path in (self.work, self.tmp / "home"):
-                os.chown(path, NOBODY, NOBODY)
+                os.chown(path, self.uid, self.uid)
         os.symlink(os.path.realpath(sys.executable), self.tmp / "bin" / "python3")  # stdlib-only harnesses
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.git_dir)], check=True)
         env = self.env()
@@ -286,7 +288,9 @@ class Sandbox:
         sweep(self.token)
 
 
-NOBODY = 65534
+# Harnesses run as a user of their own, so that one sandbox's fork bomb cannot spend
+# another's process limit (RLIMIT_NPROC counts per user). No passwd entry is needed.
+SANDBOX_UIDS = range(200_000, 1_000_000)
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:

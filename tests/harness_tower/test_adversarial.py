@@ -130,3 +130,21 @@ def test_reading_its_own_source_is_invalid(short_tmp: Path) -> None:
     source = "import sys\nfrom harness_tower import ft\nme = open(__file__).read()\n"
     result = run_tower(source, depth=1, manifest={"depth": 1}, out_dir=short_tmp / "e", timeout=20)
     assert result.status == "invalid" and "self_read=1" in (result.error or "")
+
+
+def test_a_fork_bomb_does_not_starve_a_neighbouring_sandbox(short_tmp: Path) -> None:
+    """Each sandbox runs as a user of its own: the process limit is not shared."""
+    results: dict[str, tuple[str, str]] = {}
+
+    def bomb() -> None:
+        results["bomb"] = _attack(":(){ :|:& };:", short_tmp / "bomb", "auto", timeout=30)
+
+    thread = threading.Thread(target=bomb)
+    thread.start()
+    time.sleep(1.0)  # the bomb is going off
+    good = evaluate(TowerGenome(content_source="kernel"), depth=2, out_dir=short_tmp / "good", timeout=60,
+                    limits=SMALL)
+    thread.join()
+    assert good.status == "ok", good.error
+    assert results["bomb"][0] in ("failed", "timeout") and "resource limit: processes" in results["bomb"][1]
+    _no_leftovers()
