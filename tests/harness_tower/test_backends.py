@@ -245,3 +245,33 @@ def test_expert_tower_on_llama_cpp_completes_an_evaluation(llama_server: str, ex
     assert "task_correct" in result.metrics
     usage = backends.usage_totals(result.trajectory / ".tower" / "expert.jsonl")
     assert usage["expert_requests"] >= 1 and usage["expert_completion_tokens"] > 0
+
+
+def test_fixation_table_survives_generic_entry_mutations() -> None:
+    import random
+
+    from populations.operators.mutation import delete_entry, insert_entry, replace_entry
+
+    base = TowerGenome()
+    g = base.replace(experience={**base.experience, "fixation": (ExperienceEntry("$", "idle", "0 c 0"),
+                                                                 ExperienceEntry("$ echo", "typed", "-1 c-1 2"))})
+    rng = random.Random(7)
+    library = [("fixation", ExperienceEntry("$ ls", "listing", "0 3 0"))]
+    for _ in range(60):
+        op = rng.choice([replace_entry, insert_entry, delete_entry])
+        g = op(g, rng, library) if op is not delete_entry else op(g, rng)
+        TowerGenome.from_dict(json.loads(g.canonical_json()))
+        render(g, 1)
+        render(g.replace(content_source="expert"), 2)
+
+
+@pytest.mark.tmux
+@pytest.mark.slow
+def test_a_tower_with_a_fixation_policy_completes(short_tmp: Path) -> None:
+    base = TowerGenome(task_command="echo looked here", task_expected="looked here")
+    policy = (ExperienceEntry("$", "an idle prompt: look at the cursor", "0 c 0"),
+              ExperienceEntry("$ echo looked here", "typed: look at the cursor", "0 c 0"))
+    g = base.replace(experience={**base.experience, "fixation": policy})
+    result = evaluate(g, depth=1, out_dir=short_tmp / "fx", timeout=60)
+    assert result.status == "ok", result.error
+    assert result.metrics["task_correct"] == 1 and "FIXATION" in (result.trajectory / "h1.py").read_text()  # type: ignore[operator]
