@@ -41,6 +41,7 @@ class EvaluatorActor:
         self.species = species
         self.run_id = run_id
         self.root = Path(tempfile.mkdtemp(prefix="evolve-actor-", dir=sandbox_parent))
+        os.chmod(self.root, 0o711)  # sandboxes drop to an unprivileged user who must reach them
         self.node = ray.get_runtime_context().get_node_id()
 
     def ready(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ class _Model(BaseModel):
 
 
 class SpeciesConfig(_Model):
-    name: str = Field(description="species plug-in: tower | numeric")
+    name: str = Field(description="species plug-in: tower | numeric | package.module:Class")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the species")
 
 
@@ -219,7 +219,8 @@ def resolve(cfg: RunConfig, *, where: str = "config") -> Resolved:
     try:
         species = make_species(cfg.species.name, cfg.species.params)
     except SpeciesError as exc:
-        field = "species.name" if "unknown species" in exc.message else "species.params"
+        about_name = any(s in exc.message for s in ("unknown species", "plug-in", "not a Species"))
+        field = "species.name" if about_name else "species.params"
         raise EvolveError(f"{where}: {field}: {exc}") from None
 
     objectives = []

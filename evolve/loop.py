@@ -35,9 +35,11 @@ from populations.base import Candidate, EvalItem, Outcome
 from populations.objectives import Scored, score
 
 STATUS_FILE = "status.json"
-# Finished evaluations are staged at most this often (one small transaction each time): at
-# once for slow tower evaluations, in bulk for cheap vectorised ones. What the generation's
-# own commit stores needs no staging.
+# Finished evaluations are staged (one small transaction each time) at once when they cost
+# more than STAGE_WORTH seconds — towers — and otherwise in bulk at most every STAGE_EVERY
+# seconds — cheap vectorised problems, where a lost second of work is cheaper than a
+# transaction per evaluation. What the generation's own commit stores needs no staging.
+STAGE_WORTH = 0.25
 STAGE_EVERY = 1.0
 
 
@@ -93,6 +95,14 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "pymoo": pymoo.__version__, "ray": ray.__version__,
             "duckdb": duckdb.__version__, "numpy": np.__version__}
+
+
+def _dumps(state: EngineState) -> bytes:
+    """The checkpoint: cloudpickle, since pymoo's NSGA-III holds local functions (plain
+    `pickle.loads` reads it back)."""
+    from ray import cloudpickle
+
+    return bytes(cloudpickle.dumps(state, protocol=5))
 
 
 def new_run_id(name: str) -> str:
@@ -296,7 +306,7 @@ class Engine:
                     for ind, r, cd in zip(pop, rank, crowding)],
             hypervolume=hv, evaluated=len(cands) - reused, failed=failed, reused=reused,
             wall_seconds=time.perf_counter() - t0,
-            checkpoint=pickle.dumps(state, protocol=5), versions=self._versions)
+            checkpoint=_dumps(state), versions=self._versions)
         self.store.commit_generation(self.run_id, rec)
         stats = GenerationStats(g, hv, len(cands) - reused, failed, reused, len(pop),
                                 int(np.sum(rank == 0)), rec.wall_seconds)
@@ -309,7 +319,7 @@ class Engine:
     def _stage(self, generation: int, cand: Candidate, outcome: Outcome) -> None:
         self._stage_buf.append((generation, cand, outcome))
         now = time.monotonic()
-        if now - self._staged_at >= STAGE_EVERY:
+        if outcome.wall_seconds >= STAGE_WORTH or now - self._staged_at >= STAGE_EVERY:
             self.store.stage([(self.run_id, g, c.id, c.hash, pickle.dumps(o, protocol=5))
                               for g, c, o in self._stage_buf])
             self._stage_buf.clear()

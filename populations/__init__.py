@@ -20,11 +20,19 @@ SPECIES: dict[str, str] = {
 
 
 def make_species(name: str, params: Mapping[str, Any] | None = None) -> Species[Any]:
-    """Build a species by name with its parameters; SpeciesError names what is wrong."""
-    if name not in SPECIES:
-        raise SpeciesError(f"unknown species {name!r} (known: {', '.join(sorted(SPECIES))})")
-    module_name, cls_name = SPECIES[name].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    """Build a species by name (or `package.module:Class` for an outside plug-in) with its
+    parameters; SpeciesError names what is wrong."""
+    target = SPECIES.get(name, name if ":" in name else None)
+    if target is None:
+        raise SpeciesError(f"unknown species {name!r} (known: {', '.join(sorted(SPECIES))}, "
+                           "or module:Class of a plug-in)")
+    module_name, cls_name = target.split(":", 1)
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise SpeciesError(f"cannot load species plug-in {target!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Species)):
+        raise SpeciesError(f"{target!r} is not a Species subclass")
     try:
         return cls(**dict(params or {}))  # type: ignore[no-any-return]
     except TypeError as exc:  # an unknown or missing keyword

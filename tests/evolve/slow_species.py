@@ -34,4 +34,7 @@ class SlowNumeric(NumericSpecies):
             if it.individual_id in self.hang:
                 time.sleep(3600)
         time.sleep(self.delay * len(items))
-        return super().evaluate(items, workdir=workdir, timeout=timeout, run_id=run_id)
+        outcomes = super().evaluate(items, workdir=workdir, timeout=timeout, run_id=run_id)
+        for o in outcomes:
+            o.wall_seconds += self.delay  # what the evaluation cost, as a real one would report
+        return outcomes

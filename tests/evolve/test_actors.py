@@ -1,0 +1,98 @@
+"""Evaluator actors: a dead actor is replaced and its work resubmitted; overdue work is killed."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from evolve.actors import EvaluatorPool
+from evolve.config import Resolved, parse_config
+from evolve.loop import Engine, Observer, create_run
+from evolve.store import Store
+from populations.base import EvalItem
+from populations.objectives import Objective
+from tests.evolve.slow_species import SlowNumeric
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _items(species: SlowNumeric, ids: list[str]) -> list[EvalItem]:
+    import numpy as np
+
+    genomes = species.sample(len(ids), np.random.default_rng(0))
+    return [EvalItem(i, g, species.hash(g), 0) for i, g in zip(ids, genomes)]
+
+
+def test_an_actor_killed_mid_evaluation_is_replaced_and_the_evaluation_stored_once(
+        ray_local: object, slow_species_by_value: None, tmp_path: Path) -> None:
+    species = SlowNumeric(delay=1.5, problem="zdt1", n_var=5)
+    cfg = parse_config({"name": "kill", "seed": 3, "generations": 2, "population": {"size": 4},
+                        "species": {"name": "numeric"}, "evaluation": {"timeout": 30, "retries": 2, "grace": 10}})
+    resolved = Resolved(cfg, species, (Objective("f1", "min", 1.1), Objective("f2", "min", 10.0)), ())
+    run_id, run_dir = create_run(resolved, tmp_path, run_id="kill")
+    killed: list[str] = []
+
+    with Store.open(run_dir) as store:
+        engine = Engine(resolved, run_id, run_dir, store)
+        pool = EvaluatorPool(species, run_id=run_id, n_actors=2, timeout=30, retries=2, grace=10,
+                             on_event=engine.pool_event)
+
+        class KillOnce(Observer):
+            def generation_started(self, generation: int, size: int, reused: int) -> None:
+                if generation == 0:  # the first actor is busy with g000-000 for 1.5 s
+                    victim = pool.slots[0].actor
+                    threading.Timer(0.5, lambda: (ray.kill(victim, no_restart=True), killed.append("x"))).start()
+
+        engine.observer = KillOnce()
+        try:
+            pool.wait_ready()
+            engine.run(pool)
+        finally:
+            pool.close()
+        assert killed and pool.replaced == 1
+        rows = store.query("SELECT individual_id, status, attempts FROM evaluations ORDER BY 1")
+        assert len(rows) == len({r[0] for r in rows}) == 8
+        assert all(status == "ok" for _, status, _ in rows)
+        assert [r[0] for r in rows if r[2] == 2] == ["g000-000"]
+        kinds = [r[0] for r in store.query("SELECT kind FROM events ORDER BY event_id")]
+        assert kinds.count("actor_died") == 1 and kinds.count("retry") == 1 and "actor_replaced" in kinds
+        assert store.query("SELECT count(*) FROM individuals")[0][0] == 8
+
+
+def test_crashes_beyond_the_retries_and_hangs_become_failed_and_timeout_results(
+        ray_local: object, slow_species_by_value: None) -> None:
+    species = SlowNumeric(delay=0.1, crash=["crash"], hang=["hang"], problem="zdt1", n_var=5)
+    events: list[tuple[str, str]] = []
+    pool = EvaluatorPool(species, run_id="t", n_actors=2, timeout=1.0, retries=1, grace=2.0,
+                         on_event=lambda kind, msg, ind: events.append((kind, msg)))
+    try:
+        pool.wait_ready()
+        outs = {o.individual_id: o for o in pool.evaluate(_items(species, ["a", "crash", "hang", "b"]))}
+    finally:
+        pool.close()
+    assert sorted(outs) == ["a", "b", "crash", "hang"]
+    assert outs["a"].status == outs["b"].status == "ok" and outs["a"].node
+    assert outs["crash"].status == "failed" and outs["crash"].attempts == 2
+    assert "evaluation failed 2 time(s)" in (outs["crash"].error or "")
+    assert "ActorDiedError" in (outs["crash"].error or "")
+    assert outs["hang"].status == "timeout" and "no result within 3s" in (outs["hang"].error or "")
+    kinds = [k for k, _ in events]
+    assert kinds.count("actor_died") == 2 and kinds.count("retry") == 1 and kinds.count("timeout") == 1
+    assert pool.replaced == 3
+
+
+def test_actors_that_cannot_be_placed_are_a_clear_error(ray_local: object) -> None:
+    from evolve.errors import EvolveError
+    from populations.numeric import NumericSpecies
+
+    pool = EvaluatorPool(NumericSpecies(), run_id="t", n_actors=3, timeout=1.0)  # 3 actors, 2 CPUs
+    try:
+        with pytest.raises(EvolveError, match="did not start within 5s"):
+            pool.wait_ready(timeout=5)
+    finally:
+        pool.close(timeout=2)
+
+
