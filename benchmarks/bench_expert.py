@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness_tower import ft  # noqa: E402
-from harness_tower.backends import openai as oa  # noqa: E402
+from harness_tower import ft
+from harness_tower.backends import openai as oa
 
 
 def experience() -> ft.Experience:
@@ -70,7 +70,11 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         import subprocess
 
-        from tests.harness_tower.expert_servers import free_port, smollm2_gguf, wait_http
+        from tests.harness_tower.expert_servers import (
+            free_port,
+            smollm2_gguf,
+            wait_http,
+        )
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()),
                                  "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
@@ -83,7 +87,7 @@ def main() -> None:
         for r in range(args.repeats):  # interleaved: each repeat measures every endpoint
             for name, base, _, model in endpoints:
                 results[name].append(measure(base, model, args.calls, args.tokens, tmp / f"cache-{r}", r))
-        print(f"| endpoint | ms / call, answered by the endpoint | ms / call, from the cache | ratio |")
+        print("| endpoint | ms / call, answered by the endpoint | ms / call, from the cache | ratio |")
         print("|---|---:|---:|---:|")
         for name, pairs in results.items():
             miss = statistics.median(p[0] for p in pairs)

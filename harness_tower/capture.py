@@ -158,7 +158,7 @@ class SessionCapture:
         where = f" on socket {self.socket}" if self.socket else ""
         try:
             found = subprocess.run([*self.tmux, "has-session", "-t", f"={self.session}"],
-                                   capture_output=True, timeout=10)
+                                   capture_output=True, timeout=10, check=False)
         except FileNotFoundError:
             raise CaptureError("tmux is not installed") from None
         except subprocess.TimeoutExpired:

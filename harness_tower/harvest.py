@@ -29,7 +29,7 @@ from harness_tower.genome import ExperienceEntry, TowerGenome
 
 FORMAT = "harness-evolve/experience"
 TOWER_PROMPT = "$ "
-_TRAILER = re.compile(r"^(Keys|Kind|Seq): (.*)$", re.M)
+_TRAILER = re.compile(r"^(Keys|Kind|Seq): (.*)$", re.MULTILINE)
 
 
 class HarvestError(TowerError):
@@ -55,7 +55,7 @@ def repo_path(path: str | Path) -> Path:
 
 
 def _git(repo: Path, *args: str, data: bytes | None = None) -> bytes:
-    proc = subprocess.run(["git", "-C", str(repo), *args], input=data, capture_output=True)
+    proc = subprocess.run(["git", "-C", str(repo), *args], input=data, capture_output=True, check=False)
     if proc.returncode != 0:
         raise HarvestError(f"{repo}: git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
     return proc.stdout

@@ -16,8 +16,19 @@ from __future__ import annotations
 import ast
 
 from harness_tower.errors import GenomeError
-from harness_tower.ft import (END_MARK, EOF_MARK, PROMPT, SCREEN, Const, Experience, Fixation, Screen, clean_line,
-                              heredoc, should_flush)
+from harness_tower.ft import (
+    END_MARK,
+    EOF_MARK,
+    PROMPT,
+    SCREEN,
+    Const,
+    Experience,
+    Fixation,
+    Screen,
+    clean_line,
+    heredoc,
+    should_flush,
+)
 from harness_tower.genome import ExperienceEntry, TowerGenome
 
 H1_TEMPLATE = '''#!/usr/bin/env python3

@@ -170,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
             handler()
         except RequestError as exc:
             self._error(exc.status, exc.message, exc.param)
-        except Exception as exc:  # a request boundary: answer, keep serving
+        except Exception as exc:  # noqa: BLE001 - a request boundary: answer, keep serving
             self._error(500, f"{type(exc).__name__}: {exc}", None, "server_error")
 
     def _authorize(self) -> None:

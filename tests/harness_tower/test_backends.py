@@ -17,8 +17,14 @@ from harness_tower.errors import GenomeError
 from harness_tower.evaluate import evaluate
 from harness_tower.genome import ExperienceEntry, TowerGenome
 from harness_tower.render import render
-from tests.harness_tower.expert_servers import (FlakyProxy, expert_env, free_port, llama_server,  # noqa: F401
-                                                make_checkpoint, served_checkpoint)
+from tests.harness_tower.expert_servers import (  # noqa: F401
+    FlakyProxy,
+    expert_env,
+    free_port,
+    llama_server,
+    make_checkpoint,
+    served_checkpoint,
+)
 
 EXPERIENCE = ft.Experience([(f"$ step {i} of the build", f"k{i}", f"make target{i}", 1.0) for i in range(12)])
 

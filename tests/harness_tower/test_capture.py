@@ -14,7 +14,13 @@ import pytest
 from harness_tower.capture import CaptureError, SessionCapture, infer_keys, split_sends
 from harness_tower.evaluate import evaluate
 from harness_tower.genome import TowerGenome
-from harness_tower.harvest import HarvestError, harvest, load_experience, observation, seed_genome
+from harness_tower.harvest import (
+    HarvestError,
+    harvest,
+    load_experience,
+    observation,
+    seed_genome,
+)
 from tests.harness_tower.conftest import git
 from tests.harness_tower.expert_servers import ROOT
 
@@ -74,7 +80,7 @@ def start_capture(sock: Path, out: Path, name: str = "work") -> subprocess.Popen
 
 def type_task(sock: Path, name: str = "work") -> None:
     """A person at the keyboard: a command typed in two bursts, a typo fixed, then Enter."""
-    screen = lambda: tmux(sock, "capture-pane", "-p", "-t", name)  # noqa: E731
+    screen = lambda: tmux(sock, "capture-pane", "-p", "-t", name)
     tmux(sock, "send-keys", "-t", name, "-l", "echo capt")
     wait_for("the first burst", lambda: "echo capt" in screen())
     time.sleep(0.3)  # a person pauses between bursts: each burst is its own observation
@@ -104,7 +110,7 @@ def test_capture_harvest_genome_evaluation_reproduces_the_captured_task(short_tm
         assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
         assert "the session ended" in (proc.stderr.read() if proc.stderr else "")
     finally:
-        subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True, check=False)
 
     subjects = git(out, "log", "--reverse", "--format=%s").splitlines()
     assert subjects[0] == "init" and subjects[-1] == "done"
@@ -118,7 +124,7 @@ def test_capture_harvest_genome_evaluation_reproduces_the_captured_task(short_tm
 
     experience = short_tmp / "experience.json"
     run = subprocess.run([sys.executable, "-m", "evolve.cli", "harvest", str(out), "--out", str(experience)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     data = load_experience(experience)
     assert data["tasks"] == [{"command": "echo captured task", "expected": "captured task"}]
@@ -147,7 +153,7 @@ def test_sigint_stops_a_capture_with_a_complete_repository(short_tmp: Path) -> N
         assert "interrupted" in (proc.stderr.read() if proc.stderr else "")
         assert tmux(sock, "has-session", "-t", "work") == ""  # the session lives on
     finally:
-        subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True, check=False)
     assert json.loads((out / ".tower" / "result.json").read_text())["reason"] == "interrupted"
     assert (out / ".captures" / "work" / "000001.txt").read_text().startswith("$ ls")
 
@@ -157,7 +163,7 @@ def test_a_missing_session_is_one_clear_line(short_tmp: Path) -> None:
         SessionCapture("ghost", short_tmp / "o", socket=str(short_tmp / "none.sock")).run()
     proc = subprocess.run([sys.executable, "-m", "evolve.cli", "capture", "--session", "ghost", "--out",
                            str(short_tmp / "o"), "--socket", str(short_tmp / "none.sock")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("evolve: error: no tmux session")
     assert "Traceback" not in proc.stderr
 
