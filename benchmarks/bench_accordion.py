@@ -73,13 +73,14 @@ def per_call(fn: Callable[[], Any], number: int) -> float:
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], number: int, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each fn, the fns taking turns round by round."""
+    """Median seconds per call of each fn; the fns take turns, the order rotating every round."""
     for fn in fns.values():
         fn()
+    names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(per_call(fn, number))
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name].append(per_call(fns[name], number))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
