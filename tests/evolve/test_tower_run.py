@@ -1,0 +1,107 @@
+"""A real tower run fills every table consistently."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from evolve.config import parse_config, resolve
+from evolve.loop import create_run, run_evolution
+from evolve.store import Store
+from harness_tower.genome import TowerGenome
+
+pytestmark = [pytest.mark.ray, pytest.mark.tmux, pytest.mark.slow]
+
+POP, GENS = 4, 3
+
+
+@pytest.fixture(scope="module")
+def tower_run(ray_local: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = parse_config({
+        "name": "tower", "seed": 21, "generations": GENS,
+        "species": {"name": "tower", "params": {"depth": 2}},
+        "population": {"size": POP},
+        "objectives": [{"metric": "syntax_ratio@h2", "direction": "max", "ref": 0.0},
+                       {"metric": "max_diff_len@h2", "direction": "min", "ref": 2000}],
+        "constraints": [{"metric": "keys_audit", "eq": 0}, {"metric": "self_read", "eq": 0},
+                        {"metric": "task_correct", "ge": 1}],
+        "evaluation": {"timeout": 90, "actors": 2},
+    })
+    resolved = resolve(cfg)
+    run_id, run_dir = create_run(resolved, tmp_path_factory.mktemp("runs"), run_id="tower")
+    summary = run_evolution(resolved, run_id, run_dir)
+    assert summary.status == "finished"
+    return run_dir
+
+
+def test_every_individual_is_evaluated_once_with_its_lineage(tower_run: Path) -> None:
+    with Store.open(tower_run, read_only=True) as store:
+        ind = store.query("SELECT individual_id, generation, hash, genome, parents, seed FROM individuals")
+        ev = store.query("SELECT individual_id, status, node, trajectory, wall_seconds FROM evaluations")
+        assert len(ind) == len(ev) == POP * GENS
+        assert {r[0] for r in ind} == {r[0] for r in ev}
+        ids = {r[0] for r in ind}
+        for iid, gen, hash_, genome, parents, seed in ind:
+            g = TowerGenome.from_dict(json.loads(genome))
+            assert g.hash() == hash_  # the stored hash is the genome's blake2b
+            assert 0 <= seed < 2**64
+            assert (gen == 0) == (parents == [])
+            assert all(p in ids and p < iid for p in parents)  # parents come from earlier generations
+        assert all(node and wall > 0 for _, _, node, _, wall in ev)
+        lineage = store.query("SELECT individual_id, depth FROM lineage(?)", [f"g{GENS - 1:03d}-000"])
+        assert lineage[0] == (f"g{GENS - 1:03d}-000", 0) and any(d >= 1 for _, d in lineage)
+        n_metrics = store.query("SELECT count(*) FROM metrics_long WHERE metric = 'syntax_ratio@h2'")[0][0]
+        assert n_metrics == sum(1 for r in ev if r[1] in ("ok", "invalid", "failed") and r[3])
+        gens = store.query("SELECT generation, evaluations, population FROM generations ORDER BY 1")
+        assert gens == [(g, POP, POP) for g in range(GENS)]
+
+
+def test_stored_fronts_match_a_recomputation_from_stored_objectives(tower_run: Path) -> None:
+    with Store.open(tower_run, read_only=True) as store:
+        run = store.run()
+        sign = np.array([-1.0 if o["direction"] == "max" else 1.0 for o in run["objectives"]])
+        for g in range(GENS):
+            rows = store.query("""SELECT f.individual_id, f.rank, e.objectives, e.feasible
+                                  FROM fronts f JOIN evaluations e USING (run_id, individual_id)
+                                  WHERE f.generation = ? ORDER BY 1""", [g])
+            assert len(rows) == POP
+            feasible = [r for r in rows if r[3]]
+            if feasible:
+                F = np.array([r[2] for r in feasible], dtype=float) * sign
+                first = {feasible[k][0] for k in NonDominatedSorting().do(F, only_non_dominated_front=True)}
+                assert {r[0] for r in rows if r[1] == 0} == first
+            assert all(r[1] > 0 for r in rows if not r[3])  # infeasible never on the first front
+        front = store.query("SELECT individual_id FROM pareto_front")
+        last = store.query("SELECT individual_id FROM fronts f JOIN evaluations e USING (run_id, individual_id) "
+                           "WHERE f.generation = ? AND f.rank = 0 AND e.feasible", [GENS - 1])
+        assert sorted(front) == sorted(last) and len(front) >= 1
+
+
+def test_trajectories_live_under_the_run_directory(tower_run: Path) -> None:
+    with Store.open(tower_run, read_only=True) as store:
+        rows = store.query("SELECT individual_id, trajectory, result_bytes FROM evaluations")
+    for iid, rel, size in rows:
+        assert rel == f"trajectories/{iid}" and size > 0
+        repo = tower_run / rel
+        subjects = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True,
+                                  check=True).stdout.splitlines()
+        assert subjects[-1] == "init" and len(subjects) > 10
+        assert not subprocess.run(["git", "-C", str(repo), "remote"], capture_output=True, text=True).stdout
+    assert not list((tower_run / "trajectories").glob(".*.bundle"))
+
+
+def test_status_and_fronts_commands_read_the_store(tower_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evolve.cli import main
+
+    assert main(["status", str(tower_run)]) == 0
+    out = capsys.readouterr().out
+    assert "finished" in out and f"{GENS} of {GENS} committed" in out
+    assert main(["fronts", str(tower_run), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and set(lines[0]["objectives"]) == {"syntax_ratio@h2", "max_diff_len@h2"}
+    assert main(["status", "--out", str(tower_run.parent)]) == 0
+    assert "tower" in capsys.readouterr().out
