@@ -400,14 +400,21 @@ class Sequential(Op):
 
 
 class Recurrent(Op):
-    """Repeats `body` (a fresh pass each time) until `until` is true or max iterations."""
+    """Repeats `body` (a fresh pass each time) until `until` is true or max iterations.
+
+    With `busy` (a Bool op) and `wait_session`: while the terminal is busy (e.g. no prompt at
+    the cursor), an iteration waits for its output (at most `wait_timeout` s, on output
+    events, never a fixed sleep) instead of acting on a half-drawn screen.
+    """
 
     gives = STATUS
 
     def __init__(self, body: Op, until: Op, max_iterations: int, wait_session: str | None = None,
-                 wait_timeout: float = 0.0) -> None:
-        self.takes = ("Any", BOOL)
-        super().__init__(body, until)
+                 wait_timeout: float = 0.0, busy: Op | None = None) -> None:
+        self.takes = ("Any", BOOL) if busy is None else ("Any", BOOL, BOOL)
+        super().__init__(*((body, until) if busy is None else (body, until, busy)))
+        if busy is not None and not wait_session:
+            raise GraphError("recurrent with a busy predicate needs the session to wait on")
         self.max_iterations = max_iterations
         self.wait_session, self.wait_timeout = wait_session, wait_timeout
 
@@ -415,16 +422,30 @@ class Recurrent(Op):
         return ()
 
     def _apply(self, ctx: Context) -> str:
-        body, until = self.inputs
+        body, until = self.inputs[:2]
+        busy = self.inputs[2] if len(self.inputs) > 2 else None
         for _ in range(self.max_iterations):
             if until.run(Context(ctx.term)):
                 return "ok"
+            if busy is not None and busy.run(Context(ctx.term)):
+                ctx.term.wait_output(self.wait_session, self.wait_timeout)  # type: ignore[arg-type]
+                continue
             step = Context(ctx.term)
             step.capture_index = ctx.capture_index
             body.run(step)
-            if self.wait_session:  # let the terminal answer: wait for output, never a fixed sleep
-                ctx.term.wait_output(self.wait_session, self.wait_timeout)
         return "ok" if until.run(Context(ctx.term)) else "error: validator never passed"
+
+
+class ScreenBusy(Op):
+    """True when the cursor's line does not start with the prompt: a command is still running."""
+
+    takes, gives = (SCREEN,), BOOL
+
+    def _apply(self, ctx: Context, screen: Screen) -> bool:
+        lines = screen.lines
+        row = screen.cursor[1]
+        line = lines[row].rstrip() if 0 <= row < len(lines) else ""
+        return not line.startswith(PROMPT.rstrip())
 
 
 class ScreenHasLine(Op):
@@ -511,8 +532,12 @@ def ft_sequential(*ops: Op) -> Op:
 
 
 def ft_recurrent(body: Op, until: Op, max_iterations: int, wait_session: str | None = None,
-                 wait_timeout: float = 0.0) -> Op:
-    return Recurrent(body, until, max_iterations, wait_session, wait_timeout)
+                 wait_timeout: float = 0.0, busy: Op | None = None) -> Op:
+    return Recurrent(body, until, max_iterations, wait_session, wait_timeout, busy)
+
+
+def ft_screen_busy(screen: Op) -> Op:
+    return ScreenBusy(screen)
 
 
 def ft_const(value: str) -> Op:
@@ -711,7 +736,8 @@ class WriteGenerated(Op):
         if self.mode == "line":
             self._send(ctx, "text", f"cat > {self.filename}")
             self._send(ctx, "ctrl", "Enter")
-        written, pending, lines, size, blanks, opened = "", [], 0, 0, 0, False
+        written, lines, size, blanks, opened = "", 0, 0, 0, False
+        pending: list[str] = []
         status = "ok"
         while True:
             if lines >= self.max_lines or size >= self.max_bytes:

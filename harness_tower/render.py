@@ -58,7 +58,9 @@ def main():
         "ctrl": ft.ft_tmux_send_ctrl(SESSION, keys, SETTLE),
     }})
     done = ft.ft_screen_has_line(ft.ft_tmux_capture_pane(SESSION), EXPECTED)
-    return ft.finish(SESSION, ft.ft_recurrent(act, done, MAX_ITERATIONS).run(ft.Context(term)))
+    busy = ft.ft_screen_busy(ft.ft_tmux_capture_pane(SESSION))
+    loop = ft.ft_recurrent(act, done, MAX_ITERATIONS, SESSION, SETTLE, busy)
+    return ft.finish(SESSION, loop.run(ft.Context(term)))
 
 
 if __name__ == "__main__":
@@ -297,7 +299,8 @@ def writer_contexts(child: str, filename: str, mode: str, radius: int,
     if mode == "line":
         model.type(f"cat > {filename}")
         model.enter()
-    written, pending, opened = "", [], False
+    written, opened = "", False
+    pending: list[str] = []
     for line in child.splitlines() + [END_MARK]:
         pairs.append((look.look(model.screen()), line))
         if line == END_MARK:

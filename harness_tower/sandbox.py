@@ -106,13 +106,16 @@ class Sandbox:
     def __init__(self, out_dir: Path, *, width: int = 100, height: int = 30, limits: Limits = Limits(),
                  isolation: str = "auto") -> None:
         self.out_dir = Path(out_dir).absolute()
-        self.work = self.out_dir / "tmux_outputs"
-        self.git_dir = self.out_dir / ".trajectory.git"  # out of the harnesses' reach while they run
+        self.work = self.out_dir / "tmux_outputs"  # where the finished trajectory ends up
         self.width, self.height, self.limits = width, height, limits
         self.isolation = resolve_isolation(isolation)
         self.token = uuid.uuid4().hex
         self.tmp = Path(tempfile.mkdtemp(prefix="hes-", dir="/tmp"))  # short: socket paths < 108 bytes
         self.socket = self.tmp / "tmux" / "tmux.sock"
+        # While harnesses run, their work tree lives in the sandbox's own directory (reachable
+        # for them wherever --out is) and the git directory beside it, out of their reach.
+        self.live = self.tmp / "w" / "tmux_outputs"
+        self.git_dir = self.tmp / "git"
         self.recorder_socket = self.tmp / "rec.sock"
         self.tmux = ["tmux", "-S", str(self.socket), "-f", "/dev/null"]
         self.drop_uid = os.geteuid() == 0  # harnesses never run as root
@@ -155,16 +158,15 @@ class Sandbox:
                        "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
             # Directories bwrap makes on its own are 0700 (root's): make the way down traversable.
             made: set[str] = set()
-            for target in (self.out_dir, self.tmp / "bin", self.recorder_socket, Path(home)):
+            for target in (self.live, self.tmp / "bin", self.recorder_socket, Path(home)):
                 for parent in reversed(target.parents):
                     if str(parent).startswith("/tmp/") and str(parent) not in made:
                         made.add(str(parent))
                         prefix += ["--perms", "0755", "--dir", str(parent)]
-            prefix += ["--perms", "0755", "--tmpfs", str(self.out_dir),  # hides the git directory
-                       "--bind", str(self.work), str(self.work),
+            prefix += ["--bind", str(self.live), str(self.live),
                        "--ro-bind", str(self.tmp / "bin"), str(self.tmp / "bin"),
                        "--bind", str(self.recorder_socket), str(self.recorder_socket),
-                       "--perms", "0777", "--dir", home, "--chdir", str(self.work)]
+                       "--perms", "0777", "--dir", home, "--chdir", str(self.live)]
             if not interactive:  # a pane shell keeps its controlling terminal; others lose theirs
                 prefix.append("--new-session")
         if self.drop_uid:
@@ -183,14 +185,14 @@ class Sandbox:
     def _start(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             raise TowerError(f"{self.out_dir}: output directory is not empty")
-        self.work.mkdir(parents=True)
-        if self.drop_uid:
-            self._check_reachable()
-        os.chmod(self.tmp, 0o711)  # traversable to reach rec.sock and bin/, not listable
-        for sub, mode in (("home", 0o700), ("bin", 0o755), ("tmux", 0o700)):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.tmp, 0o711)  # traversable to reach rec.sock, bin/ and w/, not listable
+        for sub, mode in (("home", 0o700), ("bin", 0o755), ("tmux", 0o700), ("w", 0o755)):
             (self.tmp / sub).mkdir(mode=mode)
+            os.chmod(self.tmp / sub, mode)
+        self.live.mkdir()
         if self.drop_uid:
-            for path in (self.work, self.tmp / "home"):
+            for path in (self.live, self.tmp / "home"):
                 os.chown(path, self.uid, self.uid)
         os.symlink(os.path.realpath(sys.executable), self.tmp / "bin" / "python3")  # stdlib-only harnesses
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.git_dir)], check=True)
@@ -201,23 +203,14 @@ class Sandbox:
                         "set-option", "-g", "history-limit", "2000", ";",
                         "set-option", "-g", "status", "off"],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.recorder = Recorder(self.tmux, env, self.work, self.git_dir, self._shell(), self.width, self.height)
+        self.recorder = Recorder(self.tmux, env, self.live, self.git_dir, self._shell(), self.width, self.height)
         self._server = _Server(str(self.recorder_socket), _Handler)
         os.chmod(self.recorder_socket, 0o666)
         self._server.recorder = self.recorder  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, name="recorder-server", daemon=True).start()
 
-    def _check_reachable(self) -> None:
-        """The unprivileged harness must be able to walk down to its work tree."""
-        for parent in self.work.parents:
-            if self.isolation == "bwrap" and str(parent).startswith("/tmp/"):
-                continue  # recreated traversable inside the namespace
-            if not os.stat(parent).st_mode & 0o001:
-                raise TowerError(f"{parent}: not traversable by the unprivileged harness user "
-                                 f"(chmod o+x it, or choose an output directory elsewhere)")
-
     def write(self, name: str, text: str) -> None:
-        (self.work / name).write_text(text, encoding="utf-8")
+        (self.live / name).write_text(text, encoding="utf-8")
 
     # --- running ----------------------------------------------------------------------
     def run(self, argv: list[str], timeout: float) -> Outcome:
@@ -235,7 +228,7 @@ class Sandbox:
         argv = [str(self.tmp / "bin" / "python3") if a == "python3" else a for a in argv]
         start = time.monotonic()
         with open(self.log, "wb") as log:
-            self._proc = subprocess.Popen(self.confine(argv, interactive=False), cwd=self.work, env=self.env(),
+            self._proc = subprocess.Popen(self.confine(argv, interactive=False), cwd=self.live, env=self.env(),
                                           stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                           start_new_session=True, preexec_fn=limit)
             timed_out = False
@@ -261,19 +254,25 @@ class Sandbox:
         """Stop every process, then write the closing commit: the trajectory is complete."""
         self._stop_processes()
         if self.drop_uid:  # hand the work tree back to its owner before git takes it
-            _chown_tree(self.work, os.geteuid(), os.getegid())
+            _chown_tree(self.live, os.geteuid(), os.getegid())
         if self.recorder:
             self.recorder.finish(result)
             self.recorder = None
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Move the work tree (with its history, when finished) to `out_dir/tmux_outputs`."""
+        if self.live.exists() and not self.work.exists():
+            shutil.move(str(self.live), str(self.work))
 
     def teardown(self) -> None:
         self._stop_processes()
         if self.recorder:  # never finished: no history joins the work tree, nothing looks complete
             self.recorder.abort()
             self.recorder = None
-            shutil.rmtree(self.git_dir, ignore_errors=True)
-            if self.drop_uid and self.work.exists():
-                _chown_tree(self.work, os.geteuid(), os.getegid())
+            if self.drop_uid and self.live.exists():
+                _chown_tree(self.live, os.geteuid(), os.getegid())
+            self._deliver()
         if self._server:
             self._server.shutdown()
             self._server.server_close()

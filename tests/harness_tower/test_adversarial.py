@@ -28,11 +28,15 @@ def _attack(command: str, out: Path, isolation: str, timeout: float = 40) -> tup
     return result.status, result.error or ""
 
 
-def _no_leftovers() -> None:
+def _no_leftovers(out: Path) -> None:
+    """No process of that evaluation's sandbox (its token is in the closing commit) survives."""
+    import json
+    token = json.loads((out / "tmux_outputs" / ".tower" / "result.json").read_text())["sandbox"]
+    marker = f"TOWER_SANDBOX={token}"
     deadline = time.monotonic() + 5
-    while any("TOWER_SANDBOX=" in _env(pid) for pid in _pids()) and time.monotonic() < deadline:
+    while any(marker in _env(pid) for pid in _pids()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [pid for pid in _pids() if "TOWER_SANDBOX=" in _env(pid)] == []
+    assert [pid for pid in _pids() if marker in _env(pid)] == []
 
 
 def _pids() -> list[int]:
@@ -54,14 +58,14 @@ def _env(pid: int) -> str:
 def test_fork_bomb_hits_the_process_limit(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack(":(){ :|:& };:", short_tmp / "e", isolation, timeout=30)
     assert status in ("failed", "timeout") and "resource limit: processes" in reason
-    _no_leftovers()
+    _no_leftovers(short_tmp / "e")
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_megabytes_of_output_are_named_a_flood(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack("yes | head -c 3000000", short_tmp / "e", isolation)
     assert status == "failed" and "terminal flooded: h1_writer produced" in reason
-    _no_leftovers()
+    _no_leftovers(short_tmp / "e")
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
@@ -115,7 +119,7 @@ def test_killing_its_parent_leaves_the_evaluator_alive(short_tmp: Path, isolatio
     assert result.status == "failed"
     assert "signalling outside the sandbox denied" in (result.error or "") or \
         "parent survived" in (result.error or "")
-    _no_leftovers()
+    _no_leftovers(short_tmp / "e")
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
@@ -123,7 +127,7 @@ def test_an_infinite_loop_times_out(short_tmp: Path, isolation: str) -> None:
     result = run_tower("while True:\n    pass\n", depth=1, manifest={"depth": 1}, out_dir=short_tmp / "e",
                        timeout=2, limits=SMALL, isolation=isolation)
     assert result.status == "timeout" and "did not finish within 2s" in (result.error or "")
-    _no_leftovers()
+    _no_leftovers(short_tmp / "e")
 
 
 def test_reading_its_own_source_is_invalid(short_tmp: Path) -> None:
@@ -147,4 +151,5 @@ def test_a_fork_bomb_does_not_starve_a_neighbouring_sandbox(short_tmp: Path) -> 
     thread.join()
     assert good.status == "ok", good.error
     assert results["bomb"][0] in ("failed", "timeout") and "resource limit: processes" in results["bomb"][1]
-    _no_leftovers()
+    _no_leftovers(short_tmp / "bomb")
+    _no_leftovers(short_tmp / "good")
