@@ -44,7 +44,7 @@ def run_serve(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     name = args.model_name or Path(args.checkpoint).stem
     httpd = make_server(ModelServer(model, name), args.host, args.port, args.api_key)
-    host, port = httpd.server_address[:2]
+    host, port = str(httpd.server_address[0]), int(httpd.server_address[1])
     print(f"serving {args.checkpoint} as {name!r} at http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     stop = threading.Event()
 

@@ -236,10 +236,13 @@ def post_json(cfg: Config, url: str, body: Mapping[str, Any],
             with urllib.request.urlopen(req, timeout=cfg.timeout) as resp:
                 payload = resp.read()
             try:
-                return json.loads(payload), attempt + 1
+                answer = json.loads(payload)
             except ValueError:
-                raise TowerError(f"expert backend openai: {url} answered with something that is not JSON: "
-                                 f"{payload[:120]!r}") from None
+                answer = None
+            if not isinstance(answer, dict):
+                raise TowerError(f"expert backend openai: {url} answered with something that is not a JSON "
+                                 f"object: {payload[:120]!r}")
+            return answer, attempt + 1
         except urllib.error.HTTPError as exc:
             detail = _error_detail(exc)
             if exc.code not in RETRY_STATUS:
@@ -284,10 +287,11 @@ def complete(cfg: Config, body: Mapping[str, Any]) -> dict[str, Any]:
     key = cache_key(cfg.api, body)
     cache = ResponseCache(cfg.cache_dir) if cfg.cache_dir is not None else None
     start = time.monotonic()
-    response = cache.get(key) if cache else None
-    cached = response is not None
-    attempts = 0
-    if response is None:
+    stored = cache.get(key) if cache else None
+    cached, attempts = stored is not None, 0
+    if isinstance(stored, dict):
+        response = stored
+    else:
         url = cfg.chat_url if cfg.api == "chat" else cfg.completions_url
         lock_dir = (cfg.cache_dir or Path("/tmp")) / "locks"
         name = hashlib.blake2b(cfg.base_url.encode(), digest_size=8).hexdigest()
@@ -295,7 +299,8 @@ def complete(cfg: Config, body: Mapping[str, Any]) -> dict[str, Any]:
             response, attempts = post_json(cfg, url, body)
         if cache:
             cache.put(key, body, response)
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    raw = response.get("usage")
+    usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
     log_usage(cfg, {"time": round(time.time(), 6), "backend": "openai", "model": cfg.model, "api": cfg.api,
                     "cached": cached, "attempts": attempts, "latency_s": round(time.monotonic() - start, 6),
                     "prompt_tokens": usage.get("prompt_tokens", 0), "completion_tokens":
