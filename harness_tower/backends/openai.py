@@ -274,10 +274,20 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
 def log_usage(cfg: Config, record: Mapping[str, Any]) -> None:
     if cfg.log_path is None:
         return
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
     try:
         cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(cfg.log_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        # Never through a symlink: a relayed log lies in a work tree that a harness controls.
+        dir_fd = os.open(cfg.log_path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(cfg.log_path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644,
+                         dir_fd=dir_fd)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dir_fd)
     except OSError:
         pass  # accounting must never break the harness
 

@@ -281,3 +281,12 @@ def test_a_tower_with_a_fixation_policy_completes(short_tmp: Path) -> None:
     result = evaluate(g, depth=1, out_dir=short_tmp / "fx", timeout=60)
     assert result.status == "ok", result.error
     assert result.metrics["task_correct"] == 1 and "FIXATION" in (result.trajectory / "h1.py").read_text()  # type: ignore[operator]
+
+
+def test_the_usage_log_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / ".tower").symlink_to(tmp_path / "elsewhere")  # a harness's trap
+    oa.log_usage(oa.Config(base_url="http://127.0.0.1:1/v1", log_path=tmp_path / "work" / ".tower" / "u.jsonl"),
+                 {"cached": False})
+    assert not list((tmp_path / "elsewhere").iterdir())
