@@ -61,9 +61,10 @@ def status(args: argparse.Namespace) -> int:
                 with Store.open(d, read_only=True) as store:
                     info = store.run()
                     last = store.last_generation(info["run_id"])
-                    hv = store.query("SELECT hypervolume FROM generations ORDER BY generation DESC LIMIT 1")
+                    hv = store.query("SELECT hypervolume, committed_at FROM generations ORDER BY generation DESC LIMIT 1")
+                updated = max([info["updated_at"]] + ([hv[0][1]] if hv else []))
                 table.add_row(d.name, info["status"], f"{0 if last is None else last + 1}/{info['generations']}",
-                              fmt(hv[0][0] if hv else None), f"{info['updated_at']:%Y-%m-%d %H:%M:%S}")
+                              fmt(hv[0][0] if hv else None), f"{updated:%Y-%m-%d %H:%M:%S}")
             except EvolveError:  # locked: the run is going; show the driver's snapshot
                 table.add_row(d.name, f"{live.get('state', 'running')} (live, PID {live.get('pid', '?')})",
                               f"{live.get('generation', '?')}/{live.get('generations', '?')}",

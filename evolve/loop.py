@@ -8,9 +8,13 @@
         algorithm.tell(off with F, G)
         commit individuals + evaluations + fronts + generation + checkpoint   (one transaction)
 
-A killed driver resumes from the last checkpoint: `ask()` gives the same offspring again,
-the ones already evaluated come from the staging table, the rest are evaluated now. So
-no evaluation is lost and none is stored twice.
+A killed driver resumes from the last checkpoint (a pickled engine state, written when
+CHECKPOINT_EVERY seconds have passed, and after the last generation). The generations
+committed after it are replayed: `ask()` gives the same offspring again — checked against
+the stored hashes and seeds — and `tell()` gets their stored objectives, so nothing is
+evaluated twice. In the running generation, the individuals already evaluated come from
+the staging table and the rest are evaluated now. No evaluation is lost, none is stored
+twice, and the resumed run is the run an uninterrupted driver would have made.
 """
 from __future__ import annotations
 
@@ -41,6 +45,9 @@ STATUS_FILE = "status.json"
 # transaction per evaluation. What the generation's own commit stores needs no staging.
 STAGE_WORTH = 0.25
 STAGE_EVERY = 1.0
+# A checkpoint costs a pickle of the whole algorithm state; replaying a generation costs one
+# ask/tell. Towers checkpoint every generation, cheap problems every few seconds.
+CHECKPOINT_EVERY = 5.0
 
 
 @dataclass
@@ -71,6 +78,7 @@ class RunSummary:
     status: str  # finished | stalled
     generations: int
     hypervolume: list[float | None] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per engine phase, this session
 
 
 class Observer:
@@ -182,7 +190,11 @@ class Engine:
         self._versions = versions()
         self._stage_buf: list[tuple[int, Candidate, Outcome]] = []
         self._first_generation = True  # only the first one after (re)start can have staged rows
+        self.timings = {k: 0.0 for k in ("ask", "evaluate", "tell", "checkpoint", "commit", "stage", "replay")}
         self._staged_at = 0.0
+        self.checkpoint_every = CHECKPOINT_EVERY
+        self._checkpointed_at = time.perf_counter()
+        self._staged_any = False  # whether this generation has rows in the staging table
 
     # --- state ------------------------------------------------------------------------------
     def fresh_state(self) -> EngineState:
@@ -198,19 +210,68 @@ class Engine:
         return EngineState(algorithm, seed_rng, 0)
 
     def load_state(self) -> EngineState:
+        """The last checkpoint (or a fresh state), brought up to the last committed generation."""
         found = self.store.checkpoint(self.run_id)
         if found is None:
-            return self.fresh_state()
-        generation, blob, saved = found
-        now = self._versions
-        if saved.get("pymoo") != now["pymoo"]:
-            raise EvolveError(f"run {self.run_id} was checkpointed with pymoo {saved.get('pymoo')}, "
-                              f"this is pymoo {now['pymoo']}; resume it with the same installation")
-        state: EngineState = pickle.loads(blob)
-        if state.generation != generation:
-            raise EvolveError(f"run {self.run_id}: checkpoint is inconsistent "
-                              f"(generation {state.generation} vs {generation})")
+            state = self.fresh_state()
+        else:
+            generation, blob, saved = found
+            if saved.get("pymoo") != self._versions["pymoo"]:
+                raise EvolveError(f"run {self.run_id} was checkpointed with pymoo {saved.get('pymoo')}, "
+                                  f"this is pymoo {self._versions['pymoo']}; resume it with the same installation")
+            state = pickle.loads(blob)
+            if state.generation != generation:
+                raise EvolveError(f"run {self.run_id}: checkpoint is inconsistent "
+                                  f"(generation {state.generation} vs {generation})")
+        last = self.store.last_generation(self.run_id)
+        t = time.perf_counter()
+        replayed = 0
+        while last is not None and state.generation <= last:
+            self._replay(state)
+            replayed += 1
+        self.timings["replay"] += time.perf_counter() - t
+        if replayed:
+            self._event("replayed", f"generations {state.generation - replayed}..{state.generation - 1} replayed "
+                                    "from the store (no evaluation repeated)", generation=state.generation)
         return state
+
+    def _ask(self, state: EngineState) -> tuple[Any, list[Candidate]]:
+        """The next offspring, named and seeded; (None, []) when variation found nothing new."""
+        g = state.generation
+        off = state.algorithm.ask()
+        if off is None or len(off) == 0:
+            return None, []
+        cands: list[Candidate] = [ind.X[0] for ind in off]
+        for k, c in enumerate(cands):
+            c.id = individual_id(g, k)
+            c.seed = int(state.seed_rng.integers(0, 2**64, dtype=np.uint64))
+        return off, cands
+
+    def _tell(self, state: EngineState, off: Any, scored: list[Scored]) -> None:
+        from evolve.selection import tell
+
+        F = np.array([s.F for s in scored])  # (n, n_obj) minimisation form
+        G = np.array([s.G for s in scored])  # (n, 1 + n_constr)
+        tell(state.algorithm, off, F, G)
+        state.algorithm.off = None  # not needed by the next ask; keeps checkpoints small
+        state.generation += 1
+
+    def _replay(self, state: EngineState) -> None:
+        """Redo a committed generation's ask/tell from the store, checking it is the same."""
+        g = state.generation
+        off, cands = self._ask(state)
+        rows = self.store.query(
+            """SELECT i.individual_id, i.hash, i.seed, e.status, e.metrics
+               FROM individuals i JOIN evaluations e USING (run_id, individual_id)
+               WHERE i.run_id = ? AND i.generation = ? ORDER BY i.individual_id""", [self.run_id, g])
+        mine = [(c.id, c.hash, c.seed) for c in cands]
+        stored = [(r[0], r[1], int(r[2])) for r in rows]
+        if mine != stored:
+            first = next((f"{a} != {b}" for a, b in zip(mine, stored) if a != b), f"{len(mine)} vs {len(stored)}")
+            raise EvolveError(f"run {self.run_id}: replaying generation {g} does not give the stored individuals "
+                              f"({first}); this installation cannot resume it")
+        scored = [score(r[3], json.loads(r[4]), self.resolved.objectives, self.resolved.constraints) for r in rows]
+        self._tell(state, off, scored)
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, pool: Any, cluster: Any = None) -> RunSummary:
@@ -237,25 +298,23 @@ class Engine:
         self._write_status(state.generation, "finished", force=True)
         hv = [r[0] for r in self.store.query(
             "SELECT hypervolume FROM generations WHERE run_id = ? ORDER BY generation", [self.run_id])]
-        return RunSummary(self.run_id, self.run_dir, status, state.generation, hv)
+        return RunSummary(self.run_id, self.run_dir, status, state.generation, hv, dict(self.timings))
 
     def _generation(self, state: EngineState, pool: Any) -> bool:
-        from evolve.selection import hypervolume, rank_and_crowding, tell
+        from evolve.selection import hypervolume, rank_and_crowding
 
         g = state.generation
         t0 = time.perf_counter()
-        off = state.algorithm.ask()
-        if off is None or len(off) == 0:
+        off, cands = self._ask(state)
+        t_ask = time.perf_counter()
+        if off is None:
             self._event("stalled", "variation produced no new individual (all duplicates); stopping", generation=g)
             return False
-        cands: list[Candidate] = [ind.X[0] for ind in off]
-        for k, c in enumerate(cands):
-            c.id = individual_id(g, k)
-            c.seed = int(state.seed_rng.integers(0, 2**64, dtype=np.uint64))
 
         outcomes: dict[str, Outcome] = {}
         staged = self.store.staged(self.run_id, g) if self._first_generation else {}
         self._first_generation = False
+        self._staged_any = bool(staged)
         for ind_id, (hash_, blob) in staged.items():
             match = next((c for c in cands if c.id == ind_id and c.hash == hash_), None)
             if match is not None:
@@ -270,6 +329,7 @@ class Engine:
         self._write_status(g, "running")
 
         self._staged_at = time.monotonic()
+        t_eval = time.perf_counter()
         for outcome in pool.evaluate(todo):
             self._keep_trajectory(outcome)
             cand = by_id[outcome.individual_id]
@@ -285,12 +345,9 @@ class Engine:
             self._write_status(g, "running")
 
         self._stage_buf.clear()  # the generation commit below stores them all
+        t_told = time.perf_counter()
         scored = [self._score(outcomes[c.id]) for c in cands]
-        F = np.array([s.F for s in scored])  # (n, n_obj) minimisation form
-        G = np.array([s.G for s in scored])  # (n, 1 + n_constr)
-        tell(state.algorithm, off, F, G)
-        state.algorithm.off = None  # not needed by the next ask; halves the checkpoint
-        state.generation = g + 1
+        self._tell(state, off, scored)
 
         pop = state.algorithm.pop
         popF = pop.get("F").astype(float)
@@ -298,6 +355,12 @@ class Engine:
         rank, crowding = rank_and_crowding(popF, popCV)
         hv = hypervolume(popF, popCV, self.ref_point)
         failed = sum(outcomes[c.id].status != "ok" for c in cands)
+        t_ranked = time.perf_counter()
+        checkpoint = None
+        if state.generation >= self.cfg.generations or t_ranked - self._checkpointed_at >= self.checkpoint_every:
+            checkpoint = _dumps(state)
+            self._checkpointed_at = time.perf_counter()
+        t_pickled = time.perf_counter()
         rec = GenerationRecord(
             generation=g,
             individuals=[self._individual_row(c, g) for c in cands],
@@ -306,8 +369,15 @@ class Engine:
                     for ind, r, cd in zip(pop, rank, crowding)],
             hypervolume=hv, evaluated=len(cands) - reused, failed=failed, reused=reused,
             wall_seconds=time.perf_counter() - t0,
-            checkpoint=_dumps(state), versions=self._versions)
+            checkpoint=checkpoint, staged=self._staged_any, versions=self._versions)
         self.store.commit_generation(self.run_id, rec)
+        t_done = time.perf_counter()
+        tm = self.timings
+        tm["ask"] += t_ask - t0
+        tm["evaluate"] += t_told - t_eval
+        tm["tell"] += t_ranked - t_told
+        tm["checkpoint"] += t_pickled - t_ranked
+        tm["commit"] += t_done - t_pickled
         stats = GenerationStats(g, hv, len(cands) - reused, failed, reused, len(pop),
                                 int(np.sum(rank == 0)), rec.wall_seconds)
         self._live = {}
@@ -323,7 +393,9 @@ class Engine:
             self.store.stage([(self.run_id, g, c.id, c.hash, pickle.dumps(o, protocol=5))
                               for g, c, o in self._stage_buf])
             self._stage_buf.clear()
-            self._staged_at = now
+            self._staged_any = True
+            self._staged_at = time.monotonic()
+            self.timings["stage"] += self._staged_at - now
 
     def _score(self, outcome: Outcome) -> Scored:
         return score(outcome.status, outcome.metrics, self.resolved.objectives, self.resolved.constraints)

@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id        VARCHAR PRIMARY KEY,
     generation    INTEGER NOT NULL,         -- the next generation to ask for
-    state         BLOB NOT NULL,            -- pickled engine state (algorithm + RNGs)
+    state         BLOB NOT NULL,            -- pickled engine state (algorithm + RNGs); later
+                                            -- generations are replayed from the rows above
     versions      JSON NOT NULL,
     saved_at      TIMESTAMP NOT NULL
 );
@@ -185,7 +186,8 @@ class GenerationRecord:
     failed: int = 0
     reused: int = 0
     wall_seconds: float = 0.0
-    checkpoint: bytes = b""
+    checkpoint: bytes | None = None  # the engine state after this generation, when saved
+    staged: bool = True  # whether staged rows of this generation may exist (to delete)
     versions: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -299,10 +301,11 @@ class Store:
             con.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, rec.generation, rec.hypervolume, rec.evaluated, rec.failed, rec.reused,
                          n_pop, n_front, rec.wall_seconds, now()])
-            con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                        [run_id, rec.generation + 1, rec.checkpoint, json.dumps(dict(rec.versions)), now()])
-            con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?", [run_id, rec.generation])
-            con.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", [now(), run_id])
+            if rec.checkpoint is not None:
+                con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                            [run_id, rec.generation + 1, rec.checkpoint, json.dumps(dict(rec.versions)), now()])
+            if rec.staged:
+                con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?", [run_id, rec.generation])
             con.commit()
         except BaseException:
             con.rollback()

@@ -81,3 +81,51 @@ def test_nsga3_on_a_three_objective_problem(ray_local: object, tmp_path: Path) -
     with Store.open(summary.run_dir, read_only=True) as store:
         assert store.query("SELECT count(*) FROM pareto_front")[0][0] >= 3
         assert store.query("SELECT count(*) FROM evaluations")[0][0] == 16 * 5
+
+
+def test_an_interrupted_run_resumes_by_replaying_committed_generations(
+        ray_local: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    from evolve import loop
+    from evolve.errors import EvolveError
+
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY", math.inf)  # no checkpoint before the end: replay it all
+
+    class StopAt(loop.Observer):
+        def generation_started(self, generation: int, size: int, reused: int) -> None:
+            if generation == 4:
+                raise KeyboardInterrupt
+
+    def fresh(run_id: str) -> tuple[Any, Path]:
+        resolved = resolve(parse_config({
+            "name": "replay", "seed": 9, "generations": 7,
+            "species": {"name": "numeric", "params": {"problem": "zdt2", "n_var": 8}},
+            "population": {"size": 12}, "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
+            "evaluation": {"timeout": 30, "actors": 2}}))
+        rid, run_dir = create_run(resolved, tmp_path, run_id=run_id)
+        return resolved, run_dir
+
+    resolved, run_dir = fresh("stopped")
+    with pytest.raises(KeyboardInterrupt):
+        run_evolution(resolved, "stopped", run_dir, observer=StopAt())
+    with Store.open(run_dir, read_only=True) as store:
+        assert store.last_generation("stopped") == 3 and store.checkpoint("stopped") is None
+        assert store.run()["status"] == "interrupted"
+    run_evolution(resolved, "stopped", run_dir)  # resume: replays 0..3, evaluates 4..6
+    with Store.open(run_dir, read_only=True) as store:
+        replayed = store.query("SELECT message FROM events WHERE kind = 'replayed'")
+        assert replayed == [("generations 0..3 replayed from the store (no evaluation repeated)",)]
+
+    ref, ref_dir = fresh("straight")
+    run_evolution(ref, "straight", ref_dir)
+    assert _snapshot(run_dir) == _snapshot(ref_dir)
+
+    # a store whose history does not replay is refused with the reason
+    resolved, bad_dir = fresh("tampered")
+    with pytest.raises(KeyboardInterrupt):
+        run_evolution(resolved, "tampered", bad_dir, observer=StopAt())
+    with Store.open(bad_dir) as store:
+        store.con.execute("UPDATE individuals SET hash = 'x' WHERE individual_id = 'g002-003'")
+    with pytest.raises(EvolveError, match="replaying generation 2 does not give the stored individuals"):
+        run_evolution(resolved, "tampered", bad_dir)

@@ -1,0 +1,157 @@
+"""Engine benchmarks.
+
+1. Overhead on ZDT1 (population 100, 100 generations): `pymoo.optimize.minimize(NSGA2)`
+   serial vs the engine (ask/tell + Ray evaluator actors + a DuckDB commit and checkpoint
+   per generation), at equal hypervolume; the engine's time split by phase.
+2. Tower evaluations per hour with 1 and 2 evaluator actors (scaling efficiency), and the
+   bytes each evaluation sends back through Ray.
+
+    .venv/bin/python benchmarks/bench_engine.py [--generations 100] [--towers 12] [--repeats 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}, "
+            f"load average {load[0]:.1f} at start")
+
+
+def zdt1(generations: int, repeats: int, root: Path) -> dict[str, Any]:
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.indicators.hv import HV
+    from pymoo.optimize import minimize
+    from pymoo.problems import get_problem
+
+    from evolve.config import parse_config, resolve
+    from evolve.loop import create_run, run_evolution
+
+    hv_of = HV(ref_point=np.array([1.1, 1.1]))
+    rows: dict[str, list[float]] = {"pymoo_s": [], "pymoo_hv": [], "engine_s": [], "engine_hv": [],
+                                    "engine_loop_s": []}
+    phases: list[dict[str, float]] = []
+    for rep in range(repeats):  # interleaved, so that load changes hit both alike
+        seed = 1 + rep
+        t = time.perf_counter()
+        res = minimize(get_problem("zdt1"), NSGA2(pop_size=100), ("n_gen", generations), seed=seed, verbose=False)
+        rows["pymoo_s"].append(time.perf_counter() - t)
+        rows["pymoo_hv"].append(float(hv_of(res.F)))
+
+        cfg = parse_config({"name": "zdt1", "seed": seed, "generations": generations,
+                            "species": {"name": "numeric", "params": {"problem": "zdt1"}},
+                            "population": {"size": 100},
+                            "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 1.1}],
+                            "evaluation": {"timeout": 30, "actors": 2}})
+        resolved = resolve(cfg)
+        run_id, run_dir = create_run(resolved, root, run_id=f"zdt1-{rep}")
+        t = time.perf_counter()
+        summary = run_evolution(resolved, run_id, run_dir)  # Ray already up: loop only
+        rows["engine_s"].append(time.perf_counter() - t)
+        rows["engine_hv"].append(float(summary.hypervolume[-1] or 0.0))
+        rows["engine_loop_s"].append(sum(summary.timings.values()))
+        phases.append(summary.timings)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    phase = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
+    return {"generations": generations, "repeats": repeats, "median": med, "runs": rows, "phases": phase}
+
+
+def towers(n: int, root: Path) -> dict[str, Any]:
+    import ray
+
+    from evolve.actors import EvaluatorPool
+    from populations.base import EvalItem
+    from populations.tower import TowerSpecies
+
+    species = TowerSpecies(depth=2)
+    genomes = species.sample(n, np.random.default_rng(0))
+    out: dict[str, Any] = {"evaluations": n, "depth": 2}
+    for actors in (1, 2):
+        pool = EvaluatorPool(species, run_id="bench", n_actors=actors, timeout=120, retries=0, grace=60)
+        pool.wait_ready()
+        items = [EvalItem(f"a{actors}-{k:03d}", g, g.hash(), k) for k, g in enumerate(genomes)]
+        t = time.perf_counter()
+        outcomes = list(pool.evaluate(items))
+        wall = time.perf_counter() - t
+        pool.close()
+        sizes = [len(pickle.dumps([o], protocol=5)) for o in outcomes]
+        bundles = [len(o.bundle or b"") for o in outcomes]
+        out[f"actors_{actors}"] = {
+            "wall_s": wall, "per_hour": 3600 * n / wall,
+            "ok": sum(o.status == "ok" for o in outcomes),
+            "eval_s_median": statistics.median(o.wall_seconds for o in outcomes),
+            "result_bytes_mean": statistics.mean(sizes), "bundle_bytes_mean": statistics.mean(bundles),
+        }
+    out["efficiency"] = out["actors_2"]["per_hour"] / (2 * out["actors_1"]["per_hour"])
+    out["species_put_bytes"] = len(ray.cloudpickle.dumps(species))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generations", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--towers", type=int, default=12, help="tower evaluations per actor count")
+    parser.add_argument("--skip-towers", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    result: dict[str, Any] = {"machine": machine()}
+    t = time.perf_counter()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    result["ray_start_s"] = time.perf_counter() - t
+    root = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    try:
+        result["zdt1"] = zdt1(args.generations, args.repeats, root)
+        if not args.skip_towers:
+            result["towers"] = towers(args.towers, root)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
+    result["machine_end"] = f"load average {os.getloadavg()[0]:.1f} at end"
+
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    z = result["zdt1"]
+    m = z["median"]
+    print(f"machine: {result['machine']}; {result['machine_end']}; Ray start-up {result['ray_start_s']:.2f}s")
+    print(f"ZDT1, population 100, {z['generations']} generations, median of {z['repeats']} (seeds 1..):")
+    print(f"  pymoo.minimize(NSGA2) serial : {m['pymoo_s']:.3f}s  HV {m['pymoo_hv']:.4f}")
+    print(f"  engine (Ray + DuckDB)        : {m['engine_s']:.3f}s  HV {m['engine_hv']:.4f}  "
+          f"-> {m['engine_s'] / m['pymoo_s']:.2f}x pymoo; with Ray start-up "
+          f"{(m['engine_s'] + result['ray_start_s']) / m['pymoo_s']:.2f}x")
+    print("  engine phases (s): " + ", ".join(f"{k} {v:.3f}" for k, v in z["phases"].items()))
+    if "towers" in result:
+        tw = result["towers"]
+        for a in (1, 2):
+            r = tw[f"actors_{a}"]
+            print(f"towers depth 2, {a} actor(s): {tw['evaluations']} evaluations in {r['wall_s']:.1f}s = "
+                  f"{r['per_hour']:.0f}/h ({r['ok']} ok; median evaluation {r['eval_s_median']:.2f}s; "
+                  f"result {r['result_bytes_mean'] / 1024:.1f} KiB, bundle {r['bundle_bytes_mean'] / 1024:.1f} KiB)")
+        print(f"  scaling efficiency 2 vs 1 actor: {100 * tw['efficiency']:.0f}%; "
+              f"species object put once: {tw['species_put_bytes'] / 1024:.1f} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
