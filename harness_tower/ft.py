@@ -672,7 +672,7 @@ def ft_type_file(session: str, source: Op, filename: str, mode: str, chunk: int 
 def clean_line(value: str) -> str:
     """The first line of an expert's answer, without control characters (tabs become spaces)."""
     line = value.split("\n", 1)[0].replace("\t", "    ")
-    return "".join(c for c in line if c >= " " and c != "\x7f").rstrip()
+    return "".join(c for c in line if c >= " " and c != "\x7f")
 
 
 def should_flush(written: str, pending: list[str]) -> bool:

@@ -228,16 +228,17 @@ def test_expert_tower_with_an_unreachable_endpoint_fails_with_the_reason(expert_
 
 @pytest.mark.tmux
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["line", "statement"])
-def test_retrieval_expert_tower_types_its_child_exactly(short_tmp: Path, mode: str) -> None:
+@pytest.mark.parametrize("mode, depth", [("line", 2), ("statement", 3)])
+def test_retrieval_expert_tower_types_its_children_exactly(short_tmp: Path, mode: str, depth: int) -> None:
     genome = TowerGenome(task_command="echo typed by looking", task_expected="typed by looking",
                          content_source="expert", typing_mode=mode)
-    result = evaluate(genome, depth=2, out_dir=short_tmp / mode, timeout=120)
+    result = evaluate(genome, depth=depth, out_dir=short_tmp / mode, timeout=300)
     assert result.status == "ok", result.error
     assert result.metrics["task_correct"] == 1
-    assert (result.trajectory / "h1.py").read_text() == render(genome, 1)  # type: ignore[operator]
+    for n in range(1, depth):  # every line decided by looking at the screen, and every line right
+        assert (result.trajectory / f"h{n}.py").read_text() == render(genome, n)  # type: ignore[operator]
     if mode == "statement":
-        assert result.metrics["syntax_ratio@h2"] == 1.0
+        assert all(result.metrics[f"syntax_ratio@h{n}"] == 1.0 for n in range(2, depth + 1))
 
 
 @pytest.mark.tmux
