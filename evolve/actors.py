@@ -51,7 +51,7 @@ class EvaluatorActor:
         start = time.perf_counter()
         try:
             outcomes = self.species.evaluate(items, workdir=self.root, timeout=timeout, run_id=self.run_id)
-        except Exception as exc:  # the actor boundary: a crash in the species is a failed result
+        except Exception as exc:  # noqa: BLE001 - the actor boundary: a crash in the species is a failed result
             wall = (time.perf_counter() - start) / max(1, len(items))
             outcomes = [Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                                 wall_seconds=wall) for it in items]

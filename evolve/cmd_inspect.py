@@ -78,9 +78,10 @@ def status(args: argparse.Namespace) -> int:
             out.print(status_table(store))
         return 0
     except EvolveError as exc:
-        live = _live(run_dir)
-        if live is None or "locked" not in str(exc):
+        snapshot = _live(run_dir)
+        if snapshot is None or "locked" not in str(exc):
             raise
+        live = snapshot
     table = Table(title=f"run {live.get('run_id')} (live: its driver, PID {live.get('pid')}, holds the store)",
                   title_justify="left", show_header=False)
     table.add_column("field")

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evolve.loop import Observer
+
 DEFAULT_RUNS = "runs"
 
 
@@ -68,20 +70,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet() -> Any:
-    from evolve.loop import Observer
+def _quiet() -> LineProgress:
+    class Quiet(LineProgress):
+        def started(self, *args: Any) -> None: ...
 
-    class Quiet(Observer):
-        def close(self) -> None: ...
+        def generation_done(self, stats: Any) -> None: ...
 
-    return Quiet()
+        def event(self, kind: str, message: str) -> None: ...
+
+    return Quiet(None)
 
 
 def _hv(hv: float | None) -> str:
     return "-" if hv is None else f"{hv:.6g}"
 
 
-class LineProgress:
+class LineProgress(Observer):
     """One line per generation (for logs and pipes)."""
 
     def __init__(self, console: Any) -> None:
@@ -119,7 +123,14 @@ class LiveProgress(LineProgress):
     """A rich progress display: generations, evaluations done/failed, current hypervolume."""
 
     def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         super().__init__(console)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),

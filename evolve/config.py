@@ -161,8 +161,7 @@ def _format_one(err: Mapping[str, Any]) -> str:
     if kind == "list_type":
         return f"{field}: must be a list (got {type(got).__name__})"
     msg = str(err.get("msg", "invalid"))
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    msg = msg.removeprefix("Value error, ")
     return f"{field}: {msg[:1].lower() + msg[1:]}"
 
 

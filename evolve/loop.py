@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ def _dumps(state: EngineState) -> bytes:
 
 
 def new_run_id(name: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
 
@@ -438,7 +438,7 @@ class Engine:
         self._status_written = now
         data = {"run_id": self.run_id, "pid": os.getpid(), "state": state, "generation": generation,
                 "generations": self.cfg.generations, "species": self.species.name,
-                "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **self._live}
+                "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), **self._live}
         if hv is not None:
             data["hypervolume"] = hv
         tmp = self.run_dir / (STATUS_FILE + ".tmp")

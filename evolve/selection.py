@@ -81,6 +81,7 @@ class SpeciesMutation(Mutation):
         cands: list[Candidate] = list(X[:, 0])
         genomes = self.species.mutate([c.genome for c in cands], random_state)
         out = []
+        parents: tuple[str, ...]
         for c, g in zip(cands, genomes):
             if c.id:  # a parent copied unchanged by the crossover step
                 parents, origin = (c.id,), "mutation"
@@ -113,14 +114,14 @@ def make_algorithm(name: str, species: Species[Any], *, pop_size: int, n_offspri
                    n_obj: int, n_ieq_constr: int, generations: int, seed: int,
                    partitions: int = 12) -> Any:
     """A set-up pymoo algorithm whose operators are the species' (ask/tell ready)."""
-    ops: dict[str, Any] = dict(
-        pop_size=pop_size, n_offsprings=n_offsprings,
-        sampling=SpeciesSampling(species),
-        crossover=SpeciesCrossover(species, prob=getattr(species, "crossover_prob", 0.9)),
-        mutation=SpeciesMutation(species),
-        eliminate_duplicates=HashDuplicates(),
-        seed=seed,
-    )
+    ops: dict[str, Any] = {
+        "pop_size": pop_size, "n_offsprings": n_offsprings,
+        "sampling": SpeciesSampling(species),
+        "crossover": SpeciesCrossover(species, prob=getattr(species, "crossover_prob", 0.9)),
+        "mutation": SpeciesMutation(species),
+        "eliminate_duplicates": HashDuplicates(),
+        "seed": seed,
+    }
     if name == "nsga2":
         from pymoo.algorithms.moo.nsga2 import NSGA2
 
@@ -153,7 +154,9 @@ def rank_and_crowding(F: np.ndarray, CV: np.ndarray) -> tuple[np.ndarray, np.nda
     within each front; infeasible ones follow, ranked by constraint violation (equal CV,
     equal rank) with no crowding (NaN) — Deb's constrained domination.
     """
-    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+    from pymoo.operators.survival.rank_and_crowding.metrics import (
+        calc_crowding_distance,
+    )
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
     n = len(F)

@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from evolve.store import Store
+from populations.errors import SpeciesError
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -60,8 +61,8 @@ def _describe(species: Any, genome_json: str) -> str:
     if species is not None:
         try:
             return str(species.describe(species.from_data(json.loads(genome_json))))
-        except Exception:  # a display nicety must never break the table
-            pass
+        except (SpeciesError, ValueError, TypeError, KeyError):
+            pass  # a display nicety must never break the table
     return genome_json[:40] + ("…" if len(genome_json) > 40 else "")
 
 
@@ -72,7 +73,7 @@ def species_of(run: dict[str, Any]) -> Any:
     try:
         spec = run["config"]["species"]
         return make_species(spec["name"], spec.get("params") or {})
-    except Exception:  # only used to describe genomes
+    except (SpeciesError, KeyError, TypeError):  # only used to describe genomes
         return None
 
 

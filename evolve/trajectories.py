@@ -36,7 +36,8 @@ def unpack_bundle(data: bytes, run_dir: Path, individual_id: str) -> str:
 
 def _git(args: list[str], cwd: Path) -> None:
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT)
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT,
+                              check=False)
     except subprocess.TimeoutExpired:
         raise OSError(f"git {args[0]} did not finish within {GIT_TIMEOUT:.0f}s") from None
     if proc.returncode != 0:

@@ -39,4 +39,4 @@ def make_species(name: str, params: Mapping[str, Any] | None = None) -> Species[
         raise SpeciesError(f"bad parameters: {exc}", species=name) from None
 
 
-__all__ = ["Candidate", "EvalItem", "Outcome", "SPECIES", "Species", "SpeciesError", "make_species"]
+__all__ = ["SPECIES", "Candidate", "EvalItem", "Outcome", "Species", "SpeciesError", "make_species"]

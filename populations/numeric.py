@@ -38,7 +38,7 @@ class NumericSpecies(Species[np.ndarray]):
             kwargs["n_obj"] = n_obj
         try:
             self.problem = get_problem(problem, **kwargs)
-        except Exception as exc:  # pymoo raises bare Exception for unknown names
+        except Exception as exc:  # noqa: BLE001 - pymoo raises bare Exception for unknown names
             raise SpeciesError(f"cannot build problem {problem!r}: {exc}", species=self.name) from None
         if self.problem.xl is None or self.problem.xu is None:
             raise SpeciesError(f"problem {problem!r} has no box bounds", species=self.name)
@@ -121,7 +121,7 @@ class NumericSpecies(Species[np.ndarray]):
         try:
             X = np.stack([np.asarray(it.genome, dtype=float) for it in items])
             out = self.problem.evaluate(X, return_as_dictionary=True)
-        except Exception as exc:  # the actor boundary: a failure becomes a result
+        except Exception as exc:  # noqa: BLE001 - the actor boundary: a failure becomes a result
             wall = (time.perf_counter() - start) / len(items)
             return [Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                             wall_seconds=wall) for it in items]

@@ -22,8 +22,13 @@ import numpy as np
 from deap import base
 
 from harness_tower.errors import GenomeError
-from harness_tower.genome import CONTENT_SOURCES, TYPING_MODES, ExperienceEntry, TowerGenome, load_genome
-
+from harness_tower.genome import (
+    CONTENT_SOURCES,
+    TYPING_MODES,
+    ExperienceEntry,
+    TowerGenome,
+    load_genome,
+)
 from populations.base import EvalItem, Outcome, Species, py_random
 from populations.errors import SpeciesError
 from populations.objectives import Constraint
@@ -198,7 +203,7 @@ class TowerSpecies(Species[TowerGenome]):
                     bundle = git_bundle(Path(res.trajectory))
                 outcomes.append(Outcome(it.individual_id, res.status, dict(res.metrics), res.error,
                                         res.wall_seconds, bundle=bundle))
-            except Exception as exc:  # the evaluation boundary: record, never raise
+            except Exception as exc:  # noqa: BLE001 - the evaluation boundary: record, never raise
                 outcomes.append(Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                                         wall_seconds=time.monotonic() - start))
             finally:
@@ -212,7 +217,7 @@ def git_bundle(repo: Path) -> bytes:
         path = Path(tmp) / "trajectory.bundle"
         try:
             proc = subprocess.run(["git", "-C", str(repo), "bundle", "create", str(path), "--all"],
-                                  capture_output=True, text=True, timeout=BUNDLE_TIMEOUT)
+                                  capture_output=True, text=True, timeout=BUNDLE_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
             raise OSError(f"git bundle of {repo} did not finish within {BUNDLE_TIMEOUT:.0f}s") from None
         if proc.returncode != 0:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 
 from harness_tower.genome import TowerGenome
-
 from populations.operators.mutation import MAX_ENTRIES, REQUIRED_TABLES
 
 # scalar genes swapped by the uniform crossover (the task is never varied)

@@ -10,7 +10,12 @@ import math
 import random
 from collections.abc import Sequence
 
-from harness_tower.genome import CONTENT_SOURCES, TYPING_MODES, ExperienceEntry, TowerGenome
+from harness_tower.genome import (
+    CONTENT_SOURCES,
+    TYPING_MODES,
+    ExperienceEntry,
+    TowerGenome,
+)
 
 # tables that must keep at least one entry for the genome to stay valid
 REQUIRED_TABLES = ("decision", "command")

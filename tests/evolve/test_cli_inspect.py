@@ -20,8 +20,8 @@ def held_run(tmp_path: Path):  # type: ignore[no-untyped-def]
                                      "species": {"name": "numeric"},
                                      "objectives": [{"metric": "f1"}, {"metric": "f2"}]}))
     _, run_dir = create_run(resolved, tmp_path / "runs", run_id="live")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(run_dir / "store.duckdb")],
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir / "store.duckdb")],
                               stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     (run_dir / STATUS_FILE).write_text(json.dumps({

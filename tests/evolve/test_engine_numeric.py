@@ -103,7 +103,7 @@ def test_an_interrupted_run_resumes_by_replaying_committed_generations(
             "species": {"name": "numeric", "params": {"problem": "zdt2", "n_var": 8}},
             "population": {"size": 12}, "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
             "evaluation": {"timeout": 30, "actors": 2}}))
-        rid, run_dir = create_run(resolved, tmp_path, run_id=run_id)
+        _, run_dir = create_run(resolved, tmp_path, run_id=run_id)
         return resolved, run_dir
 
     resolved, run_dir = fresh("stopped")

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from evolve.errors import EvolveError
@@ -48,8 +49,8 @@ def test_generations_commit_and_views_answer(tmp_path: Path) -> None:
         assert [r[0] for r in front] == ["a", "b", "c"]
         lineage = store.query("SELECT depth, individual_id FROM lineage('d')")
         assert lineage == [(0, "d"), (1, "c"), (2, "a"), (2, "b")]
-        long = dict(((r[0], r[1]), r[2]) for r in store.query(
-            "SELECT individual_id, metric, value FROM metrics_long WHERE individual_id = 'c'"))
+        long = {(r[0], r[1]): r[2] for r in store.query(
+            "SELECT individual_id, metric, value FROM metrics_long WHERE individual_id = 'c'")}
         assert long == {("c", "f1"): 0.2, ("c", "f2"): 0.2, ("c", "flag"): 1.0, ("c", "slow"): float("inf")}
         assert store.checkpoint(RUN) == (2, b"state", {"pymoo": "x"})
         assert store.last_generation(RUN) == 1
@@ -60,7 +61,7 @@ def test_a_failing_commit_leaves_nothing_behind(tmp_path: Path) -> None:
         store.commit_generation(RUN, _record(0, ["a"], {}, {"a": [0.1, 0.9]}, {"a": 0}))
         broken = _record(1, ["b"], {}, {"b": [0.2, 0.2]}, {"a": 0, "b": 0})
         broken.evaluations = [e[:3] + ("exploded",) + e[4:] for e in broken.evaluations]  # violates CHECK
-        with pytest.raises(Exception):
+        with pytest.raises(duckdb.ConstraintException):
             store.commit_generation(RUN, broken)
         assert store.query("SELECT count(*) FROM individuals")[0][0] == 1
         assert store.query("SELECT count(*) FROM generations")[0][0] == 1
@@ -78,9 +79,9 @@ def test_staged_evaluations_are_cleared_by_their_generation(tmp_path: Path) -> N
 
 def test_a_locked_store_is_one_clear_error(tmp_path: Path) -> None:
     _store(tmp_path).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-         "time.sleep(60)", str(tmp_path / "store.duckdb")], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "store.duckdb")],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         for read_only in (False, True):

@@ -90,7 +90,8 @@ def test_trajectories_live_under_the_run_directory(tower_run: Path) -> None:
         subjects = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True,
                                   check=True).stdout.splitlines()
         assert subjects[-1] == "init" and len(subjects) > 10
-        assert not subprocess.run(["git", "-C", str(repo), "remote"], capture_output=True, text=True).stdout
+        assert not subprocess.run(["git", "-C", str(repo), "remote"], capture_output=True, text=True,
+                                  check=True).stdout
     assert not list((tower_run / "trajectories").glob(".*.bundle"))
 
 
