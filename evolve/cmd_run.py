@@ -98,7 +98,8 @@ class LineProgress(Observer):
     def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
         self.generations = generations
         where = f"{cluster.mode}, {cluster.cpus} CPU, {len(cluster.nodes)} node(s)" if cluster else "ray"
-        self.console.print(f"generation {start}/{generations}: {n_actors} evaluator actor(s) ({where})")
+        self.console.print(f"starting at generation {start} of {generations} with {n_actors} evaluator actor(s) "
+                           f"({where})")
 
     def generation_started(self, generation: int, size: int, reused: int) -> None:
         self.t0 = time.monotonic()
