@@ -71,17 +71,23 @@ def leaks() -> dict[str, int]:
             "driver open fds": len(os.listdir("/proc/self/fd"))}
 
 
+DIAGNOSES = ("resource limit: processes", "resource limit: memory", "resource limit: file size",
+             "resource limit: cpu time", "terminal flooded", "signalling outside the sandbox denied",
+             "sandbox denied network access", "sandbox denied access outside the work tree",
+             "the trajectory's git directory is out of reach", "direct tmux access denied",
+             "the tower did not finish", "constraints violated")
+
+
 def reason(status: str, error: str | None) -> str:
+    """The diagnosis an evaluation was stored with, or the innermost harness message."""
     if status == "ok":
         return "ok"
     text = error or ""
-    m = re.match(r"([a-z][a-z :'\-]+?): ", text)
-    known = ("resource limit", "sandbox denied", "terminal flooded", "direct tmux", "the trajectory's git",
-             "signalling outside", "the tower did not finish")
-    for k in known:
-        if k in text:
-            return f"{status}: {text[text.index(k):].split(':')[0]}"
-    return f"{status}: {m.group(1) if m else text[:60]}"
+    for known in DIAGNOSES:
+        if text.startswith(known) or f" {known}" in text[:80]:
+            return f"{status}: {known}"
+    inner = re.split(r"(?:error: |TowerError: )", text)[-1]
+    return f"{status}: {re.sub(r'[0-9]+', 'N', inner)[:70]}"
 
 
 def main() -> None:
