@@ -291,3 +291,16 @@ def test_the_usage_log_is_never_written_through_a_symlink(tmp_path: Path) -> Non
     oa.log_usage(oa.Config(base_url="http://127.0.0.1:1/v1", log_path=tmp_path / "work" / ".tower" / "u.jsonl"),
                  {"cached": False})
     assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_the_relay_refuses_endpoints_off_this_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness_tower.errors import TowerError
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("TOWER_EXPERT_ALLOW", raising=False)
+    request = {"op": "expert", "session": "expert", "backend": "openai", "query": "q", "shots": [["a", "b"]],
+               "config": {"base_url": "http://10.9.8.7:8000/v1"}}
+    with pytest.raises(TowerError, match="not an allowed endpoint"):
+        relay.handle(request, tmp_path)
+    with pytest.raises(TowerError, match="shots must be"):
+        relay.handle({**request, "shots": "everything"}, tmp_path)
