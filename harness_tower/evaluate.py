@@ -88,7 +88,9 @@ def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_d
     metrics: dict[str, float | int | None] = {}
     try:
         import validators
+        from harness_tower.backends import usage_totals
         metrics = validators.score(box.work)["metrics"]
+        metrics.update(usage_totals(box.work / ".tower" / "expert.jsonl"))
     except Exception as exc:  # a scoring failure is stored with its reason, not raised
         status, error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
     if status == "ok" and (metrics.get("keys_audit") or metrics.get("self_read")):

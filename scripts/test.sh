@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test,accordion bash scripts/setup.sh
+bash scripts/setup_llama.sh
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)

@@ -21,8 +21,6 @@ from typing import Any
 
 import pytest
 
-from harness_tower import sandbox
-from harness_tower.backends import relay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,22 +150,10 @@ class FlakyProxy:
 
 @pytest.fixture
 def expert_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private response cache for this test, and sandboxes that relay expert requests.
-
-    The relay is the recorder-socket op `expert` answered by `backends.relay.handle`; until
-    the sandbox dispatches it itself, this fixture adds it (the harnesses run without network).
-    """
+    """A private response cache for this test (sandboxes relay expert requests themselves)."""
     cache = short_tmp / "expert-cache"
     monkeypatch.setenv("TOWER_EXPERT_CACHE", str(cache))
     monkeypatch.delenv("TOWER_EXPERT_LOG", raising=False)
-    original = sandbox._Handler._dispatch
-
-    def dispatch(recorder: Any, req: dict[str, Any]) -> dict[str, Any]:
-        if req.get("op") == "expert":
-            return relay.handle(req, recorder.work)
-        return original(recorder, req)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(sandbox._Handler, "_dispatch", staticmethod(dispatch))
     return cache
 
 
