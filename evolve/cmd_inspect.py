@@ -88,7 +88,7 @@ def status(args: argparse.Namespace) -> int:
     table.add_column("value")
     table.add_row("state", str(live.get("state")))
     table.add_row("species", str(live.get("species")))
-    table.add_row("generation", f"{live.get('generation')} of {live.get('generations')} committed")
+    table.add_row("generations", f"{live.get('generation')} of {live.get('generations')} done")
     if "evaluated" in live:
         table.add_row("this generation", f"{live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed")
     table.add_row("hypervolume", fmt(live.get("hypervolume")))

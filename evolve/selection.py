@@ -11,12 +11,10 @@ from typing import Any
 import numpy as np
 from pymoo.core.crossover import Crossover
 from pymoo.core.duplicate import DuplicateElimination
-from pymoo.core.evaluator import Evaluator
 from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
-from pymoo.problems.static import StaticProblem
 
 from populations.base import Candidate, Species
 
@@ -141,9 +139,14 @@ def make_algorithm(name: str, species: Species[Any], *, pop_size: int, n_offspri
 
 
 def tell(algorithm: Any, off: Population, F: np.ndarray, G: np.ndarray) -> None:
-    """Give pymoo the evaluated offspring (F: (n, n_obj), G: (n, n_ieq_constr))."""
-    static = StaticProblem(algorithm.problem, F=F, G=G)
-    Evaluator().eval(static, off)
+    """Give pymoo the evaluated offspring (F: (n, n_obj), G: (n, n_ieq_constr)).
+
+    What `Evaluator().eval(StaticProblem(problem, F=F, G=G), off)` does, without wrapping
+    (and deep-copying) the problem every generation.
+    """
+    off.set("F", F, "G", G, "H", np.zeros((len(off), 0)))
+    for ind in off:
+        ind.evaluated.update(("F", "G", "H"))
     algorithm.tell(infills=off)
 
 

@@ -2,7 +2,8 @@
 
 The driver is the only writer. A generation is committed in one transaction: its
 individuals, their evaluations, the surviving population's fronts, the generation's
-statistics and the engine checkpoint used by `--resume`. Evaluations that finish while a
+statistics and (now and then) the engine checkpoint used by `--resume`. Generations
+cheaper than a second may share one transaction; none is ever stored in part. Evaluations that finish while a
 generation is still running are staged (one small transaction each) so that a killed
 driver loses none of them; the generation's commit moves them into `evaluations`.
 
@@ -285,27 +286,43 @@ class Store:
     # --- generations ------------------------------------------------------------------------
     def commit_generation(self, run_id: str, rec: GenerationRecord) -> None:
         """Write one generation atomically (and drop its staged evaluations)."""
+        self.commit_generations(run_id, [rec])
+
+    def commit_generations(self, run_id: str, recs: Sequence[GenerationRecord]) -> None:
+        """Write whole generations in one transaction: all of each, or none of any.
+
+        Several generations share a transaction only when they are cheap (see the loop):
+        a statement's fixed cost then counts once instead of once per generation.
+        """
+        if not recs:
+            return
+        individuals = [row for rec in recs for row in rec.individuals]
+        evaluations = [row for rec in recs for row in rec.evaluations]
+        fronts = [row for rec in recs for row in rec.fronts]
+        t = now()
+        generations = [(run_id, rec.generation, rec.hypervolume, rec.evaluated, rec.failed, rec.reused,
+                        len(rec.fronts), sum(1 for f in rec.fronts if f[3] == 0), rec.wall_seconds, t)
+                       for rec in recs]
+        last_checkpoint = next((rec for rec in reversed(recs) if rec.checkpoint is not None), None)
         con = self.con
         con.begin()
         try:
-            if rec.individuals:
-                self._insert_columns("individuals", rec.individuals, casts=[
+            if individuals:
+                self._insert_columns("individuals", individuals, casts=[
                     "", "", "", "", "", "::JSON", "::VARCHAR[]", "::UBIGINT", ""])
-            if rec.evaluations:
-                self._insert_columns("evaluations", rec.evaluations, casts=[
+            if evaluations:
+                self._insert_columns("evaluations", evaluations, casts=[
                     "", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", ""])
-            if rec.fronts:
-                self._insert_columns("fronts", rec.fronts, casts=["", "", "", "", "::DOUBLE"])
-            n_pop = len(rec.fronts)
-            n_front = sum(1 for f in rec.fronts if f[3] == 0)
-            con.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, rec.generation, rec.hypervolume, rec.evaluated, rec.failed, rec.reused,
-                         n_pop, n_front, rec.wall_seconds, now()])
-            if rec.checkpoint is not None:
+            if fronts:
+                self._insert_columns("fronts", fronts, casts=["", "", "", "", "::DOUBLE"])
+            self._insert_columns("generations", generations, casts=["", "", "::DOUBLE", "", "", "", "", "", "", ""])
+            if last_checkpoint is not None:
                 con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                            [run_id, rec.generation + 1, rec.checkpoint, json.dumps(dict(rec.versions)), now()])
-            if rec.staged:
-                con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?", [run_id, rec.generation])
+                            [run_id, last_checkpoint.generation + 1, last_checkpoint.checkpoint,
+                             json.dumps(dict(last_checkpoint.versions)), t])
+            if any(rec.staged for rec in recs):
+                con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?",
+                            [run_id, max(rec.generation for rec in recs)])
             con.commit()
         except BaseException:
             con.rollback()

@@ -37,7 +37,7 @@ def test_status_of_a_live_run_reads_the_drivers_snapshot(held_run, capsys: pytes
     run_dir, pid = held_run
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert f"PID {pid}" in out and "1 of 3 committed" in out and "2 of 4 evaluated, 1 failed" in out
+    assert f"PID {pid}" in out and "1 of 3 done" in out and "2 of 4 evaluated, 1 failed" in out
     assert main(["status", "--out", str(run_dir.parent)]) == 0
     assert "live" in capsys.readouterr().out
 
