@@ -55,7 +55,7 @@ def _rows(run_dir: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
 
 def test_sigkill_then_resume_loses_nothing_and_repeats_nothing(
         ray_local: object, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "resume.yaml", _config(delay=1.0))  # > STAGE_WORTH: staged at once
+    config = write_config(tmp_path / "resume.yaml", _config(delay=1.5))  # > STAGE_WORTH: staged at once
     out = tmp_path / "runs"
     log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen(cli("run", str(config), "--out", str(out), "--run-id", "r", "--quiet"),
