@@ -29,6 +29,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from evolve.errors import EvolveError
 from populations.base import EvalItem, Outcome, Species
 
+ROOT_PREFIX = "evolve-actor-"  # + pid: a killed actor's root is removed by the next one on its node
 POLL_SECONDS = 1.0  # how often the pool looks at deadlines while nothing completes
 START_TIMEOUT = 180.0  # seconds an actor may take to start (worker process + imports)
 
@@ -40,7 +41,9 @@ class EvaluatorActor:
     def __init__(self, species: Species[Any], run_id: str, sandbox_parent: str | None = None) -> None:
         self.species = species
         self.run_id = run_id
-        self.root = Path(tempfile.mkdtemp(prefix="evolve-actor-", dir=sandbox_parent))
+        parent = Path(sandbox_parent or tempfile.gettempdir())
+        _sweep_dead_roots(parent)
+        self.root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-", dir=parent))
         os.chmod(self.root, 0o711)  # sandboxes drop to an unprivileged user who must reach them
         self.node = ray.get_runtime_context().get_node_id()
 
@@ -226,6 +229,20 @@ class EvaluatorPool:
                 ray.kill(slot.actor, no_restart=True)
             except RayError:
                 pass
+
+
+def _sweep_dead_roots(parent: Path) -> None:
+    """Remove sandbox roots left by actors that were killed (their pid is gone)."""
+    for path in parent.glob(f"{ROOT_PREFIX}*-*"):
+        pid = path.name[len(ROOT_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # a live process of another user
 
 
 def _one_line(exc: BaseException) -> str:
