@@ -52,7 +52,7 @@ def ray_local() -> Iterator[object]:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                    ignore_reinit_error=True, configure_logging=False)
     try:
         yield ctx
