@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evolve: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `evolve fronts ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except _user_errors() as exc:
         print(f"evolve: error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,10 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a run id under --out)")
     p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
     p.add_argument("--generation", type=int, help="that generation's front (default: the latest)")
-    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.add_argument("--species", help="only individuals of this species (runs with several species)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table (default), JSON lines, or CSV with one column per objective")
+    p.add_argument("--json", action="store_true", help="same as --format json")
     p.set_defaults(handler=fronts)
 
 
@@ -98,21 +101,61 @@ def status(args: argparse.Namespace) -> int:
 
 
 def fronts(args: argparse.Namespace) -> int:
+    import csv
+    import sys
+
     from rich.console import Console
 
+    from evolve.errors import EvolveError
     from evolve.loop import find_run
     from evolve.store import Store
     from evolve.tables import front_rows, front_table, species_of
 
+    fmt = "json" if args.json else args.format
     run_dir = find_run(Path(args.out), args.run_dir)
     with Store.open(run_dir, read_only=True) as store:
-        if args.json:
-            run = store.run()
-            names = [o["metric"] for o in run["objectives"]]
-            for r in front_rows(store, args.generation):
+        run = store.run()
+        known = [r[0] for r in store.query("SELECT DISTINCT species FROM individuals ORDER BY 1")]
+        if args.species is not None and args.species not in known:
+            raise EvolveError(f"run {run['run_id']} has no species {args.species!r} (species: {', '.join(known)})")
+        if args.generation is not None:
+            last = store.last_generation(run["run_id"])
+            if last is None or not 0 <= args.generation <= last:
+                raise EvolveError(f"run {run['run_id']} has no generation {args.generation} "
+                                  f"(generations: 0..{last if last is not None else '-'})")
+        rows = front_rows(store, args.generation)
+        if args.species is not None:
+            of = dict(store.query("SELECT individual_id, species FROM individuals"))
+            rows = [r for r in rows if of.get(r["individual_id"]) == args.species]
+        names = [o["metric"] for o in run["objectives"]]
+        if fmt == "json":
+            for r in rows:
                 print(json.dumps({"individual_id": r["individual_id"], "generation": r["generation"],
                                   "objectives": dict(zip(names, r["objectives"])), "crowding": r["crowding"],
                                   "trajectory": r["trajectory"], "genome": json.loads(r["genome"])}))
-            return 0
-        Console().print(front_table(store, args.generation, species=species_of(store.run())))
+        elif fmt == "csv":
+            out = csv.writer(sys.stdout)
+            out.writerow(["individual_id", "generation", *names, "crowding", "trajectory", "genome"])
+            for r in rows:
+                out.writerow([r["individual_id"], r["generation"], *r["objectives"], r["crowding"],
+                              r["trajectory"], r["genome"]])
+        elif args.species is None:
+            Console().print(front_table(store, args.generation, species=species_of(run)))
+        else:
+            keep = {r["individual_id"] for r in rows}
+            table = front_table(store, args.generation, species=species_of(run))
+            Console().print(table if len(keep) == len(front_rows(store, args.generation)) else _filtered(rows, names))
     return 0
+
+
+def _filtered(rows: list[dict[str, Any]], names: list[str]) -> Any:
+    from rich.table import Table
+
+    from evolve.tables import fmt
+
+    table = Table(title=f"Pareto front ({len(rows)} individual(s))", title_justify="left")
+    for col in ("individual", *names, "crowding"):
+        table.add_column(col, justify="left" if col == "individual" else "right")
+    for r in rows:
+        table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3))
+    return table

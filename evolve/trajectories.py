@@ -19,7 +19,7 @@ def unpack_bundle(data: bytes, run_dir: Path, individual_id: str) -> str:
 
     Raises OSError (with git's message) when the bundle cannot be unpacked.
     """
-    root = run_dir / TRAJECTORY_DIR
+    root = (run_dir / TRAJECTORY_DIR).resolve()  # git runs in root: relative paths would break
     root.mkdir(parents=True, exist_ok=True)
     dest = root / individual_id
     if dest.exists():  # left by a driver killed before it recorded the evaluation
