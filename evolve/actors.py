@@ -81,6 +81,8 @@ class _Slot:
     busy: Any = None  # ObjectRef in flight, or None
     task: _Task | None = None
     started: float = 0.0
+    starting: Any = None  # a replacement's ready() ref until it has started: no work before that
+    since: float = 0.0
 
 
 EventSink = Callable[[str, str, str | None], None]  # (kind, message, individual_id)
@@ -130,10 +132,14 @@ class EvaluatorPool:
         queue = deque(_Task(list(items[k:k + per_call])) for k in range(0, len(items), per_call))
         by_ref: dict[Any, _Slot] = {}
         while queue or by_ref:
+            self._check_started()
             for slot in self.slots:
-                if slot.busy is None and queue:
+                if slot.busy is None and slot.starting is None and queue:
                     self._submit(slot, queue.popleft())
                     by_ref[slot.busy] = slot
+            if not by_ref:  # every free slot is a replacement still waiting for resources
+                yield from self._starved(queue)
+                continue
             ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=POLL_SECONDS)
             if ready:  # collect every other result that is already there, too
                 rest = [r for r in by_ref if r not in ready]
@@ -146,6 +152,38 @@ class EvaluatorPool:
                 if self._overdue(slot):
                     by_ref.pop(ref)
                     yield from self._expire(slot)
+
+    def _check_started(self) -> None:
+        """Replacements become usable once started; a lost node's CPUs may never come back, so
+        work goes only to actors that run, never queues behind one that cannot be placed."""
+        for slot in self.slots:
+            if slot.starting is None:
+                continue
+            done, _ = ray.wait([slot.starting], timeout=0)
+            if not done:
+                continue
+            try:
+                ray.get(slot.starting, timeout=10.0)
+                slot.starting = None
+            except (RayActorError, RayError) as exc:  # died while starting: try a fresh one
+                self.on_event("actor_died", f"actor #{self.slots.index(slot)} failed to start: {_one_line(exc)}",
+                              None)
+                self._replace(slot)
+
+    def _starved(self, queue: deque[_Task]) -> Iterator[Outcome]:
+        """No actor can take work: wait for one to start; after START_TIMEOUT fail what waits."""
+        pending = [s.starting for s in self.slots if s.starting is not None]
+        if pending:
+            ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+        oldest = min((s.since for s in self.slots if s.starting is not None), default=time.monotonic())
+        if time.monotonic() - oldest <= START_TIMEOUT:
+            return
+        while queue:
+            task = queue.popleft()
+            for it in task.items:
+                yield Outcome(it.individual_id, "failed", attempts=task.attempt,
+                              error=f"no evaluator actor could start within {START_TIMEOUT:.0f}s "
+                                    "(the cluster lost the CPUs it needs)")
 
     def _submit(self, slot: _Slot, task: _Task) -> None:
         slot.task = task
@@ -209,6 +247,7 @@ class EvaluatorPool:
         except RayError:
             pass  # already gone
         slot.actor = self._new_actor()
+        slot.starting, slot.since = slot.actor.ready.remote(), time.monotonic()
         slot.generation += 1
         self.replaced += 1
         self.on_event("actor_replaced", f"actor #{self.slots.index(slot)} replaced", None)

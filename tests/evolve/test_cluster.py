@@ -39,7 +39,13 @@ def _started(log: Path, proc: subprocess.Popen[bytes], timeout: float = 120.0) -
 
 
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[str]:
+def two_nodes(two_nodes_procs: tuple[str, list[subprocess.Popen[bytes]]]) -> str:
+    return two_nodes_procs[0]
+
+
+@pytest.fixture
+def two_nodes_procs(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """(address, [head process, worker process]) of a two-node loopback cluster."""
     temp = Path(tempfile.mkdtemp(prefix="he-r", dir="/tmp"))  # short: Ray's socket paths
     port = _free_port()
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp),
@@ -53,7 +59,7 @@ def two_nodes(tmp_path: Path) -> Iterator[str]:
                 procs.append(subprocess.Popen([RAY, "start", *args, *common], cwd=REPO, env=cli_env(),
                                               stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
             _started(log, procs[-1])
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", procs
     finally:
         for proc in reversed(procs):
             stop_group(proc)
