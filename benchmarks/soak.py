@@ -14,8 +14,8 @@ import glob
 import os
 import platform
 import re
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,29 +45,27 @@ def genomes(n: int) -> list[tuple[str, TowerGenome]]:
     return [mix[i % len(mix)] for i in range(n)]
 
 
-def leaks() -> dict[str, int]:
-    def count(pattern: str) -> int:
-        return len(glob.glob(pattern))
-
-    sandboxed = 0
+def leaks(root: Path) -> dict[str, int]:
+    """What the soak's sandboxes left: every sandbox lives under `root` (TOWER_TMPDIR), and
+    every process one started (tmux server, shells, harnesses) names its socket there."""
+    marker = f"TOWER_RECORDER={root}/".encode()
+    tmux = sandboxed = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/environ", "rb") as fh:
-                if b"TOWER_SANDBOX=" in fh.read():
-                    with open(f"/proc/{pid}/stat", "rb") as st:
-                        sandboxed += st.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-        except OSError:
-            pass
-    tmux = subprocess.run(["pgrep", "-x", "tmux"], capture_output=True, text=True).stdout.split()
-    tmux_live = 0
-    for pid in tmux:
-        try:
+                if marker not in fh.read():
+                    continue
             with open(f"/proc/{pid}/stat", "rb") as st:
-                tmux_live += st.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+                fields = st.read().decode(errors="replace")
         except OSError:
-            pass
-    return {"tmux servers": tmux_live, "sandboxed processes": sandboxed,
-            "sandbox temp dirs": count("/tmp/hes-*") + count("/tmp/evolve-actor-*") + count("/tmp/bundle-*"),
+            continue
+        if fields.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        sandboxed += 1
+        tmux += "(tmux" in fields
+    return {"tmux servers": tmux, "sandboxed processes": sandboxed,
+            "sandbox temp dirs": len(glob.glob(str(root / "hes-*"))),
+            "actor roots": len(glob.glob(str(root / "evolve-actor-*"))),
             "driver open fds": len(os.listdir("/proc/self/fd"))}
 
 
@@ -106,11 +104,15 @@ def main() -> None:
     from populations.tower import TowerSpecies
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=args.actors, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    root = Path(tempfile.mkdtemp(prefix="soak-", dir="/tmp"))
+    root.chmod(0o755)
+    ray.init(address="local", num_cpus=args.actors, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, runtime_env={"env_vars": {"TOWER_TMPDIR": str(root)}})
     species = TowerSpecies(depth=args.depth)
-    pool = EvaluatorPool(species, run_id="soak", n_actors=args.actors, timeout=args.timeout, retries=1, grace=30)
+    pool = EvaluatorPool(species, run_id="soak", n_actors=args.actors, timeout=args.timeout, retries=1, grace=30,
+                         sandbox_parent=str(root))
     pool.wait_ready()
-    before = leaks()
+    before = leaks(root)
     items, kinds = [], {}
     for i, (kind, genome) in enumerate(genomes(args.n)):
         ind = f"s{i:05d}"
@@ -135,7 +137,7 @@ def main() -> None:
     pool.close()
     ray.shutdown()
     time.sleep(1.0)
-    after = leaks()
+    after = leaks(root)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; isolation "
           f"{resolve_isolation('auto')}; {args.n} evaluations, depth {args.depth}, {args.actors} actors")
     print(f"wall {wall:.1f}s -> {args.n / wall * 3600:.0f} evaluations/hour; "

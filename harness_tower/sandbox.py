@@ -113,7 +113,8 @@ class Sandbox:
         self.width, self.height, self.limits = width, height, limits
         self.isolation = resolve_isolation(isolation)
         self.token = uuid.uuid4().hex
-        self.tmp = Path(tempfile.mkdtemp(prefix="hes-", dir="/tmp"))  # short: socket paths < 108 bytes
+        # Short paths (tmux socket paths must stay < 108 bytes); TOWER_TMPDIR moves them (e.g. a soak).
+        self.tmp = Path(tempfile.mkdtemp(prefix="hes-", dir=os.environ.get("TOWER_TMPDIR", "/tmp")))
         self.socket = self.tmp / "tmux" / "tmux.sock"
         # While harnesses run, their work tree lives in the sandbox's own directory (reachable
         # for them wherever --out is) and the git directory beside it, out of their reach.
