@@ -167,6 +167,14 @@ class Sandbox:
                     if str(parent).startswith("/tmp/") and str(parent) not in made:
                         made.add(str(parent))
                         prefix += ["--perms", "0755", "--dir", str(parent)]
+            # What harnesses import and run must stay visible even where it lives under /tmp
+            # (a checkout in /tmp, say): the project's op library and the interpreter.
+            for keep in _visible_under_tmp():
+                for parent in reversed(Path(keep).parents):
+                    if str(parent).startswith("/tmp/") and str(parent) not in made:
+                        made.add(str(parent))
+                        prefix += ["--perms", "0755", "--dir", str(parent)]
+                prefix += ["--ro-bind", keep, keep]
             prefix += ["--bind", str(self.live), str(self.live),
                        "--ro-bind", str(self.tmp / "bin"), str(self.tmp / "bin"),
                        "--bind", str(self.recorder_socket), str(self.recorder_socket),
@@ -305,6 +313,13 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
                 pass
     os.chown(root, uid, gid)
 _ISOLATION_PROBE: dict[str, bool] = {}
+
+
+def _visible_under_tmp() -> list[str]:
+    """Paths below /tmp that sandboxed harnesses need read-only: the project, the interpreter."""
+    interpreter = os.path.realpath(sys.executable)
+    wanted = [PROJECT_ROOT, sys.base_prefix, os.path.dirname(interpreter)]
+    return sorted({p for p in wanted if p.startswith("/tmp/")})
 
 
 def bwrap_works() -> bool:
