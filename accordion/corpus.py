@@ -3,8 +3,14 @@
 Documents arrive lazily and are appended, a chunk at a time, to a size-capped train buffer
 and a held-out buffer. The split is either the tail of every document (`"tail"`, the default:
 a single file still gets a held-out part) or whole groups by a stable hash (`"group"`: a
-trajectory repository is one group, so nothing of a held-out trajectory is trained on).
-Batches are random windows, gathered with one indexing op.
+trajectory repository is one group, so nothing of a held-out trajectory is trained on). A
+document may also carry its own decision (`Document.heldout`), which wins over the rule:
+`trajectory_documents` decides per trajectory, so a corpus can hold out whole trajectories
+while the built-in text is split by its tail. Batches are random windows, gathered with one
+indexing op.
+
+Reading documents needs no torch (the driver of an evolution run reads trajectories for
+its trainer actors); only `ByteCorpus` does.
 """
 from __future__ import annotations
 
@@ -12,14 +18,16 @@ import fnmatch
 import hashlib
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from accordion.cold_start import COLD_START
 from accordion.errors import AccordionError
+
+if TYPE_CHECKING:
+    import torch
 
 GIT_PATTERNS = ("*.py", ".captures/**")
 
@@ -29,6 +37,7 @@ class Document:
     name: str
     group: str  # the split unit: a file, a repository (trajectory), "builtin"
     data: bytes
+    heldout: bool | None = None  # decided by whoever made the document; None: the corpus's rule
 
 
 def builtin_documents() -> list[Document]:
@@ -116,9 +125,49 @@ def documents_from(spec: str | Path) -> Iterator[Document]:
         raise AccordionError(f"corpus not found: {p}", path=str(p))
 
 
+def _group_hash(group: str) -> int:
+    return int.from_bytes(hashlib.blake2b(group.encode(), digest_size=8).digest(), "big") % 1_000_000
+
+
 def _held_out_group(group: str, fraction: float) -> bool:
-    h = int.from_bytes(hashlib.blake2b(group.encode(), digest_size=8).digest(), "big")
-    return (h % 1_000_000) < fraction * 1_000_000
+    return _group_hash(group) < fraction * 1_000_000
+
+
+def held_out_groups(groups: Iterable[str], fraction: float) -> set[str]:
+    """The groups held out at `fraction`, by a stable hash of each name (a group never moves
+    because others arrive); with none selected among two or more, the one of lowest hash, so
+    a held-out split exists as soon as there is something to hold out."""
+    names = sorted(set(groups))
+    chosen = {g for g in names if _held_out_group(g, fraction)}
+    if not chosen and len(names) >= 2 and fraction > 0:
+        chosen = {min(names, key=lambda g: (_group_hash(g), g))}
+    return chosen
+
+
+def trajectory_documents(repos: Sequence[tuple[str, str | Path]], *, holdout: float,
+                         patterns: Iterable[str] = GIT_PATTERNS,
+                         cache: dict[str, list[Document]] | None = None) -> list[Document]:
+    """The typed sources and pane captures of trajectory repositories, each repository one
+    group named by its `name` (e.g. the individual id), whole trajectories held out by
+    `held_out_groups` (decided here, so the corpus's own split rule does not apply to them).
+    `cache` (repository path -> its documents) spares re-reading a finished trajectory.
+
+    >>> trajectory_documents([], holdout=0.2)
+    []
+    """
+    out_groups = held_out_groups((name for name, _ in repos), holdout)
+    pats = tuple(patterns)
+    docs = []
+    for name, path in repos:
+        key = f"{Path(path).resolve()}|{','.join(pats)}"
+        read = cache.get(key) if cache is not None else None
+        if read is None:
+            read = list(git_documents(path, pats))
+            if cache is not None:
+                cache[key] = read
+        for d in read:
+            docs.append(Document(f"{name}:{d.name.split(':', 1)[-1]}", name, d.data, name in out_groups))
+    return docs
 
 
 class ByteCorpus:
@@ -146,6 +195,8 @@ class ByteCorpus:
 
     def refill(self) -> int:
         """Read up to `chunk_bytes` more from the stream; returns the bytes read."""
+        import torch
+
         got = 0
         while self._source is not None and got < self.chunk_bytes:
             doc = next(self._source, None)
@@ -164,7 +215,9 @@ class ByteCorpus:
         data = doc.data if doc.data.endswith(b"\n") else doc.data + b"\n"
         self.documents += 1
         self.bytes_read += len(data)
-        if self.holdout == 0.0:
+        if doc.heldout is not None:
+            self._buf["heldout" if doc.heldout else "train"] += data
+        elif self.holdout == 0.0:
             self._buf["train"] += data
         elif self.split == "group":
             self._buf["heldout" if _held_out_group(doc.group, self.holdout) else "train"] += data
@@ -179,6 +232,8 @@ class ByteCorpus:
     def batch(self, split: str, batch_size: int, block_size: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows: inputs (B, T) and next-byte targets (B, T), both int64."""
+        import torch
+
         if split == "train":
             self._calls += 1
             if self._source is not None and self._calls % self.refill_every == 0:

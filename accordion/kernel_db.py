@@ -5,7 +5,9 @@ lookups *shadow-validate* (compute anyway, compare, return the live value), and 
 agreement within `tolerance` raises confidence. Above `confidence_threshold` a lookup may
 *bypass* the block and return the stored output; a sample of bypasses (`recheck_rate`) is
 recomputed, and a disagreement there is a *false positive*: counted, and confidence drops to
-zero. Entries *expire* after a TTL that follows the observed drift (divergence per step of
+zero. An *audit* (`audit=True`, for measuring a setting, never for speed) computes every
+bypassed block anyway, returns the stored output all the same, and records the true
+divergence of what the bypass returned. Entries *expire* after a TTL that follows the observed drift (divergence per step of
 age): slow drift, long life. A size-capped LRU evicts the rest.
 
 Keys are (block, generation, heads, revision bucket, digest of the input tensor). The digest
@@ -33,7 +35,7 @@ Key = tuple[int, int, int, int, bytes]  # (block, generation, heads, bucket, dig
 
 _FORMAT = "accordion-kernel-db"
 _COUNTERS = ("lookups", "hits", "misses", "bypasses", "shadow_checks", "rechecks", "false_positives",
-             "expirations", "evictions", "invalidations")
+             "expirations", "evictions", "invalidations", "audits")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class KernelDBConfig:
     max_bytes: int = 256 << 20
     recheck_rate: float = 0.05  # share of bypasses recomputed to catch false positives
     seed: int = 0
+    audit: bool = False  # compute every bypassed block too, to measure what bypassing costs
 
     def __post_init__(self) -> None:
         if not 0.0 < self.confidence_threshold <= 1.0:
@@ -121,6 +124,7 @@ class KernelDB:
         self._n = dict.fromkeys(_COUNTERS, 0)
         self._div_sum = self._bypass_div_sum = 0.0
         self._div_count = 0
+        self._audit_sum = self._audit_max = 0.0
 
     # -- keys ---------------------------------------------------------------------------
     digest = staticmethod(tensor_digest)
@@ -158,6 +162,8 @@ class KernelDB:
         if allow_bypass and entry.confidence >= cfg.confidence_threshold:
             if cfg.recheck_rate <= 0.0 or self._rng.random() >= cfg.recheck_rate:
                 n["bypasses"] += 1
+                if cfg.audit:
+                    self._audit(entry.output, compute)
                 return entry.output
             n["rechecks"] += 1  # false-positive detection: recompute a sampled bypass
             live = compute()
@@ -171,6 +177,13 @@ class KernelDB:
         live = compute()
         self._observe(entry, live, step)
         return live
+
+    def _audit(self, stored: torch.Tensor, compute: Callable[[], torch.Tensor]) -> None:
+        with torch.no_grad():
+            div = divergence(compute(), stored)
+        self._n["audits"] += 1
+        self._audit_sum += div if math.isfinite(div) else 0.0
+        self._audit_max = max(self._audit_max, div)
 
     def _observe(self, entry: Entry, live: torch.Tensor, step: int) -> float:
         """Compare, adapt confidence and TTL to the divergence, and keep the live output."""
@@ -250,6 +263,8 @@ class KernelDB:
             "mean_divergence": self._div_sum / self._div_count if self._div_count else 0.0,
             "bypass_divergence": self._bypass_div_sum / n["rechecks"] if n["rechecks"] else 0.0,
             "mean_confidence": sum(confs) / len(confs) if confs else 0.0,
+            "audit_divergence": self._audit_sum / n["audits"] if n["audits"] else 0.0,
+            "audit_max_divergence": self._audit_max,
         }
 
     # -- persistence ----------------------------------------------------------------------
@@ -262,6 +277,7 @@ class KernelDB:
             "config": asdict(self.config),
             "counters": dict(self._n),
             "divergence": [self._div_sum, self._bypass_div_sum, self._div_count],
+            "audit": [self._audit_sum, self._audit_max],
             "rng": [version, list(internal), gauss],
             "entries": [
                 {"key": list(k), "output": e.output.detach().cpu(), "confidence": e.confidence,
@@ -279,6 +295,7 @@ class KernelDB:
             db = cls(KernelDBConfig(**{k: v for k, v in state["config"].items() if k in known}))
             db._n.update({k: int(v) for k, v in state["counters"].items() if k in db._n})
             db._div_sum, db._bypass_div_sum, db._div_count = state["divergence"]
+            db._audit_sum, db._audit_max = state.get("audit", [0.0, 0.0])
             version, internal, gauss = state["rng"]
             db._rng.setstate((version, tuple(internal), gauss))
             for e in state["entries"]:

@@ -1,14 +1,17 @@
 """Evaluator actors on Ray and the pool that keeps them busy, alive and on time.
 
-Each actor takes one CPU and owns a private sandbox root on its node; it evaluates one
-batch at a time (one individual for towers), so a dying actor loses one batch only and a
-per-evaluation deadline is measured from when the work started. The pool:
+Each actor takes one CPU (or what `actor_options` asks for: trainer actors take a GPU where
+the cluster has one, see `evolve.trainers`) and owns a private sandbox root on its node; it
+evaluates one batch at a time (one individual for towers), so a dying actor loses one batch
+only and a per-evaluation deadline is measured from when the work started. The pool:
 
 - replaces an actor that died and resubmits its batch (at most `retries` times; then the
   individuals are reported failed with the reason);
 - kills an actor that overruns `timeout + grace` (the species has its own, tighter timeout;
   this is the backstop for a hung process) and reports its individuals as timed out;
 - yields outcomes as they complete, so the driver can store them at once.
+
+`evaluate_together` keeps several pools (one species each) busy at the same time.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +51,14 @@ class EvaluatorActor:
         self.node = ray.get_runtime_context().get_node_id()
 
     def ready(self) -> dict[str, Any]:
-        return {"node": self.node, "pid": os.getpid(), "root": str(self.root)}
+        ctx = ray.get_runtime_context()
+        return {"node": self.node, "pid": os.getpid(), "root": str(self.root),
+                "resources": dict(ctx.get_assigned_resources()), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
     def evaluate(self, items: Sequence[EvalItem], timeout: float) -> list[Outcome]:
         start = time.perf_counter()
         try:
+            items = _resolve_contexts(items)
             outcomes = self.species.evaluate(items, workdir=self.root, timeout=timeout, run_id=self.run_id)
         except Exception as exc:  # noqa: BLE001 - the actor boundary: a crash in the species is a failed result
             wall = (time.perf_counter() - start) / max(1, len(items))
@@ -85,18 +91,36 @@ class _Slot:
     since: float = 0.0
 
 
+def _resolve_contexts(items: Sequence[EvalItem]) -> list[EvalItem]:
+    """Fetch each distinct context shipped through the object store once per call."""
+    refs = {c.hex(): c for c in (it.context for it in items) if isinstance(c, ray.ObjectRef)}
+    if not refs:
+        return list(items)
+    values = dict(zip(refs, ray.get(list(refs.values()))))
+    return [replace(it, context=values[it.context.hex()]) if isinstance(it.context, ray.ObjectRef) else it
+            for it in items]
+
+
 EventSink = Callable[[str, str, str | None], None]  # (kind, message, individual_id)
 
 
 class EvaluatorPool:
-    """A fixed number of evaluator actors; `evaluate(items)` yields outcomes as they finish."""
+    """A fixed number of evaluator actors; `evaluate(items)` yields outcomes as they finish.
+
+    `actor_options` are Ray's actor resource options (default: one CPU); `role` names the
+    actors in events and errors ("evaluator", "trainer").
+    """
 
     def __init__(self, species: Species[Any], *, run_id: str, n_actors: int, timeout: float,
                  retries: int = 2, grace: float = 60.0, on_event: EventSink | None = None,
-                 sandbox_parent: str | None = None) -> None:
+                 sandbox_parent: str | None = None, actor_options: Mapping[str, Any] | None = None,
+                 role: str = "evaluator") -> None:
         if n_actors < 1:
             raise EvolveError("evaluation.actors: must be >= 1")
         self.species = species
+        self.actor_options = dict(actor_options or {"num_cpus": 1})
+        self.role = role
+        self.placements: list[dict[str, Any]] = []  # what each actor reported when it started
         self.run_id = run_id
         self.timeout = timeout
         self.retries = retries
@@ -108,17 +132,21 @@ class EvaluatorPool:
         self.replaced = 0
 
     def _new_actor(self) -> Any:
-        return EvaluatorActor.options(scheduling_strategy="SPREAD").remote(  # type: ignore[attr-defined]
-            self.species_ref, self.run_id, self.sandbox_parent)
+        return EvaluatorActor.options(scheduling_strategy="SPREAD",  # type: ignore[attr-defined]
+                                      **self.actor_options).remote(self.species_ref, self.run_id,
+                                                                   self.sandbox_parent)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> list[dict[str, Any]]:
         """Block until every actor has started; says which did not, and why that may be."""
         refs = [s.actor.ready.remote() for s in self.slots]
         try:
-            return list(ray.get(refs, timeout=timeout))
+            self.placements = list(ray.get(refs, timeout=timeout))
         except GetTimeoutError:
-            raise EvolveError(f"evaluator actors did not start within {timeout:.0f}s: the cluster may have "
-                              f"fewer free CPUs than evaluation.actors={len(self.slots)}") from None
+            asks = ", ".join(f"{k}={v:g}" for k, v in sorted(self.actor_options.items()))
+            raise EvolveError(f"{self.role} actors did not start within {timeout:.0f}s: the cluster may have "
+                              f"fewer free resources than {len(self.slots)} actor(s) with {asks} need "
+                              "(evaluation.actors)") from None
+        return self.placements
 
     @property
     def size(self) -> int:
@@ -126,32 +154,12 @@ class EvaluatorPool:
 
     # --- the work loop ------------------------------------------------------------------
     def evaluate(self, items: Sequence[EvalItem]) -> Iterator[Outcome]:
-        if not items:
-            return
+        for _, outcome in evaluate_together([(self, items)]):
+            yield outcome
+
+    def _tasks(self, items: Sequence[EvalItem]) -> deque[_Task]:
         per_call = max(1, min(self.species.batch_size, math.ceil(len(items) / len(self.slots))))
-        queue = deque(_Task(list(items[k:k + per_call])) for k in range(0, len(items), per_call))
-        by_ref: dict[Any, _Slot] = {}
-        while queue or by_ref:
-            self._check_started()
-            for slot in self.slots:
-                if slot.busy is None and slot.starting is None and queue:
-                    self._submit(slot, queue.popleft())
-                    by_ref[slot.busy] = slot
-            if not by_ref:  # every free slot is a replacement still waiting for resources
-                yield from self._starved(queue)
-                continue
-            ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=POLL_SECONDS)
-            if ready:  # collect every other result that is already there, too
-                rest = [r for r in by_ref if r not in ready]
-                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
-                ready = list(ready) + list(more)
-            for ref in ready:
-                slot = by_ref.pop(ref)
-                yield from self._collect(slot, ref, queue)
-            for ref, slot in list(by_ref.items()):
-                if self._overdue(slot):
-                    by_ref.pop(ref)
-                    yield from self._expire(slot)
+        return deque(_Task(list(items[k:k + per_call])) for k in range(0, len(items), per_call))
 
     def _check_started(self) -> None:
         """Replacements become usable once started; a lost node's CPUs may never come back, so
@@ -166,15 +174,15 @@ class EvaluatorPool:
                 ray.get(slot.starting, timeout=10.0)
                 slot.starting = None
             except (RayActorError, RayError) as exc:  # died while starting: try a fresh one
-                self.on_event("actor_died", f"actor #{self.slots.index(slot)} failed to start: {_one_line(exc)}",
-                              None)
+                self.on_event("actor_died", f"{self._name(slot)} failed to start: {_one_line(exc)}", None)
                 self._replace(slot)
 
+    def _starting(self) -> list[Any]:
+        return [s.starting for s in self.slots if s.starting is not None]
+
     def _starved(self, queue: deque[_Task]) -> Iterator[Outcome]:
-        """No actor can take work: wait for one to start; after START_TIMEOUT fail what waits."""
-        pending = [s.starting for s in self.slots if s.starting is not None]
-        if pending:
-            ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+        """No actor of this pool can take work: after START_TIMEOUT of waiting for one to
+        start, fail what waits (the caller waits on `_starting()` meanwhile)."""
         oldest = min((s.since for s in self.slots if s.starting is not None), default=time.monotonic())
         if time.monotonic() - oldest <= START_TIMEOUT:
             return
@@ -182,8 +190,8 @@ class EvaluatorPool:
             task = queue.popleft()
             for it in task.items:
                 yield Outcome(it.individual_id, "failed", attempts=task.attempt,
-                              error=f"no evaluator actor could start within {START_TIMEOUT:.0f}s "
-                                    "(the cluster lost the CPUs it needs)")
+                              error=f"no {self.role} actor could start within {START_TIMEOUT:.0f}s "
+                                    "(the cluster lost the resources it needs)")
 
     def _submit(self, slot: _Slot, task: _Task) -> None:
         slot.task = task
@@ -201,6 +209,9 @@ class EvaluatorPool:
         slot.busy, slot.task = None, None
         return task
 
+    def _name(self, slot: _Slot) -> str:
+        return f"{'actor' if self.role == 'evaluator' else self.role + ' actor'} #{self.slots.index(slot)}"
+
     def _collect(self, slot: _Slot, ref: Any, queue: deque[_Task]) -> Iterator[Outcome]:
         task = self._release(slot)
         try:
@@ -210,7 +221,7 @@ class EvaluatorPool:
             dead = isinstance(exc, RayActorError)
             ids = ", ".join(it.individual_id for it in task.items[:4])
             self.on_event("actor_died" if dead else "actor_error",
-                          f"actor #{self.slots.index(slot)} lost {len(task.items)} evaluation(s) [{ids}]: {reason}",
+                          f"{self._name(slot)} lost {len(task.items)} evaluation(s) [{ids}]: {reason}",
                           task.items[0].individual_id if len(task.items) == 1 else None)
             self._replace(slot)
             if task.attempt <= self.retries:
@@ -230,16 +241,15 @@ class EvaluatorPool:
     def _expire(self, slot: _Slot) -> Iterator[Outcome]:
         task = self._release(slot)
         limit = self._limit(task)
-        index = self.slots.index(slot)
         node = ""
-        self.on_event("timeout", f"actor #{index} gave no result within {limit:.0f}s "
+        self.on_event("timeout", f"{self._name(slot)} gave no result within {limit:.0f}s "
                                  f"(timeout {self.timeout:g}s x {len(task.items)} + grace {self.grace:g}s); killed",
                       task.items[0].individual_id if len(task.items) == 1 else None)
         self._replace(slot)
         for it in task.items:
             yield Outcome(it.individual_id, "timeout", attempts=task.attempt, node=node,
                           wall_seconds=limit / len(task.items),
-                          error=f"no result within {limit:.0f}s; the evaluator actor was killed")
+                          error=f"no result within {limit:.0f}s; the {self.role} actor was killed")
 
     def _replace(self, slot: _Slot) -> None:
         try:
@@ -250,7 +260,7 @@ class EvaluatorPool:
         slot.starting, slot.since = slot.actor.ready.remote(), time.monotonic()
         slot.generation += 1
         self.replaced += 1
-        self.on_event("actor_replaced", f"actor #{self.slots.index(slot)} replaced", None)
+        self.on_event("actor_replaced", f"{self._name(slot)} replaced", None)
 
     # --- shutting down ----------------------------------------------------------------------
     def close(self, timeout: float = 10.0) -> None:
@@ -268,6 +278,49 @@ class EvaluatorPool:
                 ray.kill(slot.actor, no_restart=True)
             except RayError:
                 pass
+
+
+def evaluate_together(work: Sequence[tuple[EvaluatorPool, Sequence[EvalItem]]]
+                      ) -> Iterator[tuple[EvaluatorPool, Outcome]]:
+    """Keep every pool busy with its own items at once; (pool, outcome) as each finishes.
+
+    One `ray.wait` covers the work in flight on all pools, so a fast species never waits
+    for a slow one; each pool keeps its own retries, deadlines and replacements.
+    """
+    queues = {id(pool): pool._tasks(items) for pool, items in work if items}
+    pools = [pool for pool, items in work if items]
+    in_flight: dict[Any, tuple[EvaluatorPool, _Slot]] = {}
+    while any(queues[id(p)] for p in pools) or in_flight:
+        for pool in pools:
+            pool._check_started()
+            queue = queues[id(pool)]
+            for slot in pool.slots:
+                if slot.busy is None and slot.starting is None and queue:
+                    pool._submit(slot, queue.popleft())
+                    in_flight[slot.busy] = (pool, slot)
+        busy = {id(pool) for pool, _ in in_flight.values()}
+        starved = [pool for pool in pools if queues[id(pool)] and id(pool) not in busy]
+        for pool in starved:  # every free actor of it is a replacement still waiting for resources
+            for outcome in pool._starved(queues[id(pool)]):
+                yield pool, outcome
+        waits = list(in_flight) + [ref for pool in starved for ref in pool._starting()]
+        if not waits:
+            continue
+        ready, _ = ray.wait(waits, num_returns=1, timeout=POLL_SECONDS)
+        ready = [r for r in ready if r in in_flight]  # a replacement that started is seen above
+        if ready:  # collect every other result that is already there, too
+            rest = [r for r in in_flight if r not in ready]
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
+            ready = list(ready) + list(more)
+        for ref in ready:
+            pool, slot = in_flight.pop(ref)
+            for outcome in pool._collect(slot, ref, queues[id(pool)]):
+                yield pool, outcome
+        for ref, (pool, slot) in list(in_flight.items()):
+            if pool._overdue(slot):
+                in_flight.pop(ref)
+                for outcome in pool._expire(slot):
+                    yield pool, outcome
 
 
 def _sweep_dead_roots(parent: Path) -> None:

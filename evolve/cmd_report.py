@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("run", metavar="RUN", help="a run directory (or a run id under --runs)")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the report")
     p.add_argument("--individual", metavar="IND", help="whose lineage to draw (default: a front member)")
+    p.add_argument("--species", help="which species of a run of several (default: the first)")
     p.add_argument("--runs", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
     p.set_defaults(handler=run_report)
     e = sub.add_parser("export", help="every table of a run's store as Parquet files")
@@ -32,7 +33,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     run_dir = find_run(Path(args.runs), args.run)
     with Store.open(run_dir, read_only=True) as store:
-        data = load_run(store, args.individual)
+        data = load_run(store, args.individual, args.species)
     if not data.points:
         raise EvolveError(f"run {data.run_id} has no evaluations yet")
     for path in write_report(data, Path(args.out)):

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     address = choose_address(args.address, cfg.ray.address)
     err = Console(stderr=True)
     observer = _quiet() if args.quiet else (LiveProgress(err) if err.is_terminal else LineProgress(err))
+    observer.species = ",".join(p.name for p in resolved.lanes)
     err.print(f"run {run_id} → {run_dir}  ({'cluster ' + address if address else 'embedded Ray'})")
     try:
         summary = run_evolution(resolved, run_id, run_dir, address=address, observer=observer)
@@ -64,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
         observer.close()
     with Store.open(run_dir, read_only=True) as store:
         out.print(front_table(store, species=resolved.species))
-    hv = summary.hypervolume[-1] if summary.hypervolume else None
+    hvs = {k: v[-1] for k, v in summary.hypervolumes.items() if v and v[-1] is not None}
+    hv_text = (", ".join(f"{k} {v:.6g}" for k, v in hvs.items()) if len(summary.hypervolumes) > 1
+               else (f"{next(iter(hvs.values())):.6g}" if hvs else ""))
     err.print(f"run {run_id} {summary.status}: {summary.generations} generation(s)"
-              + (f", hypervolume {hv:.6g}" if hv is not None else "") + f"; store {run_dir / 'store.duckdb'}")
+              + (f", hypervolume {hv_text}" if hv_text else "") + f"; store {run_dir / 'store.duckdb'}")
     return 0
 
 
@@ -94,11 +97,12 @@ class LineProgress(Observer):
         self.done = 0
         self.failed = 0
         self.t0 = time.monotonic()
+        self.species = ""  # "a,b" for a run of several species (set by the caller)
 
     def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
         self.generations = generations
         where = f"{cluster.mode}, {cluster.cpus} CPU, {len(cluster.nodes)} node(s)" if cluster else "ray"
-        self.console.print(f"starting at generation {start} of {generations} with {n_actors} evaluator actor(s) "
+        self.console.print(f"starting at generation {start} of {generations} with {n_actors} actor(s) "
                            f"({where})")
 
     def generation_started(self, generation: int, size: int, reused: int) -> None:
@@ -109,12 +113,13 @@ class LineProgress(Observer):
         self.failed += outcome.status != "ok"
 
     def generation_done(self, stats: Any) -> None:
-        self.console.print(f"generation {stats.generation + 1}/{self.generations}: evaluations {self.done} done, "
+        who = f" {stats.species}" if "," in self.species else ""
+        self.console.print(f"generation {stats.generation + 1}/{self.generations}{who}: evaluations {self.done} done, "
                            f"{self.failed} failed; front {stats.front_size}; hypervolume {_hv(stats.hypervolume)}; "
                            f"{stats.wall_seconds:.1f}s")
 
     def event(self, kind: str, message: str) -> None:
-        if kind in ("actor_died", "retry", "timeout", "stalled", "run_resumed", "reused"):
+        if kind in ("actor_died", "retry", "timeout", "stalled", "run_resumed", "reused", "actors_placed"):
             self.console.print(f"  {kind}: {message}")
 
     def close(self) -> None: ...

@@ -8,20 +8,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from evolve.errors import EvolveError
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SpeciesConfig(_Model):
-    name: str = Field(description="species plug-in: tower | numeric | package.module:Class")
-    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the species")
 
 
 class PopulationConfig(_Model):
@@ -60,6 +63,27 @@ class EvaluationConfig(_Model):
     actors: int | None = Field(default=None, ge=1, description="evaluator actors (default: one per cluster CPU)")
 
 
+class SpeciesConfig(_Model):
+    name: str = Field(description="species plug-in: tower | accordion | numeric | package.module:Class")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the species")
+    # each may be set per species (a run with several species); unset, the run's own applies
+    population: PopulationConfig | None = None
+    algorithm: AlgorithmConfig | None = None
+    objectives: list[ObjectiveConfig] | None = None
+    constraints: list[ConstraintConfig] | None = None
+    evaluation: EvaluationConfig | None = None
+
+
+def _species_shape(value: Any) -> str:
+    return SPECIES_LIST if isinstance(value, list) else SPECIES_ONE
+
+
+SPECIES_ONE, SPECIES_LIST = "species-mapping", "species-list"  # union tags, dropped from error paths
+SpeciesField = Annotated[
+    Annotated[SpeciesConfig, Tag(SPECIES_ONE)] | Annotated[list[SpeciesConfig], Tag(SPECIES_LIST)],
+    Discriminator(_species_shape)]
+
+
 class RayConfig(_Model):
     address: str | None = Field(default=None, description="cluster address; RAY_ADDRESS and --address win")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded local Ray")
@@ -69,8 +93,8 @@ class RunConfig(_Model):
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0, lt=2**63)
     generations: int = Field(ge=1, description="generations including the initial one")
-    species: SpeciesConfig
-    population: PopulationConfig
+    species: SpeciesField = Field(description="one species, or a list of them evolving side by side")
+    population: PopulationConfig | None = Field(default=None, description="required unless every species has its own")
     algorithm: AlgorithmConfig = AlgorithmConfig()
     objectives: list[ObjectiveConfig] | None = None
     constraints: list[ConstraintConfig] | None = None
@@ -79,6 +103,15 @@ class RunConfig(_Model):
 
     def to_json_data(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @property
+    def species_list(self) -> list[SpeciesConfig]:
+        return list(self.species) if isinstance(self.species, list) else [self.species]
+
+    @property
+    def several(self) -> bool:
+        """A run with a list of species (individual ids then carry the species' name)."""
+        return isinstance(self.species, list)
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -130,7 +163,7 @@ def _loc(loc: Sequence[int | str]) -> str:
 
 
 def _format_one(err: Mapping[str, Any]) -> str:
-    loc = [p for p in err.get("loc", ()) if p not in ("function-after",)]
+    loc = [p for p in err.get("loc", ()) if p not in ("function-after", SPECIES_ONE, SPECIES_LIST)]
     kind, ctx, got = err.get("type", ""), err.get("ctx") or {}, err.get("input")
     field = _loc(loc)
     if kind == "missing":
@@ -156,6 +189,8 @@ def _format_one(err: Mapping[str, Any]) -> str:
         return f"{field}: must be a string (got {got!r})"
     if kind == "string_pattern_mismatch":
         return f"{field}: must match {ctx.get('pattern')} (got {got!r})"
+    if field == "species" and kind in ("model_type", "union_tag_invalid"):
+        return f"{field}: must be a mapping of fields or a list of them (got {type(got).__name__})"
     if kind in ("model_type", "dict_type"):
         return f"{field}: must be a mapping of fields (got {type(got).__name__})"
     if kind == "list_type":
@@ -191,13 +226,20 @@ def _model_of(annotation: Any) -> Any:
 
 # --- resolving against the species --------------------------------------------------------
 @dataclass(frozen=True)
-class Resolved:
-    """The config bound to its species: objectives with directions, constraints."""
+class SpeciesPart:
+    """One species of a run, bound to its settings: objectives with directions, constraints,
+    population, algorithm and evaluation (its own, else the run's)."""
 
-    config: RunConfig
     species: Any  # populations.base.Species
     objectives: tuple[Any, ...]  # populations.objectives.Objective
     constraints: tuple[Any, ...]  # populations.objectives.Constraint
+    population: PopulationConfig
+    algorithm: AlgorithmConfig
+    evaluation: EvaluationConfig
+
+    @property
+    def name(self) -> str:
+        return str(self.species.name)
 
     @property
     def ref_point(self) -> Any:
@@ -209,42 +251,105 @@ class Resolved:
         return np.array([o.sign * o.ref for o in self.objectives])
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """The config bound to its species. `species`, `objectives`, `constraints` are the first
+    (in a one-species run, the only) species'; `parts` holds every species of the run."""
+
+    config: RunConfig
+    species: Any  # populations.base.Species
+    objectives: tuple[Any, ...]  # populations.objectives.Objective
+    constraints: tuple[Any, ...]  # populations.objectives.Constraint
+    parts: tuple[SpeciesPart, ...] = ()
+
+    @property
+    def ref_point(self) -> Any:
+        """The hypervolume reference in minimisation form, or None when not configured."""
+        return self.lanes[0].ref_point
+
+    @property
+    def lanes(self) -> tuple[SpeciesPart, ...]:
+        """Every species of the run with its settings (one for a one-species config)."""
+        if self.parts:
+            return self.parts
+        cfg = self.config
+        sc = cfg.species_list[0]
+        population = sc.population or cfg.population
+        if population is None:
+            raise EvolveError("config: population: is required")
+        return (SpeciesPart(self.species, self.objectives, self.constraints, population,
+                            sc.algorithm or cfg.algorithm, sc.evaluation or cfg.evaluation),)
+
+
 def resolve(cfg: RunConfig, *, where: str = "config") -> Resolved:
-    """Build the species and check objectives/constraints against it (one-line errors)."""
+    """Build the species and check objectives/constraints against them (one-line errors)."""
+    several = cfg.several
+    if several:
+        if not cfg.species_list:
+            raise EvolveError(f"{where}: species: give at least one species")
+        if cfg.objectives is not None or cfg.constraints is not None:
+            field = "objectives" if cfg.objectives is not None else "constraints"
+            raise EvolveError(f"{where}: {field}: in a run with a list of species, give each species its own "
+                              f"(species[k].{field})")
+    parts = []
+    seen: dict[str, int] = {}
+    for k, sc in enumerate(cfg.species_list):
+        at = f"species[{k}]" if several else "species"
+        part = _resolve_one(cfg, sc, at=at, where=where, several=several)
+        if part.name in seen:
+            raise EvolveError(f"{where}: {at}.name: species {part.name} is listed twice "
+                              f"(also species[{seen[part.name]}])")
+        seen[part.name] = k
+        parts.append(part)
+    first = parts[0]
+    return Resolved(cfg, first.species, first.objectives, first.constraints, tuple(parts))
+
+
+def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, several: bool) -> SpeciesPart:
     from populations import make_species
     from populations.errors import SpeciesError
     from populations.objectives import Constraint, Objective
 
     try:
-        species = make_species(cfg.species.name, cfg.species.params)
+        species = make_species(sc.name, sc.params)
     except SpeciesError as exc:
         about_name = any(s in exc.message for s in ("unknown species", "plug-in", "not a Species"))
-        field = "species.name" if about_name else "species.params"
+        field = f"{at}.name" if about_name else f"{at}.params"
         raise EvolveError(f"{where}: {field}: {exc}") from None
 
+    population = sc.population or cfg.population
+    if population is None:
+        raise EvolveError(f"{where}: population: is required" + (
+            f" (or give {at} its own population)" if several else ""))
+
+    # where objectives/constraints come from, for error paths: the species' own or the run's
+    obj_at = f"{at}.objectives" if sc.objectives is not None else "objectives"
+    con_at = f"{at}.constraints" if sc.constraints is not None else "constraints"
+    obj_given = sc.objectives if sc.objectives is not None else cfg.objectives
+    con_given = sc.constraints if sc.constraints is not None else cfg.constraints
+
     objectives = []
-    obj_cfgs = cfg.objectives if cfg.objectives is not None else [
-        ObjectiveConfig(metric=m) for m in species.default_objectives()]
+    obj_cfgs = obj_given if obj_given is not None else [ObjectiveConfig(metric=m) for m in species.default_objectives()]
     if not obj_cfgs:
-        raise EvolveError(f"{where}: objectives: is required for species {species.name}")
+        raise EvolveError(f"{where}: {obj_at}: is required for species {species.name}")
     for k, oc in enumerate(obj_cfgs):
         why = species.check_metric(oc.metric)
         if why:
-            raise EvolveError(f"{where}: objectives[{k}].metric: {why}")
+            raise EvolveError(f"{where}: {obj_at}[{k}].metric: {why}")
         direction = oc.direction or species.direction(oc.metric)
         if direction is None:
-            raise EvolveError(f"{where}: objectives[{k}].direction: {oc.metric} has no natural direction; "
+            raise EvolveError(f"{where}: {obj_at}[{k}].direction: {oc.metric} has no natural direction; "
                               "set direction: min or max")
         objectives.append(Objective(oc.metric, direction, oc.ref))
     if len({o.metric for o in objectives}) != len(objectives):
-        raise EvolveError(f"{where}: objectives: a metric is listed twice")
+        raise EvolveError(f"{where}: {obj_at}: a metric is listed twice")
 
-    con_cfgs = cfg.constraints if cfg.constraints is not None else []
-    constraints = [Constraint(c.metric, c.le, c.ge, c.eq) for c in con_cfgs]
+    constraints = [Constraint(c.metric, c.le, c.ge, c.eq) for c in (con_given or [])]
     for k, c in enumerate(constraints):
         why = species.check_metric(c.metric)
         if why:
-            raise EvolveError(f"{where}: constraints[{k}].metric: {why}")
-    if cfg.constraints is None:
+            raise EvolveError(f"{where}: {con_at}[{k}].metric: {why}")
+    if con_given is None:
         constraints = list(species.default_constraints())
-    return Resolved(cfg, species, tuple(objectives), tuple(constraints))
+    return SpeciesPart(species, tuple(objectives), tuple(constraints), population,
+                       sc.algorithm or cfg.algorithm, sc.evaluation or cfg.evaluation)

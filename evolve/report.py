@@ -27,23 +27,33 @@ class RunData:
     individual: str | None
 
 
-def load_run(store: Any, individual: str | None = None) -> RunData:
-    """Everything the report draws, read once from the run's store."""
-    rows = store.query("SELECT run_id, species, objectives FROM runs")
+def load_run(store: Any, individual: str | None = None, species: str | None = None) -> RunData:
+    """Everything the report draws, read once from the run's store; in a run of several
+    species, of one of them (`species`, default the first)."""
+    rows = store.query("SELECT run_id FROM runs")
     if not rows:
         raise EvolveError("the store holds no run")
-    run_id, species, objectives = rows[0]
-    objectives = json.loads(objectives) if isinstance(objectives, str) else objectives
+    run_id = rows[0][0]
+    parts = store.species()
+    part = next((p for p in parts if p["species"] == species), None) if species is not None else parts[0]
+    if part is None:
+        raise EvolveError(f"run {run_id} has no species {species!r} (species: {', '.join(p['species'] for p in parts)})")
+    of, objectives = part["species"], part["objectives"]
     points = [(r[0], int(r[1]), list(r[2] or []), bool(r[3])) for r in store.query(
-        "SELECT individual_id, generation, objectives, feasible FROM evaluations WHERE run_id = ? "
-        "ORDER BY individual_id", [run_id])]
-    latest = store.query("SELECT max(generation) FROM fronts WHERE run_id = ?", [run_id])[0][0]
+        "SELECT e.individual_id, e.generation, e.objectives, e.feasible FROM evaluations e "
+        "JOIN individuals i USING (run_id, individual_id) WHERE e.run_id = ? AND i.species = ? "
+        "ORDER BY e.individual_id", [run_id, of])]
+    latest = store.query("SELECT max(f.generation) FROM fronts f JOIN individuals i USING (run_id, individual_id) "
+                         "WHERE f.run_id = ? AND i.species = ?", [run_id, of])[0][0]
     front = [r[0] for r in store.query(
         "SELECT f.individual_id FROM fronts f JOIN evaluations e USING (run_id, individual_id) "
-        "WHERE f.run_id = ? AND f.generation = ? AND f.rank = 0 AND e.feasible ORDER BY f.individual_id",
-        [run_id, latest])] if latest is not None else []
+        "JOIN individuals i USING (run_id, individual_id) "
+        "WHERE f.run_id = ? AND f.generation = ? AND f.rank = 0 AND e.feasible AND i.species = ? "
+        "ORDER BY f.individual_id", [run_id, latest, of])] if latest is not None else []
+    by_species = " AND species = ?" if len(parts) > 1 else ""  # stores of one species may predate the column
     hv = [(int(g), h) for g, h in store.query(
-        "SELECT generation, hypervolume FROM generations WHERE run_id = ? ORDER BY generation", [run_id])]
+        f"SELECT generation, hypervolume FROM generations WHERE run_id = ?{by_species} ORDER BY generation",
+        [run_id, of] if by_species else [run_id])]
     chosen = individual
     if chosen is None and front:  # the front member with the richest ancestry
         sizes = {ind: store.query("SELECT count(*) FROM lineage(?)", [ind])[0][0] for ind in front}
@@ -56,7 +66,7 @@ def load_run(store: Any, individual: str | None = None) -> RunData:
             raise EvolveError(f"run {run_id}: no individual {chosen!r}")
         lineage = [(int(d), i, int(g), o, list(p)) for d, i, g, o, p, _h, r in
                    store.query("SELECT * FROM lineage(?)", [chosen]) if r == run_id]
-    return RunData(run_id, species, objectives, points, front, latest, hv, lineage, chosen)
+    return RunData(run_id, of, objectives, points, front, latest, hv, lineage, chosen)
 
 
 def _label(obj: dict[str, Any]) -> str:

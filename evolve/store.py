@@ -7,6 +7,10 @@ cheaper than a second may share one transaction; none is ever stored in part. Ev
 generation is still running are staged (one small transaction each) so that a killed
 driver loses none of them; the generation's commit moves them into `evaluations`.
 
+A run may evolve several species side by side (SPEC §7): each has its own population,
+objectives, constraints (`run_species`), fronts and generation rows (`generations.species`),
+all in the same tables; individual ids are unique within the run.
+
 Views: `pareto_front` (latest non-dominated feasible set per run/species), `metrics_long`
 (one row per metric), and the table macro `lineage(individual_id)` (recursive ancestry).
 """
@@ -69,6 +73,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     error         VARCHAR,
     attempts      INTEGER NOT NULL,
     result_bytes  BIGINT NOT NULL,          -- trajectory bundle bytes sent back through Ray
+    artifact      VARCHAR,                  -- files kept under the run directory (a checkpoint)
     PRIMARY KEY (run_id, individual_id)
 );
 CREATE TABLE IF NOT EXISTS fronts (
@@ -90,7 +95,18 @@ CREATE TABLE IF NOT EXISTS generations (
     front_size    INTEGER NOT NULL,
     wall_seconds  DOUBLE NOT NULL,
     committed_at  TIMESTAMP NOT NULL,
-    PRIMARY KEY (run_id, generation)
+    species       VARCHAR NOT NULL,         -- one row per species and generation
+    PRIMARY KEY (run_id, species, generation)
+);
+CREATE TABLE IF NOT EXISTS run_species (
+    run_id        VARCHAR NOT NULL,
+    species       VARCHAR NOT NULL,
+    position      INTEGER NOT NULL,         -- order in the config
+    population    INTEGER NOT NULL,
+    objectives    JSON NOT NULL,            -- [{metric, direction, ref}], order of evaluations.objectives
+    constraints   JSON NOT NULL,            -- [{metric, le, ge, eq}]
+    params        JSON NOT NULL,
+    PRIMARY KEY (run_id, species)
 );
 CREATE SEQUENCE IF NOT EXISTS event_seq;
 CREATE TABLE IF NOT EXISTS events (
@@ -120,14 +136,32 @@ CREATE TABLE IF NOT EXISTS staged (
 );
 """
 
+# Stores made before a column existed gain it (appended, as in SCHEMA's order).
+MIGRATIONS = """
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS artifact VARCHAR;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS species VARCHAR;
+UPDATE generations SET species = (SELECT r.species FROM runs r WHERE r.run_id = generations.run_id)
+WHERE species IS NULL;
+"""
+
+EVALUATION_COLUMNS = ("run_id", "individual_id", "generation", "status", "objectives", "metrics", "constraints",
+                      "cv", "feasible", "note", "wall_seconds", "node", "trajectory", "error", "attempts",
+                      "result_bytes", "artifact")
+EVALUATION_CASTS = ("", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", "", "")
+GENERATION_COLUMNS = ("run_id", "generation", "hypervolume", "evaluations", "failed", "reused", "population",
+                      "front_size", "wall_seconds", "committed_at", "species")
+
 VIEWS = """
 CREATE OR REPLACE VIEW pareto_front AS
-WITH latest AS (SELECT run_id, max(generation) AS generation FROM fronts GROUP BY run_id)
+WITH latest AS (
+    SELECT f.run_id, i.species, max(f.generation) AS generation
+    FROM fronts f JOIN individuals i ON i.run_id = f.run_id AND i.individual_id = f.individual_id
+    GROUP BY f.run_id, i.species)
 SELECT f.run_id, i.species, f.generation, f.individual_id, i.hash, e.objectives, f.crowding,
        e.metrics, e.node, e.trajectory, i.parents, i.genome
 FROM fronts f
-JOIN latest l ON f.run_id = l.run_id AND f.generation = l.generation
 JOIN individuals i ON i.run_id = f.run_id AND i.individual_id = f.individual_id
+JOIN latest l ON f.run_id = l.run_id AND i.species = l.species AND f.generation = l.generation
 JOIN evaluations e ON e.run_id = f.run_id AND e.individual_id = f.individual_id
 WHERE f.rank = 0 AND e.feasible;
 
@@ -135,8 +169,10 @@ CREATE OR REPLACE VIEW metrics_long AS
 SELECT e.run_id, e.individual_id, e.generation, e.status, j.key AS metric,
        split_part(j.key, '@', 1) AS name,
        CASE WHEN contains(j.key, '@') THEN split_part(j.key, '@', 2) END AS level,
-       TRY_CAST(j.value ->> '$' AS DOUBLE) AS value
-FROM evaluations e, json_each(e.metrics) AS j;
+       TRY_CAST(j.value ->> '$' AS DOUBLE) AS value, i.species
+FROM evaluations e
+JOIN individuals i ON i.run_id = e.run_id AND i.individual_id = e.individual_id,
+     json_each(e.metrics) AS j;
 
 CREATE OR REPLACE MACRO lineage(ind) AS TABLE
 WITH RECURSIVE anc(run_id, individual_id, depth) AS (
@@ -190,6 +226,7 @@ class GenerationRecord:
     checkpoint: bytes | None = None  # the engine state after this generation, when saved
     staged: bool = True  # whether staged rows of this generation may exist (to delete)
     versions: Mapping[str, str] = field(default_factory=dict)
+    species: str = ""  # whose generation this is ("": the run's one species)
 
 
 class Store:
@@ -223,6 +260,7 @@ class Store:
         store = cls(con, path, read_only)
         if not read_only:
             con.execute(SCHEMA)
+            con.execute(MIGRATIONS)
             con.execute(VIEWS)
         return store
 
@@ -238,12 +276,43 @@ class Store:
     # --- runs -----------------------------------------------------------------------------
     def create_run(self, *, run_id: str, name: str, species: str, seed: int, generations: int,
                    objectives: Sequence[Mapping[str, Any]], constraints: Sequence[Mapping[str, Any]],
-                   config: Mapping[str, Any], versions: Mapping[str, str]) -> None:
+                   config: Mapping[str, Any], versions: Mapping[str, str],
+                   parts: Sequence[Mapping[str, Any]] = ()) -> None:
+        """The run's row, and one `run_species` row per part: {species, population,
+        objectives, constraints, params}."""
         t = now()
-        self.con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-            [run_id, name, species, seed, generations, json.dumps(list(objectives)),
-             json.dumps(list(constraints)), json.dumps(config), json.dumps(dict(versions)), t, t])
+        self.con.begin()
+        try:
+            self.con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                [run_id, name, species, seed, generations, json.dumps(list(objectives)),
+                 json.dumps(list(constraints)), json.dumps(config), json.dumps(dict(versions)), t, t])
+            for k, p in enumerate(parts):
+                self.con.execute("INSERT INTO run_species VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 [run_id, p["species"], k, int(p["population"]), json.dumps(list(p["objectives"])),
+                                  json.dumps(list(p["constraints"])), json.dumps(dict(p.get("params") or {}))])
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+
+    def species(self) -> list[dict[str, Any]]:
+        """The run's species in config order: {species, population, objectives, constraints};
+        a store from before `run_species` existed answers with the run's one species."""
+        import duckdb
+
+        run = self.run()
+        try:
+            rows = self.con.execute("""SELECT species, population, objectives, constraints FROM run_species
+                                       WHERE run_id = ? ORDER BY position""", [run["run_id"]]).fetchall()
+        except duckdb.CatalogException:
+            rows = []
+        if rows:
+            return [{"species": r[0], "population": r[1], "objectives": json.loads(r[2]),
+                     "constraints": json.loads(r[3])} for r in rows]
+        population = (run["config"].get("population") or {}).get("size")
+        return [{"species": run["species"], "population": population, "objectives": run["objectives"],
+                 "constraints": run["constraints"]}]
 
     def run(self) -> dict[str, Any]:
         row = self.con.execute("SELECT * FROM runs ORDER BY created_at LIMIT 1").fetchone()
@@ -300,8 +369,13 @@ class Store:
         evaluations = [row for rec in recs for row in rec.evaluations]
         fronts = [row for rec in recs for row in rec.fronts]
         t = now()
+        default_species = ""
+        if any(not rec.species for rec in recs):
+            row = self.con.execute("SELECT species FROM runs WHERE run_id = ?", [run_id]).fetchone()
+            default_species = row[0] if row else ""
         generations = [(run_id, rec.generation, rec.hypervolume, rec.evaluated, rec.failed, rec.reused,
-                        len(rec.fronts), sum(1 for f in rec.fronts if f[3] == 0), rec.wall_seconds, t)
+                        len(rec.fronts), sum(1 for f in rec.fronts if f[3] == 0), rec.wall_seconds, t,
+                        rec.species or default_species)
                        for rec in recs]
         last_checkpoint = next((rec for rec in reversed(recs) if rec.checkpoint is not None), None)
         con = self.con
@@ -311,11 +385,13 @@ class Store:
                 self._insert_columns("individuals", individuals, casts=[
                     "", "", "", "", "", "::JSON", "::VARCHAR[]", "::UBIGINT", ""])
             if evaluations:
-                self._insert_columns("evaluations", evaluations, casts=[
-                    "", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", ""])
+                width = len(evaluations[0])  # rows may stop before the later columns (NULL then)
+                self._insert_columns("evaluations", evaluations, casts=EVALUATION_CASTS[:width],
+                                     columns=EVALUATION_COLUMNS[:width])
             if fronts:
                 self._insert_columns("fronts", fronts, casts=["", "", "", "", "::DOUBLE"])
-            self._insert_columns("generations", generations, casts=["", "", "::DOUBLE", "", "", "", "", "", "", ""])
+            self._insert_columns("generations", generations, casts=["", "", "::DOUBLE", "", "", "", "", "", "", "", ""],
+                                 columns=GENERATION_COLUMNS)
             if last_checkpoint is not None:
                 con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
                             [run_id, last_checkpoint.generation + 1, last_checkpoint.checkpoint,
@@ -328,11 +404,13 @@ class Store:
             con.rollback()
             raise
 
-    def _insert_columns(self, table: str, rows: Sequence[tuple[Any, ...]], casts: Sequence[str]) -> None:
+    def _insert_columns(self, table: str, rows: Sequence[tuple[Any, ...]], casts: Sequence[str],
+                        columns: Sequence[str] | None = None) -> None:
         # one columnar statement per table: far faster than executemany
-        columns = [list(col) for col in zip(*rows)]
+        values = [list(col) for col in zip(*rows)]
         select = ", ".join(f"unnest(${k + 1}){cast}" for k, cast in enumerate(casts))
-        self.con.execute(f"INSERT INTO {table} SELECT {select}", columns)
+        into = f"{table} ({', '.join(columns)})" if columns else table
+        self.con.execute(f"INSERT INTO {into} SELECT {select}", values)
 
     def checkpoint(self, run_id: str) -> tuple[int, bytes, dict[str, str]] | None:
         row = self.con.execute("SELECT generation, state, versions FROM checkpoints WHERE run_id = ?",

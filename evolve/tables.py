@@ -5,6 +5,7 @@ import json
 import math
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 from evolve.store import Store
@@ -23,34 +24,46 @@ def fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def front_rows(store: Store, generation: int | None = None) -> list[dict[str, Any]]:
-    """The non-dominated feasible individuals of a generation (default: the latest)."""
+def front_rows(store: Store, generation: int | None = None, *, of: str | None = None) -> list[dict[str, Any]]:
+    """The non-dominated feasible individuals of a generation (default: the latest), of one
+    species (`of`) or of every species."""
     if generation is None:
-        sql = "SELECT individual_id, objectives, crowding, genome, trajectory, node, generation FROM pareto_front"
-        params: list[Any] = []
+        sql = """SELECT individual_id, objectives, crowding, genome, trajectory, node, generation, species
+                 FROM pareto_front WHERE (? IS NULL OR species = ?)"""
+        params: list[Any] = [of, of]
     else:
-        sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation
+        sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation,
+                        i.species
                  FROM fronts f JOIN evaluations e USING (run_id, individual_id)
                  JOIN individuals i USING (run_id, individual_id)
-                 WHERE f.generation = ? AND f.rank = 0 AND e.feasible"""
-        params = [generation]
+                 WHERE f.generation = ? AND f.rank = 0 AND e.feasible AND (? IS NULL OR i.species = ?)"""
+        params = [generation, of, of]
     rows = store.query(sql + " ORDER BY individual_id", params)
-    keys = ("individual_id", "objectives", "crowding", "genome", "trajectory", "node", "generation")
+    keys = ("individual_id", "objectives", "crowding", "genome", "trajectory", "node", "generation", "species")
     return [dict(zip(keys, r)) for r in rows]
 
 
-def front_table(store: Store, generation: int | None = None, species: Any = None) -> Table:
+def front_table(store: Store, generation: int | None = None, species: Any = None, *,
+                of: str | None = None) -> RenderableType:
+    """The Pareto front as a table; one table per species for a run of several (or only the
+    species `of`). `species` (a Species) describes genomes."""
+    parts = store.species()
+    if of is None and len(parts) > 1:
+        return Group(*(front_table(store, generation, _species_named(store, p["species"]), of=p["species"])
+                       for p in parts))
+    part = next((p for p in parts if p["species"] == of), parts[0])
     run = store.run()
-    rows = front_rows(store, generation)
+    rows = front_rows(store, generation, of=of)
     gen = rows[0]["generation"] if rows else (generation if generation is not None else store.last_generation(run["run_id"]))
-    title = f"Pareto front of {run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s))"
+    who = f"{of} " if of is not None and len(parts) > 1 else ""
+    title = f"Pareto front of {who}{run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s))"
     table = Table(title=title, title_justify="left")
     table.add_column("individual", no_wrap=True)
-    for o in run["objectives"]:
+    for o in part["objectives"]:
         arrow = "max ↑" if o["direction"] == "max" else "min ↓"
         table.add_column(f"{o['metric']}\n{arrow}", justify="right", overflow="fold")
     table.add_column("crowding", justify="right")
-    table.add_column("genome", no_wrap=True)
+    table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=40)
     for r in rows:
         table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3),
                       _describe(species, r["genome"]))
@@ -66,15 +79,24 @@ def _describe(species: Any, genome_json: str) -> str:
     return genome_json[:40] + ("…" if len(genome_json) > 40 else "")
 
 
-def species_of(run: dict[str, Any]) -> Any:
-    """The run's species rebuilt from its stored config (None when that is not possible)."""
+def species_of(run: dict[str, Any], name: str | None = None) -> Any:
+    """A species of the run (the first, or the one called `name`) rebuilt from its stored
+    config; None when that is not possible."""
     from populations import make_species
 
     try:
-        spec = run["config"]["species"]
-        return make_species(spec["name"], spec.get("params") or {})
+        specs = run["config"]["species"]
+        for spec in specs if isinstance(specs, list) else [specs]:
+            sp = make_species(spec["name"], spec.get("params") or {})
+            if name is None or sp.name == name:
+                return sp
     except (SpeciesError, KeyError, TypeError):  # only used to describe genomes
         return None
+    return None
+
+
+def _species_named(store: Store, name: str) -> Any:
+    return species_of(store.run(), name)
 
 
 def status_table(store: Store) -> Table:
@@ -98,7 +120,9 @@ def status_table(store: Store) -> Table:
     if last:
         table.add_row("hypervolume", fmt(last[0][1]))
         table.add_row("front", f"{last[0][2]} non-dominated of {last[0][3]}")
-    table.add_row("objectives", ", ".join(f"{o['metric']} ({o['direction']})" for o in run["objectives"]))
+    for part in store.species():
+        label = f"objectives ({part['species']})" if "," in run["species"] else "objectives"
+        table.add_row(label, ", ".join(f"{o['metric']} ({o['direction']})" for o in part["objectives"]))
     table.add_row("engine time", f"{wall:.1f}s")
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? ORDER BY event_id DESC LIMIT 5", [rid])
     for at, kind, message in reversed(events):

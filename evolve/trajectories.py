@@ -1,7 +1,9 @@
-"""Trajectory repositories that came back from the cluster as `git bundle` bytes.
+"""What evaluations send back from the cluster, kept under the run directory.
 
-They are unpacked under `RUN_DIR/trajectories/<individual_id>/` as ordinary git
-repositories (work tree at the last commit), so replay works after the cluster is gone.
+Trajectory repositories come as `git bundle` bytes and are unpacked under
+`RUN_DIR/trajectories/<individual_id>/` as ordinary git repositories (work tree at the last
+commit), so replay works after the cluster is gone. Other files (an accordion checkpoint)
+are written under `RUN_DIR/artifacts/<individual_id>/`.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 GIT_TIMEOUT = 120.0
 
 TRAJECTORY_DIR = "trajectories"
+ARTIFACT_DIR = "artifacts"
 
 
 def unpack_bundle(data: bytes, run_dir: Path, individual_id: str) -> str:
@@ -42,3 +45,17 @@ def _git(args: list[str], cwd: Path) -> None:
         raise OSError(f"git {args[0]} did not finish within {GIT_TIMEOUT:.0f}s") from None
     if proc.returncode != 0:
         raise OSError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip()[:300]}")
+
+
+def keep_artifacts(files: dict[str, bytes], run_dir: Path, individual_id: str) -> str:
+    """Write `files` (plain names -> bytes) under the run directory, each atomically; returns
+    the folder relative to `run_dir`."""
+    dest = run_dir / ARTIFACT_DIR / individual_id
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        if not name or "/" in name or name.startswith("."):
+            raise OSError(f"refusing artifact name {name!r} (a plain file name is expected)")
+        tmp = dest / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(dest / name)
+    return f"{ARTIFACT_DIR}/{individual_id}"

@@ -16,6 +16,7 @@ from populations.errors import SpeciesError
 SPECIES: dict[str, str] = {
     "numeric": "populations.numeric:NumericSpecies",
     "tower": "populations.tower:TowerSpecies",
+    "accordion": "populations.accordion:AccordionSpecies",
 }
 
 

@@ -8,6 +8,9 @@ A species is a plug-in. The engine (`evolve`) only ever talks to this interface:
 - `evaluate`: runs on an evaluator actor, turns genomes into `Outcome`s (never raises for a
   misbehaving individual: that is a failed outcome with its reason).
 - `directions` / `check_metric`: which metrics exist and which way is better (objectives).
+- `consumes` / `context`: a species that learns from what others produced (accordion trains
+  on tower trajectories) names them; before each generation the driver hands it the products
+  so far and ships what `context` returns with every item of that generation.
 """
 from __future__ import annotations
 
@@ -80,6 +83,19 @@ class EvalItem:
     genome: Any
     hash: str
     seed: int
+    # what `Species.context` made of the products so far (resolved on the actor when the
+    # driver shipped it through Ray's object store); None for self-contained species
+    context: Any = None
+
+
+@dataclass(frozen=True)
+class Product:
+    """What an evaluated individual left under the run directory for other species to use."""
+
+    species: str
+    individual_id: str
+    generation: int
+    path: Path  # a trajectory repository (absolute)
 
 
 @dataclass
@@ -93,9 +109,11 @@ class Outcome:
     wall_seconds: float = 0.0
     node: str = ""
     bundle: bytes | None = None  # the trajectory repository as `git bundle` bytes (tower)
+    artifacts: dict[str, bytes] | None = None  # files to keep by name (accordion: "model.pt")
     attempts: int = 1
     trajectory: str | None = None  # set by the driver: where the bundle was unpacked
     result_bytes: int = 0  # set by the driver: bundle size that travelled back through Ray
+    artifact: str | None = None  # set by the driver: where the artifacts were written
 
 
 class Species(ABC, Generic[G]):
@@ -107,6 +125,10 @@ class Species(ABC, Generic[G]):
     batch_size: ClassVar[int] = 1
     # metric base name (before '@') -> "min" | "max" | None (no natural direction)
     directions: ClassVar[Mapping[str, str | None]] = {}
+    # evaluated by trainer actors (a GPU each when the cluster has GPUs) instead of evaluators
+    accelerated: ClassVar[bool] = False
+    # species whose products (trajectories) this one's evaluations learn from
+    consumes: ClassVar[tuple[str, ...]] = ()
 
     # --- genome form ------------------------------------------------------------------
     @abstractmethod
@@ -142,6 +164,11 @@ class Species(ABC, Generic[G]):
     def evaluate(self, items: Sequence[EvalItem], *, workdir: Path, timeout: float,
                  run_id: str) -> list[Outcome]:
         """One outcome per item, in order. Never raises for a misbehaving individual."""
+
+    def context(self, generation: int, products: Sequence[Product]) -> Any:
+        """What every evaluation of `generation` needs besides its genome (runs on the driver,
+        given the products of the species in `consumes` from earlier generations)."""
+        return None
 
     # --- metrics ------------------------------------------------------------------------
     def direction(self, metric: str) -> str | None:

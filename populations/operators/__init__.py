@@ -2,4 +2,5 @@
 
 - `real`: simulated binary crossover and polynomial mutation on bounded real vectors.
 - `mutation`, `crossover`: tower genome operators (experience entries and fields).
+- `hyper`: hyper-parameter genes over a declared space (the accordion species).
 """
