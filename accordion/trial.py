@@ -150,6 +150,21 @@ def run_trial(spec: TrialSpec, documents: Iterable[Any], *, seed: int = 0,
     AccordionError when the corpus is too small or training outlasts `timeout` seconds."""
     import torch
 
+    device = _device(settings.device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    try:
+        return _trial(spec, documents, seed=seed, settings=settings, device=device,
+                      keep_checkpoint=keep_checkpoint, timeout=timeout, meta=meta)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, as it was
+
+
+def _trial(spec: TrialSpec, documents: Iterable[Any], *, seed: int, settings: TrialSettings, device: Any,
+           keep_checkpoint: bool, timeout: float | None, meta: Mapping[str, Any] | None) -> TrialResult:
+    import torch
+
     from accordion.checkpoint import Checkpoint, save_checkpoint
     from accordion.corpus import ByteCorpus
     from accordion.kernel_db import KernelDB, KernelDBConfig
@@ -157,9 +172,6 @@ def run_trial(spec: TrialSpec, documents: Iterable[Any], *, seed: int = 0,
     from accordion.mutator import LuminosityMutator, MutatorConfig
     from accordion.train import TrainConfig, Trainer
 
-    device = _device(settings.device)
-    if device.type == "cpu" and settings.threads > 0:
-        torch.set_num_threads(settings.threads)
     seed = int(seed) % (2**63)
     corpus = ByteCorpus(documents, holdout=settings.holdout, split="tail")
     if corpus.size("train") < spec.context + 1:

@@ -172,10 +172,14 @@ def test_the_corpus_holds_out_whole_trajectories(species: AccordionSpecies, tmp_
 
 @pytest.fixture(scope="module")
 def trial(species: AccordionSpecies, tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalItem, object]:
+    import torch
+
     g = species.reference()
     item = EvalItem("accordion-g000-000", g, species.hash(g), 11)
+    threads = torch.get_num_threads()
     out = species.evaluate([item], workdir=tmp_path_factory.mktemp("w"), timeout=120, run_id="t")
     assert len(out) == 1 and out[0].status == "ok", out[0].error
+    assert torch.get_num_threads() == threads  # one thread for the trial only, as on a trainer actor
     return item, out[0]
 
 
