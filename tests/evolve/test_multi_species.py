@@ -201,3 +201,32 @@ def test_an_interrupted_run_of_both_resumes_with_nothing_lost_or_repeated(ray_lo
         corpora = store.query("SELECT DISTINCT metrics ->> '$.corpus_trajectories' FROM evaluations "
                               "WHERE individual_id LIKE 'accordion-g001-%'")
         assert corpora == [(str(POP),)]  # before and after the restart: the same generation-0 trajectories
+
+
+def test_the_shipped_config_and_mistakes_in_a_list_of_species(tmp_path: Path) -> None:
+    from evolve.config import load_config
+    from evolve.errors import EvolveError
+    from tests.evolve.conftest import REPO, write_config
+
+    path = REPO / "configs" / "both_species.yaml"
+    lanes = resolve(load_config(path), where=str(path)).lanes
+    assert [p.name for p in lanes] == list(SPECIES) and all(p.ref_point is not None for p in lanes)
+    assert lanes[1].species.accelerated and lanes[1].species.consumes == ("tower",)
+
+    def error(data: dict[str, Any]) -> str:
+        path = write_config(tmp_path / "x.yaml", data)
+        with pytest.raises(EvolveError) as info:
+            resolve(load_config(path), where=str(path))
+        return str(info.value).replace(str(tmp_path) + "/", "")
+
+    good = _config(seed=1, generations=2)
+    twice = {**good, "species": [good["species"][1], good["species"][1]]}
+    assert error(twice) == "x.yaml: species[1].name: species accordion is listed twice (also species[0])"
+    shared = {**good, "objectives": [{"metric": "val_bpb"}]}
+    assert error(shared).startswith("x.yaml: objectives: in a run with a list of species, give each species its own")
+    no_pop = {**good, "species": [{k: v for k, v in good["species"][0].items() if k != "population"}]}
+    assert error(no_pop) == "x.yaml: population: is required (or give species[0] its own population)"
+    bad_metric = {**good, "species": [good["species"][0], {**good["species"][1], "objectives": [{"metric": "bpb"}]}]}
+    assert error(bad_metric).startswith("x.yaml: species[1].objectives[0].metric: unknown metric 'bpb' for species accordion")
+    assert error({**good, "species": [{"name": "tower", "colour": 1}]}).startswith(
+        "x.yaml: species[0].colour: unknown field (known: name, params, population")
