@@ -106,7 +106,10 @@ def status_table(store: Store) -> Table:
     last = store.query("""SELECT generation, hypervolume, front_size, population FROM generations
                           WHERE run_id = ? ORDER BY generation DESC LIMIT 1""", [rid])
     staged = store.query("SELECT count(*) FROM staged WHERE run_id = ?", [rid])[0][0]
-    wall = store.query("SELECT coalesce(sum(wall_seconds), 0) FROM generations WHERE run_id = ?", [rid])[0][0]
+    # species of one run share each generation's wall time: count it once per generation
+    wall = store.query("""SELECT coalesce(sum(w), 0) FROM (SELECT max(wall_seconds) AS w FROM generations
+                          WHERE run_id = ? GROUP BY generation)""", [rid])[0][0]
+    parts = store.species()
     table = Table(title=f"run {rid}", title_justify="left", show_header=False)
     table.add_column("field")
     table.add_column("value")
@@ -117,12 +120,18 @@ def status_table(store: Store) -> Table:
     evals = sum(counts.values())
     table.add_row("evaluations", f"{evals} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'})"
                   + (f"; {staged} staged in the running generation" if staged else ""))
-    if last:
-        table.add_row("hypervolume", fmt(last[0][1]))
-        table.add_row("front", f"{last[0][2]} non-dominated of {last[0][3]}")
-    for part in store.species():
-        label = f"objectives ({part['species']})" if "," in run["species"] else "objectives"
-        table.add_row(label, ", ".join(f"{o['metric']} ({o['direction']})" for o in part["objectives"]))
+    if len(parts) == 1:
+        if last:
+            table.add_row("hypervolume", fmt(last[0][1]))
+            table.add_row("front", f"{last[0][2]} non-dominated of {last[0][3]}")
+        table.add_row("objectives", ", ".join(f"{o['metric']} ({o['direction']})" for o in parts[0]["objectives"]))
+    for part in parts if len(parts) > 1 else []:
+        sp = part["species"]
+        mine = store.query("""SELECT hypervolume, front_size, population FROM generations
+                              WHERE run_id = ? AND species = ? ORDER BY generation DESC LIMIT 1""", [rid, sp])
+        if mine:
+            table.add_row(f"{sp}: hypervolume, front", f"{fmt(mine[0][0])}; {mine[0][1]} non-dominated of {mine[0][2]}")
+        table.add_row(f"{sp}: objectives", ", ".join(f"{o['metric']} ({o['direction']})" for o in part["objectives"]))
     table.add_row("engine time", f"{wall:.1f}s")
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? ORDER BY event_id DESC LIMIT 5", [rid])
     for at, kind, message in reversed(events):

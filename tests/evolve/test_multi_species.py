@@ -91,6 +91,18 @@ def test_both_species_fill_every_table(both_run: Path) -> None:
         assert store.query("SELECT count(DISTINCT species) FROM metrics_long")[0][0] == 2
 
 
+def test_status_and_report_read_each_species(both_run: Path, capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    from evolve.cli import main
+
+    assert main(["status", str(both_run)]) == 0
+    out = capsys.readouterr().out
+    assert "tower: hypervolume, front" in out and "accordion: objectives" in out and "val_bpb (min)" in out
+    assert main(["report", str(both_run), "--out", str(tmp_path / "r"), "--species", "accordion"]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "(accordion)" in page and "val_bpb" in page and "syntax_ratio" not in page
+
+
 def test_fronts_match_a_recomputation_per_species(both_run: Path) -> None:
     with Store.open(both_run, read_only=True) as store:
         for part in store.species():
