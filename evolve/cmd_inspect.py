@@ -123,39 +123,26 @@ def fronts(args: argparse.Namespace) -> int:
             if last is None or not 0 <= args.generation <= last:
                 raise EvolveError(f"run {run['run_id']} has no generation {args.generation} "
                                   f"(generations: 0..{last if last is not None else '-'})")
-        rows = front_rows(store, args.generation)
-        if args.species is not None:
-            of = dict(store.query("SELECT individual_id, species FROM individuals"))
-            rows = [r for r in rows if of.get(r["individual_id"]) == args.species]
-        names = [o["metric"] for o in run["objectives"]]
+        rows = front_rows(store, args.generation, of=args.species)
+        names = {p["species"]: [o["metric"] for o in p["objectives"]] for p in store.species()}
         if fmt == "json":
             for r in rows:
-                print(json.dumps({"individual_id": r["individual_id"], "generation": r["generation"],
-                                  "objectives": dict(zip(names, r["objectives"])), "crowding": r["crowding"],
-                                  "trajectory": r["trajectory"], "genome": json.loads(r["genome"])}))
-        elif fmt == "csv":
+                print(json.dumps({"species": r["species"], "individual_id": r["individual_id"],
+                                  "generation": r["generation"],
+                                  "objectives": dict(zip(names.get(r["species"], []), r["objectives"])),
+                                  "crowding": r["crowding"], "trajectory": r["trajectory"],
+                                  "genome": json.loads(r["genome"])}))
+        elif fmt == "csv":  # one column per objective of every species shown; blank where not its own
+            shown = [n for sp, ns in names.items() if any(r["species"] == sp for r in rows) for n in ns]
+            columns = list(dict.fromkeys(shown))
             out = csv.writer(sys.stdout)
-            out.writerow(["individual_id", "generation", *names, "crowding", "trajectory", "genome"])
+            out.writerow(["species", "individual_id", "generation", *columns, "crowding", "trajectory", "genome"])
             for r in rows:
-                out.writerow([r["individual_id"], r["generation"], *r["objectives"], r["crowding"],
-                              r["trajectory"], r["genome"]])
-        elif args.species is None:
-            Console().print(front_table(store, args.generation, species=species_of(run)))
+                mine = dict(zip(names.get(r["species"], []), r["objectives"]))
+                out.writerow([r["species"], r["individual_id"], r["generation"], *[mine.get(c, "") for c in columns],
+                              r["crowding"], r["trajectory"], r["genome"]])
         else:
-            keep = {r["individual_id"] for r in rows}
-            table = front_table(store, args.generation, species=species_of(run))
-            Console().print(table if len(keep) == len(front_rows(store, args.generation)) else _filtered(rows, names))
+            Console().print(front_table(store, args.generation, species=species_of(run, args.species),
+                                        of=args.species))
     return 0
 
-
-def _filtered(rows: list[dict[str, Any]], names: list[str]) -> Any:
-    from rich.table import Table
-
-    from evolve.tables import fmt
-
-    table = Table(title=f"Pareto front ({len(rows)} individual(s))", title_justify="left")
-    for col in ("individual", *names, "crowding"):
-        table.add_column(col, justify="left" if col == "individual" else "right")
-    for r in rows:
-        table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3))
-    return table

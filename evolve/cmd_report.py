@@ -8,7 +8,7 @@ from pathlib import Path
 from evolve.errors import EvolveError
 
 DEFAULT_RUNS = "runs"
-TABLES = ("runs", "individuals", "evaluations", "fronts", "generations", "events")
+TABLES = ("runs", "run_species", "individuals", "evaluations", "fronts", "generations", "events")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,7 +49,10 @@ def run_export(args: argparse.Namespace) -> int:
     out = Path(args.parquet)
     out.mkdir(parents=True, exist_ok=True)
     with Store.open(run_dir, read_only=True) as store:
-        for table in TABLES:
+        present = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_type = 'BASE TABLE'")}
+        # the documented tables first, then whatever else the store holds (checkpoints, ...)
+        for table in [t for t in TABLES if t in present] + sorted(present - set(TABLES)):
             target = out / f"{table}.parquet"
             store.query(f"COPY (SELECT * FROM {table}) TO '{_sql_path(target)}' (FORMAT parquet)")
             rows = store.query(f"SELECT count(*) FROM {table}")[0][0]

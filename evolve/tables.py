@@ -61,9 +61,9 @@ def front_table(store: Store, generation: int | None = None, species: Any = None
     table.add_column("individual", no_wrap=True)
     for o in part["objectives"]:
         arrow = "max ↑" if o["direction"] == "max" else "min ↓"
-        table.add_column(f"{o['metric']}\n{arrow}", justify="right", overflow="fold")
+        table.add_column(f"{o['metric']}\n{arrow}", justify="right", overflow="fold", min_width=7)
     table.add_column("crowding", justify="right")
-    table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=40)
+    table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=28)
     for r in rows:
         table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3),
                       _describe(species, r["genome"]))
