@@ -10,6 +10,8 @@ Everything that growth (`grow.py`) must keep exact is decided here:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
@@ -321,10 +323,15 @@ class MicroAccordion(nn.Module):
             loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T))
         return logits, loss
 
-    @torch.no_grad()
     def generate(self, prompt: bytes, max_new: int, *, temperature: float = 1.0, top_k: int | None = None,
                  seed: int = 0, kernel_db: KernelDB | None = None, step: int = 0) -> bytes:
         """Sample `max_new` bytes after `prompt`; the same seed gives the same bytes."""
+        return b"".join(self.stream(prompt, max_new, temperature=temperature, top_k=top_k, seed=seed,
+                                    kernel_db=kernel_db, step=step))
+
+    def stream(self, prompt: bytes, max_new: int, *, temperature: float = 1.0, top_k: int | None = None,
+               seed: int = 0, kernel_db: KernelDB | None = None, step: int = 0) -> Iterator[bytes]:
+        """`generate`, one byte at a time (servers stream it)."""
         if max_new < 0 or temperature < 0:
             raise AccordionError("generate: max_new and temperature must be >= 0")
         was_training = self.training
@@ -334,21 +341,23 @@ class MicroAccordion(nn.Module):
         ctx = list(prompt) or [10]  # an empty prompt starts at a newline
         out = torch.tensor([ctx], dtype=torch.long, device=device)  # (1, t)
         try:
-            for _ in range(max_new):
-                logits, _ = self(out[:, -self.config.block_size:], kernel_db=kernel_db, step=step, last_only=True)
-                last = logits[:, -1, :].float()  # (1, V)
-                if temperature == 0:
-                    nxt = last.argmax(-1, keepdim=True)
-                else:
-                    last = last / temperature
-                    if top_k is not None and 0 < top_k < last.size(-1):
-                        kth = torch.topk(last, top_k).values[:, -1:]
-                        last = last.masked_fill(last < kth, float("-inf"))
-                    nxt = torch.multinomial(F.softmax(last, dim=-1), 1, generator=g)  # (1, 1)
-                out = torch.cat([out, nxt], dim=1)
+            with torch.no_grad():
+                for _ in range(max_new):
+                    logits, _ = self(out[:, -self.config.block_size:], kernel_db=kernel_db, step=step,
+                                     last_only=True)
+                    last = logits[:, -1, :].float()  # (1, V)
+                    if temperature == 0:
+                        nxt = last.argmax(-1, keepdim=True)
+                    else:
+                        last = last / temperature
+                        if top_k is not None and 0 < top_k < last.size(-1):
+                            kth = torch.topk(last, top_k).values[:, -1:]
+                            last = last.masked_fill(last < kth, float("-inf"))
+                        nxt = torch.multinomial(F.softmax(last, dim=-1), 1, generator=g)  # (1, 1)
+                    out = torch.cat([out, nxt], dim=1)
+                    yield bytes([int(nxt)])
         finally:
             self.train(was_training)
-        return bytes(out[0, len(ctx):].tolist())
 
     # -- bookkeeping ----------------------------------------------------------------------
     def set_quantize(self, on: bool) -> None:

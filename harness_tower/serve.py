@@ -55,27 +55,8 @@ class ModelServer:
     def sample(self, prompt: bytes, max_new: int, temperature: float, top_k: int | None,
                seed: int) -> Iterator[bytes]:
         """Bytes after `prompt`, one at a time; the same as `MicroAccordion.generate` for a seed."""
-        import torch
-        import torch.nn.functional as F
-
-        model = self.model
-        g = torch.Generator().manual_seed(seed)
-        ctx = list(prompt) or [10]
-        out = torch.tensor([ctx], dtype=torch.long)  # (1, t)
-        with self.lock, torch.no_grad():
-            for _ in range(max_new):
-                logits, _ = model(out[:, -model.config.block_size:])
-                last = logits[:, -1, :].float()  # (1, V)
-                if temperature == 0:
-                    nxt = last.argmax(-1, keepdim=True)
-                else:
-                    last = last / temperature
-                    if top_k is not None and 0 < top_k < last.size(-1):
-                        kth = torch.topk(last, top_k).values[:, -1:]
-                        last = last.masked_fill(last < kth, float("-inf"))
-                    nxt = torch.multinomial(F.softmax(last, dim=-1), 1, generator=g)  # (1, 1)
-                out = torch.cat([out, nxt], dim=1)
-                yield bytes([int(nxt)])
+        with self.lock:
+            yield from self.model.stream(prompt, max_new, temperature=temperature, top_k=top_k, seed=seed)
 
     def generate(self, prompt: str, params: dict[str, Any]) -> Iterator[str]:
         """Text pieces of the answer (UTF-8 decoded incrementally), cut at the first stop string."""
