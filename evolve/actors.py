@@ -280,17 +280,74 @@ class EvaluatorPool:
                 pass
 
 
-def evaluate_together(work: Sequence[tuple[EvaluatorPool, Sequence[EvalItem]]]
-                      ) -> Iterator[tuple[EvaluatorPool, Outcome]]:
+class DriverPool:
+    """`evaluation.actors: 0`: the species is evaluated in the driver process itself.
+
+    Only for species that declare cheap, pure, self-contained evaluation (`Species.in_driver`,
+    e.g. `numeric`, microseconds of numpy per individual): a Ray round trip per batch would
+    cost a thousand times the evaluation. There is no actor to die or to kill, so no retry and
+    no timeout is enforced; a species error becomes a failed outcome with its reason, as on
+    an actor. Everything else — the store, the checkpoints, resume — is the same.
+    """
+
+    role = "driver"
+    size = 0  # actors
+    actor_options: dict[str, Any] = {}
+    inline = True
+
+    def __init__(self, species: Species[Any], *, run_id: str, timeout: float) -> None:
+        if not getattr(species, "in_driver", False):
+            raise EvolveError(f"species {species.name} cannot be evaluated in the driver (evaluation.actors: 0)")
+        self.species = species
+        self.run_id = run_id
+        self.timeout = timeout
+        self.placements: list[dict[str, Any]] = []
+        self._root: Path | None = None
+        self.node = ""
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> list[dict[str, Any]]:
+        if ray.is_initialized():
+            self.node = ray.get_runtime_context().get_node_id()
+        self.placements = [{"node": self.node or "driver", "pid": os.getpid()}]
+        return self.placements
+
+    def evaluate(self, items: Sequence[EvalItem]) -> Iterator[Outcome]:
+        if not items:
+            return
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix=f"evolve-driver-{os.getpid()}-"))
+        start = time.perf_counter()
+        try:
+            outcomes = self.species.evaluate(items, workdir=self._root, timeout=self.timeout, run_id=self.run_id)
+        except Exception as exc:  # noqa: BLE001 - as on an actor: a crash in the species is a failed result
+            wall = (time.perf_counter() - start) / len(items)
+            outcomes = [Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
+                                wall_seconds=wall) for it in items]
+        node = self.node or "driver"
+        for o in outcomes:
+            o.node = node
+        yield from outcomes
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+
+def evaluate_together(work: Sequence[tuple[Any, Sequence[EvalItem]]]
+                      ) -> Iterator[tuple[Any, Outcome]]:
     """Keep every pool busy with its own items at once; (pool, outcome) as each finishes.
 
     One `ray.wait` covers the work in flight on all pools, so a fast species never waits
-    for a slow one; each pool keeps its own retries, deadlines and replacements.
+    for a slow one; each pool keeps its own retries, deadlines and replacements. A
+    `DriverPool` is evaluated in this process once the actors have their first work.
     """
+    inline = [(pool, items) for pool, items in work if items and getattr(pool, "inline", False)]
+    work = [(pool, items) for pool, items in work if not getattr(pool, "inline", False)]
     queues = {id(pool): pool._tasks(items) for pool, items in work if items}
     pools = [pool for pool, items in work if items]
     in_flight: dict[Any, tuple[EvaluatorPool, _Slot]] = {}
-    while any(queues[id(p)] for p in pools) or in_flight:
+    while inline or any(queues[id(p)] for p in pools) or in_flight:
         for pool in pools:
             pool._check_started()
             queue = queues[id(pool)]
@@ -298,6 +355,10 @@ def evaluate_together(work: Sequence[tuple[EvaluatorPool, Sequence[EvalItem]]]
                 if slot.busy is None and slot.starting is None and queue:
                     pool._submit(slot, queue.popleft())
                     in_flight[slot.busy] = (pool, slot)
+        while inline:  # the actors are busy with their first work meanwhile
+            pool, items = inline.pop(0)
+            for outcome in pool.evaluate(items):
+                yield pool, outcome
         busy = {id(pool) for pool, _ in in_flight.values()}
         starved = [pool for pool in pools if queues[id(pool)] and id(pool) not in busy]
         for pool in starved:  # every free actor of it is a replacement still waiting for resources

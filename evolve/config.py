@@ -60,7 +60,8 @@ class EvaluationConfig(_Model):
     timeout: float = Field(default=120.0, gt=0, description="seconds allowed per evaluation")
     retries: int = Field(default=2, ge=0, description="resubmissions after an evaluator actor dies")
     grace: float = Field(default=60.0, ge=0, description="extra seconds before a silent actor is killed")
-    actors: int | None = Field(default=None, ge=1, description="evaluator actors (default: one per cluster CPU)")
+    actors: int | None = Field(default=None, ge=0, description="evaluator actors (default: one per cluster CPU); "
+                               "0 evaluates in the driver (species with cheap, pure evaluation only: numeric)")
 
 
 class SpeciesConfig(_Model):
@@ -317,6 +318,13 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
         field = f"{at}.name" if about_name else f"{at}.params"
         raise EvolveError(f"{where}: {field}: {exc}") from None
 
+    evaluation = sc.evaluation or cfg.evaluation
+    if evaluation.actors == 0 and not (getattr(species, "in_driver", False) and not species.accelerated):
+        ev_at = f"{at}.evaluation" if sc.evaluation is not None else "evaluation"
+        raise EvolveError(f"{where}: {ev_at}.actors: 0 (evaluate in the driver) is only for species whose "
+                          f"evaluation is cheap and pure (numeric); species {species.name} needs evaluator "
+                          "actors: set it to 1 or more, or leave it out")
+
     population = sc.population or cfg.population
     if population is None:
         raise EvolveError(f"{where}: population: is required" + (
@@ -352,4 +360,4 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
     if con_given is None:
         constraints = list(species.default_constraints())
     return SpeciesPart(species, tuple(objectives), tuple(constraints), population,
-                       sc.algorithm or cfg.algorithm, sc.evaluation or cfg.evaluation)
+                       sc.algorithm or cfg.algorithm, evaluation)

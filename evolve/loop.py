@@ -315,9 +315,11 @@ class Engine:
         if off is None or len(off) == 0:
             return None, []
         cands: list[Candidate] = [ind.X[0] for ind in off]
-        for k, c in enumerate(cands):
+        # one draw for all: the same numbers, in the same order, as one draw per individual
+        seeds = state.seed_rng.integers(0, 2**64, size=len(cands), dtype=np.uint64).tolist()
+        for k, (c, seed) in enumerate(zip(cands, seeds)):
             c.id = lane.prefix + individual_id(g, k)
-            c.seed = int(state.seed_rng.integers(0, 2**64, dtype=np.uint64))
+            c.seed = seed
         return off, cands
 
     def _tell(self, lane: Lane, off: Any, scored: list[Scored]) -> None:
@@ -364,7 +366,8 @@ class Engine:
         found = self.store.query("SELECT max(generation) FROM staged WHERE run_id = ?", [self.run_id])
         self._staged_until = -1 if found[0][0] is None else int(found[0][0])
         kind = "run_resumed" if start > 0 or self.store.staged(self.run_id, start) else "run_started"
-        actors = " + ".join(f"{p.size} {getattr(p, 'role', 'evaluator')} actor(s)"
+        actors = " + ".join(("evaluation in the driver" if getattr(p, "role", "") == "driver"
+                             else f"{p.size} {getattr(p, 'role', 'evaluator')} actor(s)")
                             + (f" ({lane.key})" if len(self.lanes) > 1 else "") for lane, p in zip(self.lanes, pools))
         self._event(kind, f"{kind.replace('_', ' ')} at generation {start} with {actors}", generation=start)
         self.store.set_status(self.run_id, "running")
@@ -433,6 +436,7 @@ class Engine:
         self._write_status(g, "running")
 
         self._staged_at = time.monotonic()
+        observe = type(self.observer).evaluated is not Observer.evaluated  # skip a no-op per outcome
         t_eval = time.perf_counter()
         for outcome in self._evaluate(work):
             self._keep_results(outcome)
@@ -445,7 +449,8 @@ class Engine:
             if outcome.status != "ok":
                 self._event("evaluation_" + outcome.status, f"{cand.id}: {outcome.error or outcome.status}",
                             generation=g, individual_id=cand.id)
-            self.observer.evaluated(outcome, s.CV <= 0)
+            if observe:
+                self.observer.evaluated(outcome, s.CV <= 0)
             self._write_status(g, "running")
         self._stage_buf.clear()  # the generation commit below stores them all
         t_told = time.perf_counter()
@@ -488,7 +493,9 @@ class Engine:
         tm["checkpoint"] += t_pickled - t_ranked
         tm["commit"] += t_done - t_pickled
         self._live = {}
-        self._write_status(g + 1, "running", force=True, hv=all_stats[0].hypervolume)
+        # every generation of towers; cheap ones at most every half second, like the rest
+        self._write_status(g + 1, "running", force=records[-1].wall_seconds >= STAGE_WORTH,
+                           hv=all_stats[0].hypervolume)
         for stats in all_stats:
             self.observer.generation_done(stats)
         return True
@@ -558,6 +565,8 @@ class Engine:
     def _keep_results(self, outcome: Outcome) -> None:
         """Unpack a trajectory bundle and write artifacts under the run directory (the store
         and the staged outcome keep their paths, not their bytes)."""
+        if outcome.bundle is None and not getattr(outcome, "artifacts", None):
+            return  # nothing to keep (numeric): skip the rest, once per outcome
         from evolve.trajectories import keep_artifacts, unpack_bundle
 
         if outcome.bundle is not None:
@@ -581,8 +590,9 @@ class Engine:
                 list(c.parents), c.seed, c.origin)
 
     def _evaluation_row(self, c: Candidate, g: int, o: Outcome, s: Scored) -> tuple[Any, ...]:
+        cv = s.CV  # a numpy reduction each time it is read
         return (self.run_id, c.id, g, o.status, s.values, metrics_json(o.metrics),
-                [float(x) for x in s.G[1:]], s.CV, bool(s.CV <= 0), s.note, float(o.wall_seconds),
+                s.G[1:].tolist(), cv, cv <= 0, s.note, float(o.wall_seconds),
                 o.node or "", o.trajectory, o.error, int(o.attempts), int(o.result_bytes),
                 getattr(o, "artifact", None))
 
@@ -621,20 +631,33 @@ class Engine:
 def run_evolution(resolved: Resolved, run_id: str, run_dir: Path, *, address: str | None = None,
                   observer: Observer | None = None) -> RunSummary:
     """Connect to Ray, start every species' actors (trainer actors where the species trains
-    models), run the generations; tidy up afterwards."""
+    models; none for a species evaluated in the driver, `evaluation.actors: 0`), run the
+    generations; tidy up afterwards. When every species is evaluated in the driver and no
+    cluster is named, Ray is not started at all."""
+    from contextlib import nullcontext
+
+    from evolve.actors import DriverPool
     from evolve.cluster import connect
     from evolve.trainers import make_pools, placement
 
     cfg = resolved.config
+    in_driver = [part.evaluation.actors == 0 for part in resolved.lanes]
+    need_ray = not all(in_driver) or bool(address)
     with Store.open(run_dir) as store:
         engine = Engine(resolved, run_id, run_dir, store, observer)
-        with connect(address, num_cpus=cfg.ray.num_cpus) as cluster:
-            pools = make_pools(resolved.lanes, run_id=run_id, cpus=cluster.cpus, gpus=cluster.gpus,
-                               embedded=cluster.mode == "embedded", on_event=engine.pool_events)
+        with (connect(address, num_cpus=cfg.ray.num_cpus) if need_ray else nullcontext(None)) as cluster:
+            remote = [part for part, inline in zip(resolved.lanes, in_driver) if not inline]
+            made = iter(make_pools(remote, run_id=run_id, cpus=cluster.cpus, gpus=cluster.gpus,
+                                   embedded=cluster.mode == "embedded", on_event=engine.pool_events)
+                        if remote else [])
+            pools: list[Any] = [DriverPool(part.species, run_id=run_id, timeout=part.evaluation.timeout)
+                                if inline else next(made) for part, inline in zip(resolved.lanes, in_driver)]
             try:
                 for lane, pool in zip(engine.lanes, pools):
                     pool.wait_ready()
-                    if pool.role != "evaluator" or len(pools) > 1:
+                    if pool.role == "driver":
+                        engine._event("actors_placed", f"{lane.key}: evaluated in the driver (evaluation.actors: 0)")
+                    elif pool.role != "evaluator" or len(pools) > 1:
                         engine._event("actors_placed", f"{lane.key}: {pool.size} {pool.role} actor(s) on "
                                                        f"{placement(pool.actor_options)}")
                 return engine.run(pools if len(pools) > 1 else pools[0], cluster)

@@ -15,6 +15,7 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
+from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 
 from populations.base import Candidate, Species
 
@@ -108,6 +109,39 @@ class HashDuplicates(DuplicateElimination):
         return is_duplicate
 
 
+class FastRankAndCrowding(RankAndCrowding):
+    """pymoo's NSGA-II survival with the feasibility split done on one array.
+
+    pymoo's `Survival.do` splits feasible from infeasible with `pop.get("F", "CV", "FEAS")`,
+    three property look-ups per individual (FEAS recomputed each time). The engine always
+    has a constraint (its own: the evaluation failed), so that split runs every generation;
+    this does the same split — the same indices in the same order — from the cached CVs.
+    """
+
+    def do(self, problem: Any, pop: Any, *args: Any, n_survive: int | None = None,
+           random_state: Any = None, return_indices: bool = False, **kwargs: Any) -> Any:
+        if (not (self.filter_infeasible and problem.has_constraints()) or len(pop) == 0 or return_indices
+                or random_state is None):  # pymoo's own path (it draws a default random state)
+            return super().do(problem, pop, *args, n_survive=n_survive, random_state=random_state,
+                              return_indices=return_indices, **kwargs)
+        n_survive = min(len(pop) if n_survive is None else n_survive, len(pop))
+        cv = np.array([ind.CV for ind in pop])  # (n, 1), as pop.get("CV")
+        eps = np.array([ind.config.get("cv_eps", 0.0) for ind in pop])[:, None]
+        b = cv <= eps  # as pop.get("FEAS")
+        feas = np.where(b)[0]
+        infeas = np.where(~b)[0]
+        infeas = infeas[np.argsort(cv[infeas, 0])]
+        if len(feas) == 0:
+            survivors = Population()
+        else:
+            survivors = self._do(problem, pop[feas], *args, n_survive=min(len(feas), n_survive),
+                                 random_state=random_state, **kwargs)
+        n_remaining = n_survive - len(survivors)
+        if n_remaining > 0:
+            survivors = Population.merge(survivors, pop[infeas[:n_remaining]])
+        return survivors
+
+
 def make_algorithm(name: str, species: Species[Any], *, pop_size: int, n_offsprings: int | None,
                    n_obj: int, n_ieq_constr: int, generations: int, seed: int,
                    partitions: int = 12) -> Any:
@@ -123,7 +157,7 @@ def make_algorithm(name: str, species: Species[Any], *, pop_size: int, n_offspri
     if name == "nsga2":
         from pymoo.algorithms.moo.nsga2 import NSGA2
 
-        algorithm = NSGA2(**ops)
+        algorithm = NSGA2(survival=FastRankAndCrowding(), **ops)
     elif name == "nsga3":
         from pymoo.algorithms.moo.nsga3 import NSGA3
         from pymoo.util.ref_dirs import get_reference_directions

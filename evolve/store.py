@@ -203,7 +203,10 @@ def metrics_json(metrics: Mapping[str, Any]) -> str:
         elif isinstance(v, float) and not math.isfinite(v):
             v = str(v)
         clean[k] = v
-    return json.dumps(clean, sort_keys=True, separators=(",", ":"))
+    return _METRICS_JSON.encode(clean)
+
+
+_METRICS_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # json.dumps builds one per call
 
 
 def _num(v: Any) -> float | None:
@@ -406,9 +409,22 @@ class Store:
 
     def _insert_columns(self, table: str, rows: Sequence[tuple[Any, ...]], casts: Sequence[str],
                         columns: Sequence[str] | None = None) -> None:
-        # one columnar statement per table: far faster than executemany
-        values = [list(col) for col in zip(*rows)]
-        select = ", ".join(f"unnest(${k + 1}){cast}" for k, cast in enumerate(casts))
+        # one columnar statement per table: far faster than executemany. Binding costs about a
+        # microsecond per cell, so a column whose rows all hold the same value (the run id, a
+        # status, an empty list of constraints, NULLs) is bound once as a scalar, repeated by
+        # the unnest of the others.
+        values: list[Any] = []
+        parts = []
+        n_rows = len(rows)
+        for k, (col, cast) in enumerate(zip(zip(*rows), casts)):
+            first = col[0]
+            same = col.count(first) == n_rows
+            values.append(first if same else list(col))
+            parts.append(f"${k + 1}{cast}" if same else f"unnest(${k + 1}){cast}")
+        if all(p.startswith("$") for p in parts):  # every column constant: unnest one anyway
+            values[0] = [values[0]] * n_rows
+            parts[0] = f"unnest($1){casts[0]}"
+        select = ", ".join(parts)
         into = f"{table} ({', '.join(columns)})" if columns else table
         self.con.execute(f"INSERT INTO {into} SELECT {select}", values)
 

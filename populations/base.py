@@ -34,7 +34,11 @@ STATUSES = ("ok", "failed", "timeout", "invalid")
 
 def canonical_json(data: Any) -> str:
     """The one JSON text of a value: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(data)
+
+
+# json.dumps with options builds an encoder per call; one is enough
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def blake2b_hex(text: str) -> str:
@@ -129,6 +133,9 @@ class Species(ABC, Generic[G]):
     accelerated: ClassVar[bool] = False
     # species whose products (trajectories) this one's evaluations learn from
     consumes: ClassVar[tuple[str, ...]] = ()
+    # evaluation is cheap, pure and self-contained (no sandbox, no subprocess, no timeout to
+    # enforce): `evaluation.actors: 0` may then evaluate it in the driver process itself
+    in_driver: ClassVar[bool] = False
 
     # --- genome form ------------------------------------------------------------------
     @abstractmethod

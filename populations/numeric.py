@@ -25,6 +25,7 @@ class NumericSpecies(Species[np.ndarray]):
 
     name = "numeric"
     batch_size = 4096  # evaluation is vectorised: one actor call takes a whole share
+    in_driver = True  # microseconds of numpy per individual: `evaluation.actors: 0` is allowed
 
     def __init__(self, problem: str = "zdt1", n_var: int | None = None, n_obj: int | None = None,
                  eta_c: float = 15.0, eta_m: float = 20.0, crossover_prob: float = 0.9,

@@ -1,0 +1,135 @@
+"""`evaluation.actors: 0`: a cheap, pure species evaluated in the driver, with everything else
+(store, checkpoints, resume, selection) as on actors; and the engine's faster paths give the
+same results as the plain ones."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evolve.config import parse_config, resolve
+from evolve.errors import EvolveError
+from evolve.loop import create_run, run_evolution
+from evolve.store import GenerationRecord, Store
+
+pytestmark = [pytest.mark.ray]
+
+
+def _config(actors: int, **over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "drv", "seed": 3, "generations": 6,
+        "species": {"name": "numeric", "params": {"problem": "zdt1", "n_var": 10}},
+        "population": {"size": 16},
+        "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
+        "evaluation": {"timeout": 30, "actors": actors},
+    }
+    data.update(over)
+    return data
+
+
+def _snapshot(run_dir: Path) -> tuple[list[tuple[Any, ...]], ...]:
+    with Store.open(run_dir, read_only=True) as store:
+        return (store.query("SELECT individual_id, hash, genome, parents, seed, origin FROM individuals ORDER BY 1"),
+                store.query("SELECT individual_id, status, objectives, metrics, cv, feasible FROM evaluations ORDER BY 1"),
+                store.query("SELECT generation, individual_id, rank, crowding FROM fronts ORDER BY 1, 2"),
+                store.query("SELECT generation, hypervolume, evaluations, population, front_size "
+                            "FROM generations ORDER BY 1"))
+
+
+def _run(root: Path, run_id: str, data: dict[str, Any], **kw: Any) -> Path:
+    resolved = resolve(parse_config(data))
+    _, run_dir = create_run(resolved, root, run_id=run_id)
+    run_evolution(resolved, run_id, run_dir, **kw)
+    return run_dir
+
+
+def test_evaluating_in_the_driver_gives_the_run_the_actors_give(ray_local: object, tmp_path: Path) -> None:
+    on_actors = _run(tmp_path, "actors", _config(2))
+    in_driver = _run(tmp_path, "driver", _config(0))
+    assert _snapshot(in_driver) == _snapshot(on_actors)
+    with Store.open(in_driver, read_only=True) as store:
+        assert store.query("SELECT count(*), count(DISTINCT individual_id) FROM evaluations")[0] == (16 * 6, 16 * 6)
+        placed = store.query("SELECT message FROM events WHERE kind = 'actors_placed'")
+        assert placed == [("numeric: evaluated in the driver (evaluation.actors: 0)",)]
+        assert store.run()["status"] == "finished"
+
+
+def test_a_driver_evaluated_run_resumes_as_if_never_stopped(ray_local: object, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from evolve import loop
+
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY", math.inf)
+
+    class StopAt(loop.Observer):
+        def generation_started(self, generation: int, size: int, reused: int) -> None:
+            if generation == 3:
+                raise KeyboardInterrupt
+
+    resolved = resolve(parse_config(_config(0)))
+    _, run_dir = create_run(resolved, tmp_path, run_id="stopped")
+    with pytest.raises(KeyboardInterrupt):
+        run_evolution(resolved, "stopped", run_dir, observer=StopAt())
+    run_evolution(resolved, "stopped", run_dir)
+    assert _snapshot(run_dir) == _snapshot(_run(tmp_path, "straight", _config(0)))
+
+
+def test_only_species_that_declare_it_may_be_evaluated_in_the_driver() -> None:
+    tower = _config(0, species={"name": "tower", "params": {"depth": 2}},
+                    objectives=[{"metric": "bytes_convergence", "direction": "max", "ref": 0.0},
+                                {"metric": "syntax_ratio@h2", "direction": "max", "ref": 0.0}])
+    with pytest.raises(EvolveError, match=r"config: evaluation\.actors: 0 \(evaluate in the driver\) is only for "
+                                          r"species whose evaluation is cheap and pure"):
+        resolve(parse_config(tower))
+    with pytest.raises(EvolveError, match=r"evaluation\.actors: must be >= 0 \(got -1\)"):
+        parse_config(_config(-1))
+    assert resolve(parse_config(_config(0))).lanes[0].evaluation.actors == 0
+
+
+def test_constant_columns_are_bound_once_and_stored_alike(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, create=True)
+    store.create_run(run_id="r", name="t", species="numeric", seed=1, generations=2,
+                     objectives=[{"metric": "f1", "direction": "min", "ref": 1.0}], constraints=[],
+                     config={}, versions={})
+
+    def rec(g: int, ids: list[str], parents: list[list[str]]) -> GenerationRecord:
+        return GenerationRecord(
+            generation=g,
+            individuals=[("r", i, "numeric", g, f"h{i}", "[0.5]", p, 2**63 + 1, "sample") for i, p in zip(ids, parents)],
+            evaluations=[("r", i, g, "ok", [0.5], "{}", [], 0.0, True, None, 0.1, "n", None, None, 1, 0, None)
+                         for i in ids],
+            fronts=[("r", g, i, 0, None) for i in ids], hypervolume=None, evaluated=len(ids))
+
+    store.commit_generations("r", [rec(0, ["a"], [[]]), rec(1, ["b", "c"], [["a"], ["a"]])])
+    store.commit_generation("r", rec(2, ["d", "e"], [[], ["b", "c"]]))
+    assert store.query("SELECT individual_id, parents, seed, genome FROM individuals ORDER BY 1") == [
+        ("a", [], 2**63 + 1, "[0.5]"), ("b", ["a"], 2**63 + 1, "[0.5]"), ("c", ["a"], 2**63 + 1, "[0.5]"),
+        ("d", [], 2**63 + 1, "[0.5]"), ("e", ["b", "c"], 2**63 + 1, "[0.5]")]
+    assert store.query("SELECT DISTINCT objectives, constraints, note, artifact, crowding "
+                       "FROM evaluations JOIN fronts USING (run_id, individual_id)") == [([0.5], [], None, None, None)]
+    store.close()
+
+
+def test_the_faster_survival_selects_what_pymoos_selects() -> None:
+    from pymoo.core.population import Population
+    from pymoo.core.problem import Problem
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+
+    from evolve.selection import FastRankAndCrowding
+
+    rng = np.random.default_rng(4)
+    problem = Problem(n_var=1, n_obj=2, n_ieq_constr=2)
+    for trial in range(20):
+        n = 40
+        G = np.zeros((n, 2))
+        bad = rng.random(n) < (0.1 * (trial % 10))
+        G[bad, 0] = rng.choice([1.0e6, 3.0, 0.5], size=int(bad.sum()))
+        pop = Population.new("X", np.zeros((n, 1)), "F", rng.random((n, 2)).round(1), "G", G,
+                             "H", np.zeros((n, 0)))
+        for ind in pop:
+            ind.evaluated.update(("F", "G", "H"))
+        ours = FastRankAndCrowding().do(problem, pop, n_survive=20, random_state=np.random.default_rng(trial))
+        theirs = RankAndCrowding().do(problem, pop, n_survive=20, random_state=np.random.default_rng(trial))
+        assert [id(i) for i in ours] == [id(i) for i in theirs]
