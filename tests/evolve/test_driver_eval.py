@@ -133,3 +133,47 @@ def test_the_faster_survival_selects_what_pymoos_selects() -> None:
         ours = FastRankAndCrowding().do(problem, pop, n_survive=20, random_state=np.random.default_rng(trial))
         theirs = RankAndCrowding().do(problem, pop, n_survive=20, random_state=np.random.default_rng(trial))
         assert [id(i) for i in ours] == [id(i) for i in theirs]
+
+
+def test_a_driver_pool_evaluates_beside_actor_pools(ray_local: object) -> None:
+    from evolve.actors import DriverPool, EvaluatorPool, evaluate_together
+    from populations.base import EvalItem
+    from populations.numeric import NumericSpecies
+
+    species = NumericSpecies("zdt1", n_var=5)
+    genomes = species.sample(12, np.random.default_rng(1))
+    on_actor = [EvalItem(f"a{k}", g, species.hash(g), k) for k, g in enumerate(genomes[:6])]
+    in_driver = [EvalItem(f"d{k}", g, species.hash(g), k) for k, g in enumerate(genomes[6:])]
+    actors = EvaluatorPool(species, run_id="t", n_actors=1, timeout=10)
+    driver = DriverPool(species, run_id="t", timeout=10)
+    try:
+        actors.wait_ready()
+        driver.wait_ready()
+        got = {o.individual_id: (pool, o) for pool, o in evaluate_together([(actors, on_actor), (driver, in_driver)])}
+    finally:
+        actors.close()
+        driver.close()
+    assert sorted(got) == sorted(it.individual_id for it in on_actor + in_driver)
+    assert all(o.status == "ok" and set(o.metrics) == {"f1", "f2"} for _, o in got.values())
+    assert {id(pool) for k, (pool, _) in got.items() if k.startswith("d")} == {id(driver)}
+    direct = {it.individual_id: o.metrics for it, o in zip(in_driver, species.evaluate(
+        in_driver, workdir=Path("."), timeout=10, run_id="t"))}
+    assert {k: o.metrics for k, (_, o) in got.items() if k.startswith("d")} == direct
+
+
+def test_a_species_error_in_the_driver_is_a_failed_outcome_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evolve.actors import DriverPool
+    from populations.base import EvalItem
+    from populations.numeric import NumericSpecies
+
+    species = NumericSpecies("zdt1", n_var=5)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("no such thing")
+
+    monkeypatch.setattr(species, "evaluate", broken)
+    pool = DriverPool(species, run_id="t", timeout=10)
+    g = species.sample(1, np.random.default_rng(0))[0]
+    (out,) = list(pool.evaluate([EvalItem("x", g, species.hash(g), 0)]))
+    pool.close()
+    assert (out.individual_id, out.status, out.error) == ("x", "failed", "ValueError: no such thing")
