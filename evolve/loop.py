@@ -438,20 +438,24 @@ class Engine:
         self._staged_at = time.monotonic()
         observe = type(self.observer).evaluated is not Observer.evaluated  # skip a no-op per outcome
         t_eval = time.perf_counter()
-        for outcome in self._evaluate(work):
-            self._keep_results(outcome)
-            cand, lane = by_id[outcome.individual_id], lane_of[outcome.individual_id]
-            self._stage(g, cand, outcome)
-            outcomes[cand.id] = outcome
-            s = scores[cand.id] = self._score(lane, outcome)
-            self._live["evaluated"] += 1
-            self._live["failed"] += outcome.status != "ok"
-            if outcome.status != "ok":
-                self._event("evaluation_" + outcome.status, f"{cand.id}: {outcome.error or outcome.status}",
-                            generation=g, individual_id=cand.id)
-            if observe:
-                self.observer.evaluated(outcome, s.CV <= 0)
-            self._write_status(g, "running")
+        try:
+            for outcome in self._evaluate(work):
+                self._keep_results(outcome)
+                cand, lane = by_id[outcome.individual_id], lane_of[outcome.individual_id]
+                self._stage(g, cand, outcome)
+                outcomes[cand.id] = outcome
+                s = scores[cand.id] = self._score(lane, outcome)
+                self._live["evaluated"] += 1
+                self._live["failed"] += outcome.status != "ok"
+                if outcome.status != "ok":
+                    self._event("evaluation_" + outcome.status, f"{cand.id}: {outcome.error or outcome.status}",
+                                generation=g, individual_id=cand.id)
+                if observe:
+                    self.observer.evaluated(outcome, s.CV <= 0)
+                self._write_status(g, "running")
+        except KeyboardInterrupt:  # an orderly stop keeps every evaluation that landed
+            self._flush_stage()
+            raise
         self._stage_buf.clear()  # the generation commit below stores them all
         t_told = time.perf_counter()
 
@@ -550,14 +554,20 @@ class Engine:
 
     def _stage(self, generation: int, cand: Candidate, outcome: Outcome) -> None:
         self._stage_buf.append((generation, cand, outcome))
+        if outcome.wall_seconds >= STAGE_WORTH or time.monotonic() - self._staged_at >= STAGE_EVERY:
+            self._flush_stage()
+
+    def _flush_stage(self) -> None:
+        """Stage what has landed and is still only buffered (also on an interrupt)."""
+        if not self._stage_buf:
+            return
         now = time.monotonic()
-        if outcome.wall_seconds >= STAGE_WORTH or now - self._staged_at >= STAGE_EVERY:
-            self.store.stage([(self.run_id, g, c.id, c.hash, pickle.dumps(o, protocol=5))
-                              for g, c, o in self._stage_buf])
-            self._stage_buf.clear()
-            self._staged_any = True
-            self._staged_at = time.monotonic()
-            self.timings["stage"] += self._staged_at - now
+        self.store.stage([(self.run_id, g, c.id, c.hash, pickle.dumps(o, protocol=5))
+                          for g, c, o in self._stage_buf])
+        self._stage_buf.clear()
+        self._staged_any = True
+        self._staged_at = time.monotonic()
+        self.timings["stage"] += self._staged_at - now
 
     def _score(self, lane: Lane, outcome: Outcome) -> Scored:
         return score(outcome.status, outcome.metrics, lane.part.objectives, lane.part.constraints)
