@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     observer = _quiet() if args.quiet else (LiveProgress(err) if err.is_terminal else LineProgress(err))
     observer.species = ",".join(p.name for p in resolved.lanes)
-    err.print(f"run {run_id} → {run_dir}  ({'cluster ' + address if address else 'embedded Ray'})")
+    where = ("cluster " + address if address else
+             "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.lanes)
+             else "embedded Ray")
+    err.print(f"run {run_id} → {run_dir}  ({where})")
     try:
         summary = run_evolution(resolved, run_id, run_dir, address=address, observer=observer)
     finally:
@@ -101,7 +104,10 @@ class LineProgress(Observer):
 
     def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
         self.generations = generations
-        where = f"{cluster.mode}, {cluster.cpus} CPU, {len(cluster.nodes)} node(s)" if cluster else "ray"
+        if cluster is None:
+            self.console.print(f"starting at generation {start} of {generations}, evaluating in the driver")
+            return
+        where = f"{cluster.mode}, {cluster.cpus} CPU, {len(cluster.nodes)} node(s)"
         self.console.print(f"starting at generation {start} of {generations} with {n_actors} actor(s) "
                            f"({where})")
 
