@@ -64,7 +64,7 @@ def bench_commit_only(n: int) -> float:
             rec = box.recorder
             assert rec is not None
             rec.init_commit({"depth": 1})
-            f = box.work / "out.txt"
+            f = box.live / "out.txt"  # the work tree while the sandbox runs
             t0 = time.perf_counter()
             for i in range(n):
                 with open(f, "a") as fh:

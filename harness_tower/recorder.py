@@ -409,11 +409,16 @@ class Recorder:
             raise TowerError("unknown session (open it first)", session=name) from None
 
     def capture(self, name: str) -> tuple[str, tuple[int, int]]:
+        """The pane's screen and cursor (x, y), in one round trip to tmux."""
         sess = self._session(name)
         text, pos = sess.client.commands([f"capture-pane -p -t {sess.pane}",
                                           f"display-message -p -t {sess.pane} '#{{cursor_x}} #{{cursor_y}}'"])
         x, y = pos[0].split()
         return b"\n".join(text).decode("utf-8", errors="replace"), (int(x), int(y))
+
+    def _screen(self, sess: _Session) -> str:
+        """The screen alone: what a commit records (no cursor query on the per-key path)."""
+        return b"\n".join(sess.client.command(f"capture-pane -p -t {sess.pane}")).decode("utf-8", errors="replace")
 
     def wait_output(self, name: str, timeout: float) -> bool:
         client = self._session(name).client
@@ -441,7 +446,7 @@ class Recorder:
             if not settled:
                 self.unsettled += 1
             sess.seq += 1
-            capture, _ = self.capture(name)
+            capture = self._screen(sess)
             self.last_capture[name] = capture
             preview = json.dumps(keys, ensure_ascii=False)[1:-1] if kind == "text" else f"<{keys}>"
             message = (f"{name}: {preview}\n\nKeys: {json.dumps(keys)}\nKind: {kind}\n"

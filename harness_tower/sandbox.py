@@ -79,9 +79,9 @@ class _Handler(socketserver.StreamRequestHandler):
             recorder.open(session)
             return {}
         if op == "send":
-            seq, capture = recorder.send(session, req.get("keys"), req.get("kind"),  # type: ignore[arg-type]
-                                         float(req.get("settle_timeout", 5.0)))
-            return {"seq": seq, "capture": capture}
+            seq, _ = recorder.send(session, req.get("keys"), req.get("kind"),  # type: ignore[arg-type]
+                                   float(req.get("settle_timeout", 5.0)))
+            return {"seq": seq}  # the screen is committed; a harness that wants it asks (capture)
         if op == "capture":
             capture, cursor = recorder.capture(session)
             return {"capture": capture, "cursor": list(cursor)}
