@@ -2,7 +2,6 @@
 with a specific reason; the host is untouched and nothing is left running."""
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -13,7 +12,7 @@ import pytest
 from harness_tower.evaluate import evaluate, run_tower
 from harness_tower.genome import TowerGenome
 from harness_tower.sandbox import Limits
-from tests.harness_tower.conftest import token_processes
+from tests.harness_tower.conftest import git, token_processes
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 LEVELS = ["process", "bwrap"]
@@ -32,26 +31,10 @@ def _no_leftovers(out: Path) -> None:
     """No process of that evaluation's sandbox (its token is in the closing commit) survives."""
     import json
     token = json.loads((out / "tmux_outputs" / ".tower" / "result.json").read_text())["sandbox"]
-    marker = f"TOWER_SANDBOX={token}"
     deadline = time.monotonic() + 5
-    while any(marker in _env(pid) for pid in _pids()) and time.monotonic() < deadline:
+    while token_processes(token) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [pid for pid in _pids() if marker in _env(pid)] == []
-
-
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _env(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                return ""
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
+    assert token_processes(token) == []
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
@@ -80,8 +63,8 @@ def test_writing_outside_the_sandbox_is_denied(short_tmp: Path, isolation: str) 
 def test_rewriting_the_git_history_is_out_of_reach(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack("git reset --hard HEAD~2", short_tmp / "e", isolation)
     assert status == "failed" and "git directory is out of reach" in reason
-    log = os.popen(f"git -C {short_tmp / 'e' / 'tmux_outputs'} log --format=%s").read().split("\n")
-    assert log[-2] == "init" and log[0] == "done"
+    log = git(short_tmp / "e" / "tmux_outputs", "log", "--format=%s").splitlines()
+    assert log[-1] == "init" and log[0] == "done"
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
