@@ -644,6 +644,18 @@ def wait_child(term: Terminal, session: str, child: str, timeout: float) -> str:
     return "ok"
 
 
+def write_then_run(term: Terminal, session: str, write: Op, child: str, chunk: int, settle: float,
+                   child_timeout: float) -> int:
+    """A writer level's run: type the child (`write`), start it in the writer's own terminal,
+    wait for its prompt to return; the exit code for the level program."""
+    run = ft_sequential(write, ft_tmux_send_text(session, ft_const("python3 " + child), chunk, settle),
+                        ft_tmux_send_ctrl(session, ft_const("Enter"), settle))
+    status = run.run(Context(term))
+    if status == "ok":
+        status = wait_child(term, session, child, child_timeout)
+    return finish(session, status)
+
+
 def finish(session: str, status: str) -> int:
     """Exit code for a level program; an error status is printed as one line on stderr."""
     if status == "ok":

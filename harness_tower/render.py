@@ -76,15 +76,7 @@ def main():
     term = ft.Terminal()
     term.open(session)
     write = ft.ft_type_file(session, ft.ft_const(child_source(LEVEL - 1)), child, MODE, CHUNK, SETTLE)
-    run = ft.ft_sequential(
-        write,
-        ft.ft_tmux_send_text(session, ft.ft_const("python3 " + child), CHUNK, SETTLE),
-        ft.ft_tmux_send_ctrl(session, ft.ft_const("Enter"), SETTLE),
-    )
-    status = run.run(ft.Context(term))
-    if status == "ok":
-        status = ft.wait_child(term, session, child, CHILD_TIMEOUT)
-    return ft.finish(session, status)
+    return ft.write_then_run(term, session, write, child, CHUNK, SETTLE, CHILD_TIMEOUT)
 
 
 if __name__ == "__main__":
@@ -215,15 +207,7 @@ def main():
     look = ft.ft_fixation(ft.ft_tmux_capture_pane(session), RADIUS, policy=FIXATION)
     line = ft.ft_expert(look, SOURCE, TOPK, BACKEND, name="source", config=BACKEND_CONFIG)
     write = ft.ft_write_generated(session, line, child, MODE, CHUNK, SETTLE, MAX_LINES, MAX_BYTES)
-    run = ft.ft_sequential(
-        write,
-        ft.ft_tmux_send_text(session, ft.ft_const("python3 " + child), CHUNK, SETTLE),
-        ft.ft_tmux_send_ctrl(session, ft.ft_const("Enter"), SETTLE),
-    )
-    status = run.run(ft.Context(term))
-    if status == "ok":
-        status = ft.wait_child(term, session, child, CHILD_TIMEOUT)
-    return ft.finish(session, status)
+    return ft.write_then_run(term, session, write, child, CHUNK, SETTLE, CHILD_TIMEOUT)
 
 
 if __name__ == "__main__":
