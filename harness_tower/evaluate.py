@@ -14,7 +14,10 @@ from harness_tower.diagnose import diagnose
 from harness_tower.errors import TowerError
 from harness_tower.genome import TowerGenome
 from harness_tower.render import render
+from harness_tower.backends.relay import ExpertEndpoints, ExpertRelay
+from harness_tower.gateway import GatewayCaps
 from harness_tower.sandbox import Limits, Sandbox
+from harness_tower.worktree import TreeCaps
 
 PLATFORM_VERSION = "0.1.0"
 MAX_DEPTH = 8
@@ -30,16 +33,17 @@ class EvalResult:
     wall_seconds: float = 0.0
     trajectory: Path | None = None
     node: str = field(default_factory=platform.node)
+    isolation: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"status": self.status, "metrics": self.metrics, "error": self.error,
                 "wall_seconds": self.wall_seconds, "trajectory": str(self.trajectory) if self.trajectory else None,
-                "node": self.node}
+                "node": self.node, "isolation": self.isolation}
 
 
 def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, timeout: float = 120.0,
              run_id: str = "local", individual_id: str = "local", limits: Limits = Limits(),
-             isolation: str = "auto") -> EvalResult:
+             isolation: str = "auto", experts: ExpertEndpoints | None = None) -> EvalResult:
     """Run a depth-N tower of this genome; never raises for a misbehaving harness."""
     start = time.monotonic()
     out_dir = Path(out_dir)
@@ -54,46 +58,88 @@ def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, t
                 "task": {"command": genome.task_command, "expected": genome.task_expected},
                 "platform_version": PLATFORM_VERSION}
     result = run_tower(top, depth=depth, manifest=manifest, out_dir=out_dir, timeout=timeout, limits=limits,
-                       isolation=isolation)
+                       isolation=isolation, experts=experts)
     result.wall_seconds = time.monotonic() - start
     return result
 
 
+# Constraints every tower must meet, with what breaking each means (the reason names the rule).
+RULES = {
+    "keys_audit": "key commits breaking the send rules",
+    "self_read": "levels reading their own source",
+    "untyped_chars": "characters of code that were not typed",
+    "tamper": "commits holding what only the evaluator may write",
+}
+
+
 def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_dir: Path, timeout: float,
-              limits: Limits = Limits(), isolation: str = "auto") -> EvalResult:
+              limits: Limits = Limits(), isolation: str = "auto", experts: ExpertEndpoints | None = None,
+              tree_caps: TreeCaps | None = None, gateway_caps: GatewayCaps | None = None) -> EvalResult:
     """Run `h{depth}.py` (given as source) in a fresh sandbox and score the trajectory."""
     start = time.monotonic()
-    with Sandbox(Path(out_dir), limits=limits, isolation=isolation) as box:
-        box.write(f"h{depth}.py", top_source)
-        assert box.recorder is not None
+    relay = ExpertRelay(experts if experts is not None else ExpertEndpoints.from_env())
+    manifest = dict(manifest, terminal={"width": 100, "height": 30})
+    with Sandbox(Path(out_dir), limits=limits, isolation=isolation, relay=relay, tree_caps=tree_caps,
+                 gateway_caps=gateway_caps) as box:
+        assert box.recorder is not None and box.gateway is not None
+        box.write_top(depth, top_source)
         box.recorder.init_commit(manifest)
-        outcome = box.run(["python3", f"h{depth}.py"], timeout=timeout)
+        outcome = box.run_top(depth, top_source, timeout)
+        gate = box.gateway
         screens, output_bytes = box.recorder.evidence(settle=outcome.timed_out or outcome.returncode != 0)
-        if outcome.timed_out:
+        if gate.fatal:
+            status, error = "failed", gate.fatal
+        elif outcome.timed_out:
             status, error = "timeout", f"the tower did not finish within {timeout:g}s"
         elif outcome.returncode != 0:
             status, error = "failed", outcome.stderr_tail or f"h{depth}.py exited with {outcome.returncode}"
         else:
             status, error = "ok", None
-        if error:
-            why = diagnose([*screens, box.log.read_text(errors="replace")[-20000:]], output_bytes)
+        if error and not gate.fatal:
+            why = diagnose([*screens, _read_tail(box.log)], output_bytes)
             if why:
                 error = f"{why}: {error}"
             elif screens:  # nothing recognisable: say what the task's terminal showed last
                 last = [line for line in screens[-1].splitlines() if line.strip()]
                 error = f"{error} (last screen line: {last[-1].strip()!r})" if last else error
+        audits, refusals = list(gate.audits), list(gate.refusals)
         box.finish({"status": status, "error": error, "returncode": outcome.returncode,
                     "wall_seconds": round(outcome.wall_seconds, 6), "isolation": box.isolation, "sandbox": box.token,
-                    "output_bytes": output_bytes})
+                    "output_bytes": output_bytes, "audits": audits, "binding_refusals": refusals})
     metrics: dict[str, float | int | None] = {}
     try:
         import validators
-        from harness_tower.backends import usage_totals
         metrics = validators.score(box.work)["metrics"]
-        metrics.update(usage_totals(box.work / ".tower" / "expert.jsonl"))
     except Exception as exc:  # a scoring failure is stored with its reason, not raised
         status, error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
-    if status == "ok" and (metrics.get("keys_audit") or metrics.get("self_read")):
-        status, error = "invalid", (f"constraints violated: keys_audit={metrics.get('keys_audit')}, "
-                                    f"self_read={metrics.get('self_read')}")
-    return EvalResult(status, metrics, error, time.monotonic() - start, box.work)
+    metrics.update(relay.usage())
+    metrics["audit_refusals"] = len(audits)
+    metrics["binding_refusals"] = len(refusals)
+    if not gate.fatal:
+        broken = violations(metrics, audits, refusals)
+        if broken:
+            status, error = "invalid", "; ".join(broken)
+    return EvalResult(status, metrics, error, time.monotonic() - start, box.work, isolation=box.isolation)
+
+
+def violations(metrics: dict[str, float | int | None], audits: list[tuple[str, str, str]],
+               refusals: list[tuple[str, str]]) -> list[str]:
+    """Every rule the evaluation broke, each named with what was seen."""
+    out = [f"constraint violated: {rule}={metrics[rule]} ({what})" for rule, what in RULES.items()
+           if metrics.get(rule)]
+    if audits:
+        session, kind, detail = audits[0]
+        more = f" (+{len(audits) - 1} more)" if len(audits) > 1 else ""
+        rule = "self_read" if kind == "self_read" else "harnesses see only their terminal"
+        out.append(f"runtime audit ({rule}): the level bound to {session} tried {detail}{more}")
+    if refusals:
+        session, what = refusals[0]
+        out.append(f"session binding: the level bound to {session} asked for {what}")
+    return out
+
+
+def _read_tail(path: Path) -> str:
+    try:
+        return path.read_bytes()[-20000:].decode("utf-8", errors="replace")
+    except OSError:
+        return ""

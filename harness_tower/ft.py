@@ -48,26 +48,19 @@ class GraphError(TowerError):
 # --------------------------------------------------------------------------------------
 # The terminal: a thin client of the recorder, which owns tmux and git.
 # --------------------------------------------------------------------------------------
-class Terminal:
-    """Talks to the recorder over its Unix socket (path in $TOWER_RECORDER)."""
+class Connection:
+    """One JSON-lines connection to the recorder: a request out, its reply back."""
 
-    def __init__(self, path: str | None = None, timeout: float = 120.0) -> None:
-        path = path or os.environ.get("TOWER_RECORDER")
-        if not path:
-            raise TowerError("TOWER_RECORDER is not set: harnesses run inside a sandbox")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(path)
-        except OSError as exc:
-            raise TowerError(f"cannot reach the recorder at {path}: {exc}") from None
-        self._file = self._sock.makefile("rwb")
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.file = sock.makefile("rwb")
 
-    def call(self, **request: Any) -> dict[str, Any]:
-        self._file.write(json.dumps(request).encode() + b"\n")
-        self._file.flush()
+    def call(self, request: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+        self.sock.settimeout(timeout)
+        self.file.write(json.dumps(request).encode() + b"\n")
+        self.file.flush()
         try:
-            line = self._file.readline()
+            line = self.file.readline()
         except socket.timeout:
             raise TowerError(f"recorder did not answer {request.get('op')!r} in time") from None
         if not line:
@@ -75,7 +68,40 @@ class Terminal:
         reply = json.loads(line)
         if not reply.get("ok"):
             raise TowerError(reply.get("error", "recorder error"))
-        return reply
+        return reply  # type: ignore[no-any-return]
+
+
+_SHARED: list[Connection] = []
+
+
+def connection() -> Connection:
+    """This process's connection to the recorder: the descriptor it was started with
+    ($TOWER_RECORDER_FD), bound by the recorder to the one session this level types into."""
+    if not _SHARED:
+        fd = os.environ.get("TOWER_RECORDER_FD")
+        if not fd or not fd.isdigit():
+            raise TowerError("TOWER_RECORDER_FD is not set: harnesses are started by the recorder")
+        try:
+            sock = socket.socket(fileno=int(fd))
+        except OSError as exc:
+            raise TowerError(f"no recorder connection on descriptor {fd}: {exc}") from None
+        _SHARED.append(Connection(sock))
+    return _SHARED[0]
+
+
+class Terminal:
+    """A level's terminal: requests to the recorder over its connection.
+
+    Inside a sandbox that is the connection the level was started with; a trusted caller
+    (a test, a benchmark) may pass a connected socket of its own (`Sandbox.connect`).
+    """
+
+    def __init__(self, sock: socket.socket | None = None, timeout: float = 120.0) -> None:
+        self._conn = Connection(sock) if sock is not None else connection()
+        self.timeout = timeout
+
+    def call(self, **request: Any) -> dict[str, Any]:
+        return self._conn.call(request, self.timeout)
 
     def open(self, session: str) -> None:
         self.call(op="open", session=session)

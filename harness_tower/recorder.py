@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_tower.errors import TowerError
+from harness_tower.worktree import TreeCaps, Unrecordable, WorkTree
 
 CTRL_KEYS = frozenset({"Enter", "C-c", "C-d", "C-u", "C-l", "Escape", "BSpace", "Tab",
                        "Up", "Down", "Left", "Right", "Home", "End"})
@@ -30,7 +31,7 @@ _OCTAL = re.compile(rb"\\([0-7]{3})")
 COMMITTER = b"Tower Recorder <recorder@harness-evolve.invalid>"
 OUTPUT_TAIL = 1 << 16
 QUIET = 0.002  # after a control key: output pausing this long ends its reply
-MAX_FILE_BYTES = 16 << 20  # files larger than this are not recorded (and reported)
+MAX_SESSIONS = 16  # a tower of depth 8 needs 8; more is a harness opening sessions to exhaust us
 
 
 class ControlClient:
@@ -176,6 +177,7 @@ def _echoed(expected: bytes) -> Callable[[bytes], bool]:
 class _Session:
     client: ControlClient
     pane: str
+    pane_pid: int  # the pane's first process: every process in the pane has it as session id
     seq: int = 0
 
 
@@ -243,79 +245,29 @@ def _quote_path(path: str) -> bytes:
     return path.encode()
 
 
-class WorkTree:
-    """Snapshots the work tree: which files changed since the last commit (by stat, re-read if racy)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.known: dict[str, tuple[int, int, int]] = {}
-        self.skipped: list[str] = []
-
-    def changes(self, since: float) -> list[tuple[str, bytes | None, int]]:
-        seen: dict[str, tuple[int, int, int]] = {}
-        out: list[tuple[str, bytes | None, int]] = []
-        racy = int((since - 0.05) * 1e9)
-        for rel, st in self._walk():
-            sig = (st.st_size, st.st_mtime_ns, st.st_mode)
-            seen[rel] = sig
-            if self.known.get(rel) == sig and st.st_mtime_ns < racy:
-                continue
-            full = self.root / rel
-            try:
-                if stat.S_ISLNK(st.st_mode):
-                    out.append((rel, os.readlink(full).encode(), 0o120000))
-                elif st.st_size > MAX_FILE_BYTES:
-                    self.skipped.append(rel)
-                    seen.pop(rel)
-                else:
-                    mode = 0o100755 if st.st_mode & 0o111 else 0o100644
-                    out.append((rel, full.read_bytes(), mode))
-            except OSError:  # vanished between walk and read: treated as deleted below
-                seen.pop(rel, None)
-        out.extend((rel, None, 0) for rel in self.known if rel not in seen)
-        self.known = seen
-        return out
-
-    def _walk(self) -> list[tuple[str, os.stat_result]]:
-        found: list[tuple[str, os.stat_result]] = []
-        stack = [""]
-        while stack:
-            rel_dir = stack.pop()
-            try:
-                entries = list(os.scandir(self.root / rel_dir if rel_dir else self.root))
-            except OSError:
-                continue
-            for entry in entries:
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                if rel in (".git", ".captures"):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(rel)
-                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    found.append((rel, st))
-        return found
-
-
 class Recorder:
-    """Owns the tmux server's sessions and the trajectory repository of one evaluation."""
+    """Owns the tmux server's sessions and the trajectory repository of one evaluation.
 
-    def __init__(self, tmux: list[str], env: dict[str, str], work: Path, git_dir: Path, shell: str,
-                 width: int, height: int) -> None:
+    `shell(session)` gives the command a new pane runs (the sandbox confines it). The
+    manifest and the result are written into the history only, never into the work tree:
+    nothing a harness can reach is ever read back as trusted.
+    """
+
+    def __init__(self, tmux: list[str], env: dict[str, str], work: Path, git_dir: Path,
+                 shell: Callable[[str], str], width: int, height: int, caps: TreeCaps = TreeCaps()) -> None:
         self.tmux, self.env, self.work, self.git_dir, self.shell = tmux, env, work, git_dir, shell
         self.width, self.height = width, height
         self.sessions: dict[str, _Session] = {}
         self.lock = threading.RLock()
-        self.tree = WorkTree(work)
+        self.tree = WorkTree(work, caps)
         self.git = FastImport(git_dir)
         self.commits = 0
         self.unsettled = 0
-        self._last_commit = 0.0
+        self._last_commit_ns = 0
         self.closed = False
         self.last_capture: dict[str, str] = {}
+        self.fatal: str | None = None
+        self.on_fatal: Callable[[str], None] = lambda reason: None
 
     def evidence(self, settle: bool = False) -> tuple[list[str], dict[str, int]]:
         """Each session's screen as it is now (or last recorded) and its output byte count.
@@ -336,48 +288,58 @@ class Recorder:
 
     # --- repository -------------------------------------------------------------------
     def init_commit(self, manifest: dict[str, object]) -> None:
-        """The root commit `init`: the manifest and whatever the work tree holds (h{N}.py)."""
-        tower = self.work / ".tower"
-        tower.mkdir(exist_ok=True)
-        (tower / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        """The root commit `init`: the manifest (in the history only) and the work tree (h{N}.py)."""
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
         with self.lock:
-            self._commit("init", [])
+            self._commit("init", [(".tower/manifest.json", text.encode(), 0o100644)])
 
     def _commit(self, message: str, extra: list[tuple[str, bytes | None, int]]) -> None:
-        now = time.time()
-        changes = self.tree.changes(self._last_commit)
-        self.git.commit(message, now, changes + extra)
-        self._last_commit = now
+        """One commit: the work tree's changes (unless it cannot be recorded) plus `extra`."""
+        now = time.time_ns()
+        changes: list[tuple[str, bytes | None, int]] = []
+        failure: Unrecordable | None = None
+        if self.fatal is None:
+            try:
+                changes = self.tree.changes(self._last_commit_ns)
+            except Unrecordable as exc:
+                failure = exc
+        self.git.commit(message, now / 1e9, changes + extra)
+        self._last_commit_ns = now
         self.commits += 1
+        if failure is not None:
+            self.fail(f"work tree cannot be recorded: {failure}")
+            raise failure
 
-    def finish(self, result: dict[str, object]) -> None:
-        """The closing `done` commit with `.tower/result.json`, then refs are written."""
+    def fail(self, reason: str) -> None:
+        """Stop recording the work tree; the evaluation ends as failed with `reason`."""
+        if self.fatal is None:
+            self.fatal = reason
+            self.on_fatal(reason)
+
+    def finish(self, result: dict[str, object], deliver_to: Path) -> None:
+        """The closing `done` commit with `.tower/result.json`; then the history is checked out
+        into `deliver_to` (a fresh directory: nothing a harness left behind comes along)."""
         with self.lock:
             self.closed = True
-            result = dict(result, commits=self.commits, unsettled=self.unsettled,
-                          unrecorded_files=self.tree.skipped)
-            tower = self.work / ".tower"
-            if tower.is_symlink() or (tower.exists() and not tower.is_dir()):
-                tower.unlink()
-            tower.mkdir(exist_ok=True)
-            (tower / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-            self._commit("done", [])
+            result = dict(result, commits=self.commits, unsettled=self.unsettled)
+            text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+            try:
+                self._commit("done", [(".tower/result.json", text.encode(), 0o100644)])
+            except Unrecordable:
+                pass  # the done commit then holds the result alone; `fatal` names the reason
             self.git.close()
-        # Only now does the history join its work tree (a `.git` a harness made is discarded).
-        dot_git = self.work / ".git"
-        if dot_git.is_symlink() or dot_git.is_file():
-            dot_git.unlink()
-        elif dot_git.exists():
-            shutil.rmtree(dot_git)
-        shutil.move(str(self.git_dir), dot_git)
-        for args in (["config", "core.bare", "false"], ["reset", "-q", "--hard", "HEAD"]):
-            subprocess.run(["git", "-C", str(self.work), *args], check=True,
+            self.tree.close()
+        deliver_to.mkdir(parents=True)
+        shutil.move(str(self.git_dir), deliver_to / ".git")
+        for args in (["config", "core.bare", "false"], ["checkout", "-q", "-f", "main"]):
+            subprocess.run(["git", "-C", str(deliver_to), *args], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def abort(self) -> None:
         with self.lock:
             self.closed = True
             self.git.abort()
+            self.tree.close()
 
     # --- sessions ---------------------------------------------------------------------
     def open(self, name: str) -> None:
@@ -388,12 +350,15 @@ class Recorder:
                 raise TowerError("recorder is closed", session=name)
             if name in self.sessions:
                 return
+            if len(self.sessions) >= MAX_SESSIONS:
+                self.fail(f"more than {MAX_SESSIONS} sessions opened")
+                raise TowerError(f"more than {MAX_SESSIONS} sessions refused", session=name)
             subprocess.run([*self.tmux, "new-session", "-d", "-s", name, "-x", str(self.width),
-                            "-y", str(self.height), "-c", str(self.work), self.shell],
+                            "-y", str(self.height), "-c", str(self.work), self.shell(name)],
                            env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             client = ControlClient(self.tmux, name, self.env)
-            pane = client.command(f"display-message -p -t {name} '#{{pane_id}}'")[0].decode().strip()
-            sess = _Session(client, pane)
+            pane, pid = client.command(f"display-message -p -t {name} '#{{pane_id}} #{{pane_pid}}'")[0].split()
+            sess = _Session(client, pane.decode(), int(pid))
             self.sessions[name] = sess
         # The shell is ready once its prompt shows.
         deadline = time.monotonic() + 10
@@ -401,6 +366,13 @@ class Recorder:
             if time.monotonic() > deadline:
                 raise TowerError("shell prompt did not appear within 10s", session=name)
             client.wait_output(client.total, lambda out: len(out) > 0, 0.5)
+
+    def session_of(self, sid: int) -> str | None:
+        """The session whose pane has session id `sid` (the processes running in that pane)."""
+        for name, sess in list(self.sessions.items()):
+            if sess.pane_pid == sid:
+                return name
+        return None
 
     def _session(self, name: str) -> _Session:
         try:
@@ -428,8 +400,8 @@ class Recorder:
         """Send, settle, capture, commit. Returns (seq, capture)."""
         check_keys(keys, kind, name)
         with self.lock:
-            if self.closed:
-                raise TowerError("recorder is closed", session=name)
+            if self.closed or self.fatal:
+                raise TowerError(f"recorder is closed{': ' + self.fatal if self.fatal else ''}", session=name)
             sess = self._session(name)
             client = sess.client
             start = client.total

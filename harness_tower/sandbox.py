@@ -1,35 +1,56 @@
-"""The sandbox: a private tmux server, a trajectory repository as working directory, a
-scrubbed environment, resource limits, a wall-clock timeout, and a teardown that leaves
-no tmux server and no process behind.
+"""The sandbox: one evaluation's sealed terminal world.
+
+A private tmux server whose panes run `bash` in the work tree; the recorder (the only
+writer of the trajectory) behind a gateway that starts every harness level sealed; a
+user id of its own; resource limits, a timeout, and a teardown that leaves no process and
+no file of that user behind.
+
+Two isolation levels (`resolve_isolation`; `auto` takes `bwrap` wherever it works):
+
+- `bwrap`: panes run in namespaces (no network, a read-only system, a private size-capped
+  /tmp, only the work tree writable); a harness interpreter runs with no view of the work
+  tree or of any writable place (a read-only root holding the interpreter and the op
+  library), its program on a pipe, its only door the recorder connection.
+- `process`: the same user separation and the same sealed start, but no namespaces: what
+  a harness could reach is guarded by the runtime audit hook (`seal`) and caught after the
+  fact by the validators (`untyped_chars`, `tamper`). The kernel does not enforce it.
 
 >>> # with Sandbox(Path("out")) as box:           # doctest: +SKIP
->>> #     box.write("h2.py", source); outcome = box.run(["python3", "h2.py"], timeout=60)
+>>> #     box.write_top(2, source); outcome = box.run_top(2, source, timeout=60)
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import resource
 import secrets
 import shlex
 import shutil
 import signal
-import socketserver
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import harness_tower
 from harness_tower.errors import TowerError
+from harness_tower.gateway import Gateway, GatewayCaps, Relay
 from harness_tower.recorder import Recorder
+from harness_tower.seal import LIMITS_ENV, boot_command
+from harness_tower.worktree import TreeCaps
 
 PROJECT_ROOT = str(Path(harness_tower.__file__).resolve().parent.parent)
+OP_LIBRARY = str(Path(harness_tower.__file__).resolve().parent)
+PYTHON = os.path.realpath(sys.executable)
+TMPFS_BYTES = 64 << 20  # a pane's private /tmp and /dev/shm (bwrap)
+UID_DIR = Path("/run/harness-evolve/uids")  # claimed sandbox user ids (root only)
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 
 
 @dataclass(frozen=True)
@@ -44,90 +65,72 @@ class Limits:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How the top level ended: its exit status (None when killed), whether it timed out."""
+
     returncode: int | None
     timed_out: bool
     wall_seconds: float
     stderr_tail: str
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    """One harness connection: JSON requests in, JSON replies out, errors as replies."""
-
-    def handle(self) -> None:
-        recorder: Recorder = self.server.recorder  # type: ignore[attr-defined]
-        for line in self.rfile:
-            try:
-                req = json.loads(line)
-                reply = self._dispatch(recorder, req)
-                reply["ok"] = True
-            except TowerError as exc:
-                reply = {"ok": False, "error": str(exc)}
-            except Exception as exc:  # a request boundary: report, keep serving
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            try:
-                self.wfile.write(json.dumps(reply).encode() + b"\n")
-                self.wfile.flush()
-            except OSError:
-                return
-
-    @staticmethod
-    def _dispatch(recorder: Recorder, req: dict[str, Any]) -> dict[str, Any]:
-        op, session = req.get("op"), req.get("session")
-        if not isinstance(session, str):
-            raise TowerError("request without a session name")
-        if op == "open":
-            recorder.open(session)
-            return {}
-        if op == "send":
-            seq, _ = recorder.send(session, req.get("keys"), req.get("kind"),  # type: ignore[arg-type]
-                                   float(req.get("settle_timeout", 5.0)))
-            return {"seq": seq}  # the screen is committed; a harness that wants it asks (capture)
-        if op == "capture":
-            capture, cursor = recorder.capture(session)
-            return {"capture": capture, "cursor": list(cursor)}
-        if op == "wait_output":
-            return {"changed": recorder.wait_output(session, float(req.get("timeout", 1.0)))}
-        if op == "expert":  # model calls leave the sandbox only through here (no network inside)
-            from harness_tower.backends import relay
-            return relay.handle(req, recorder.work)
-        raise TowerError(f"unknown request {op!r}")
+LAUNCHER = """#!/bin/sh
+# python3 in a writer pane: runs a recorded file as the level below, sealed (harness_tower.launch)
+exec {python} -I -S -c 'import sys; sys.path.insert(0, "{root}"); from harness_tower.launch import main; main()' "$@"
+"""
+INTERPRETER = """#!/bin/sh
+# python3 in the task's terminal: the interpreter, as for any command typed there
+exec {python} "$@"
+"""
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+def _usable_by_all(path: str) -> bool:
+    """Whether any user may run `path` (every directory on the way traversable by others)."""
+    try:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        return all(os.stat(p).st_mode & 0o001 for p in map(str, Path(path).parents))
+    except OSError:
+        return False
+
+
+def user_python() -> str:
+    """The interpreter a sandbox user runs: ours where others may run it, else the system's."""
+    for candidate in (PYTHON, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if _usable_by_all(candidate):
+            return candidate
+    return PYTHON
 
 
 class Sandbox:
-    """One evaluation's isolated terminal world; use as a context manager.
-
-    Isolation `process`: harnesses and pane shells run under resource limits as an
-    unprivileged user (when started as root), with the git directory outside the work
-    tree and the tmux socket unreachable. `bwrap` adds namespaces: no network, a read-only
-    system, a private /tmp, only the work tree writable, no view of other processes.
-    """
+    """One evaluation's isolated terminal world; use as a context manager."""
 
     def __init__(self, out_dir: Path, *, width: int = 100, height: int = 30, limits: Limits = Limits(),
-                 isolation: str = "auto") -> None:
+                 isolation: str = "auto", relay: Relay | None = None, tree_caps: TreeCaps | None = None,
+                 gateway_caps: GatewayCaps | None = None) -> None:
         self.out_dir = Path(out_dir).absolute()
         self.work = self.out_dir / "tmux_outputs"  # where the finished trajectory ends up
         self.width, self.height, self.limits = width, height, limits
         self.isolation = resolve_isolation(isolation)
+        self.relay = relay
+        self.tree_caps = tree_caps or TreeCaps()
+        self.gateway_caps = gateway_caps or GatewayCaps()
         self.token = uuid.uuid4().hex
         # Short paths (tmux socket paths must stay < 108 bytes); TOWER_TMPDIR moves them (e.g. a soak).
         self.tmp = Path(tempfile.mkdtemp(prefix="hes-", dir=os.environ.get("TOWER_TMPDIR", "/tmp")))
         self.socket = self.tmp / "tmux" / "tmux.sock"
-        # While harnesses run, their work tree lives in the sandbox's own directory (reachable
-        # for them wherever --out is) and the git directory beside it, out of their reach.
+        # While harnesses run, their work tree lives in the sandbox's own directory and the git
+        # directory beside it, out of their reach; the finished history is checked out into `work`.
         self.live = self.tmp / "w" / "tmux_outputs"
         self.git_dir = self.tmp / "git"
         self.recorder_socket = self.tmp / "rec.sock"
         self.tmux = ["tmux", "-S", str(self.socket), "-f", "/dev/null"]
         self.drop_uid = os.geteuid() == 0  # harnesses never run as root
-        self.uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
+        self.uid = claim_uid() if self.drop_uid else os.geteuid()
         self.recorder: Recorder | None = None
-        self._server: _Server | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.gateway: Gateway | None = None
         self.log = self.out_dir / "harness.log"
+        self._log_lock = threading.Lock()
+        self._log_bytes = 0
 
     # --- set-up -----------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -142,71 +145,116 @@ class Sandbox:
         self.teardown()
 
     def env(self) -> dict[str, str]:
+        """The environment of the tmux server and its panes (a pane adds its own PATH)."""
         return {
-            "PATH": f"{self.tmp / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.tmp / "home"),
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "TERM": "tmux-256color",
-            "HISTFILE": "/dev/null", "PS1": "$ ", "PS2": "> ",
-            "PYTHONPATH": PROJECT_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
-            "TOWER_RECORDER": str(self.recorder_socket), "TOWER_SANDBOX": self.token,
+            "HISTFILE": "/dev/null", "PS1": "$ ", "PS2": "> ", "PYTHONDONTWRITEBYTECODE": "1",
+            "TOWER_SANDBOX": self.token,
         }
 
-    def confine(self, argv: list[str], *, interactive: bool) -> list[str]:
-        """Wrap a command so that it runs inside this sandbox's isolation level."""
+    def harness_env(self) -> dict[str, str]:
+        """The environment of a sealed harness: nothing that names a place it could go."""
+        lim = self.limits
+        procs = lim.processes if self.drop_uid else 0  # counted per user: meaningful for our own user only
+        return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC",
+                "HOME": "/nonexistent", "TOWER_SANDBOX": self.token,
+                LIMITS_ENV: f"{lim.cpu_seconds},{lim.memory_bytes},{lim.file_bytes},{procs}"}
+
+    def _as_user(self) -> list[str]:
+        if not self.drop_uid:
+            return []
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all"]
+
+    def seal(self) -> list[str]:
+        """The argv of a sealed harness interpreter (its program comes on stdin)."""
+        prefix: list[str] = []
+        if self.isolation == "bwrap":
+            prefix = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
+                      "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "tower",
+                      "--ro-bind", "/usr", "/usr"]
+            for top in ("bin", "lib", "lib64", "sbin"):
+                path = f"/{top}"
+                if os.path.islink(path):
+                    prefix += ["--symlink", os.readlink(path), path]
+                elif os.path.isdir(path):
+                    prefix += ["--ro-bind", path, path]
+            prefix += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+            keeps = {sys.base_prefix, os.path.dirname(os.path.dirname(PYTHON)), OP_LIBRARY}
+            made: set[str] = set()
+            for keep in sorted(k for k in keeps if not (k + "/").startswith("/usr/")):
+                for parent in reversed(Path(keep).parents):  # bwrap makes missing parents 0700
+                    if str(parent) != "/" and str(parent) not in made:
+                        made.add(str(parent))
+                        prefix += ["--perms", "0755", "--dir", str(parent)]
+                prefix += ["--ro-bind", keep, keep]
+            prefix += ["--dev", "/dev", "--proc", "/proc", "--remount-ro", "/", "--chdir", "/"]
+            return prefix + self._as_user() + boot_command(PYTHON, PROJECT_ROOT)  # bound where it is
+        return self._as_user() + boot_command(user_python(), PROJECT_ROOT)
+
+    def _pane(self, session: str) -> list[str]:
+        """The argv of a pane's shell, inside this sandbox's isolation level."""
+        writer = session != "h1_writer"  # the task's terminal runs python3 itself; writers run levels
+        bin_dir = self.tmp / ("bin" if writer else "pybin")
+        env = ["env", "-u", "TMUX", "-u", "TMUX_PANE", "PS1=$ ", "PS2=> ",
+               f"PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin"]
+        if writer:
+            env.append(f"TOWER_RECORDER={self.recorder_socket}")
         prefix: list[str] = []
         if self.isolation == "bwrap":
             home = str(self.tmp / "home")
             prefix += ["bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc",
                        "--unshare-uts", "--unshare-cgroup-try", "--hostname", "tower",
                        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                       "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+                       "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+                       "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm"]
+            visible = [self.live, bin_dir, Path(home)] + ([self.recorder_socket] if writer else [])
             # Directories bwrap makes on its own are 0700 (root's): make the way down traversable.
             made: set[str] = set()
-            for target in (self.live, self.tmp / "bin", self.recorder_socket, Path(home)):
+            for target in [*visible, *map(Path, _visible_under_tmp())]:
                 for parent in reversed(target.parents):
                     if str(parent).startswith("/tmp/") and str(parent) not in made:
                         made.add(str(parent))
                         prefix += ["--perms", "0755", "--dir", str(parent)]
-            # What harnesses import and run must stay visible even where it lives under /tmp
-            # (a checkout in /tmp, say): the project's op library and the interpreter.
-            for keep in _visible_under_tmp():
-                for parent in reversed(Path(keep).parents):
-                    if str(parent).startswith("/tmp/") and str(parent) not in made:
-                        made.add(str(parent))
-                        prefix += ["--perms", "0755", "--dir", str(parent)]
+            for keep in _visible_under_tmp():  # a checkout or interpreter under /tmp stays visible
                 prefix += ["--ro-bind", keep, keep]
-            prefix += ["--bind", str(self.live), str(self.live),
-                       "--ro-bind", str(self.tmp / "bin"), str(self.tmp / "bin"),
-                       "--bind", str(self.recorder_socket), str(self.recorder_socket),
-                       "--perms", "0777", "--dir", home, "--chdir", str(self.live)]
-            if not interactive:  # a pane shell keeps its controlling terminal; others lose theirs
-                prefix.append("--new-session")
-        if self.drop_uid:
-            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                       "--inh-caps=-all", "--bounding-set=-all"]
-        return prefix + argv
+            prefix += ["--bind", str(self.live), str(self.live), "--ro-bind", str(bin_dir), str(bin_dir)]
+            if writer:
+                prefix += ["--bind", str(self.recorder_socket), str(self.recorder_socket)]
+            prefix += ["--perms", "0777", "--dir", home, "--chdir", str(self.live)]
+        return prefix + self._as_user() + env + ["bash", "--norc", "--noprofile", "+H"]
 
-    def _shell(self) -> str:
+    def _shell(self, session: str) -> str:
         lim = self.limits
-        shell = self.confine(["env", "-u", "TMUX", "-u", "TMUX_PANE", "PS1=$ ", "PS2=> ",
-                              "bash", "--norc", "--noprofile", "+H"], interactive=True)
         nproc = f"-u {lim.processes} " if self.drop_uid else ""
         return (f"ulimit -S -t {lim.cpu_seconds} -v {lim.memory_bytes // 1024} -f {lim.file_bytes // 1024} "
-                f"{nproc}2>/dev/null; exec {shlex.join(shell)}")
+                f"{nproc}2>/dev/null; exec {shlex.join(self._pane(session))}")
 
     def _start(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             raise TowerError(f"{self.out_dir}: output directory is not empty")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.tmp, 0o711)  # traversable to reach rec.sock, bin/ and w/, not listable
-        for sub, mode in (("home", 0o700), ("bin", 0o755), ("tmux", 0o700), ("w", 0o755)):
+        # Only this sandbox's user (by its group) may enter: another sandbox cannot reach its
+        # sockets or its work tree even under `process` isolation.
+        os.chmod(self.tmp, 0o710)
+        for sub, mode in (("home", 0o700), ("bin", 0o755), ("pybin", 0o755), ("tmux", 0o700), ("w", 0o755)):
             (self.tmp / sub).mkdir(mode=mode)
             os.chmod(self.tmp / sub, mode)
         self.live.mkdir()
         if self.drop_uid:
-            for path in (self.live, self.tmp / "home"):
-                os.chown(path, self.uid, self.uid)
-        os.symlink(os.path.realpath(sys.executable), self.tmp / "bin" / "python3")  # stdlib-only harnesses
+            os.chown(self.tmp, 0, self.uid)
+            os.chown(self.tmp / "home", self.uid, self.uid)
+            # Root's, writable by the sandbox's group, sticky: harnesses make and remove their own
+            # files but cannot rename, replace or remove the evaluator's (the top level's file).
+            os.chown(self.live, 0, self.uid)
+            os.chmod(self.live, 0o1770)
+        python = shlex.quote(user_python())
+        for sub, script in (("bin", LAUNCHER.format(python=python, root=PROJECT_ROOT)),
+                            ("pybin", INTERPRETER.format(python=python))):
+            (self.tmp / sub / "python3").write_text(script)
+            os.chmod(self.tmp / sub / "python3", 0o755)
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.git_dir)], check=True)
         env = self.env()
         # The server holds a placeholder session so that it outlives the writers' sessions.
@@ -215,110 +263,178 @@ class Sandbox:
                         "set-option", "-g", "history-limit", "2000", ";",
                         "set-option", "-g", "status", "off"],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.recorder = Recorder(self.tmux, env, self.live, self.git_dir, self._shell(), self.width, self.height)
-        self._server = _Server(str(self.recorder_socket), _Handler)
-        os.chmod(self.recorder_socket, 0o666)
-        self._server.recorder = self.recorder  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, name="recorder-server", daemon=True).start()
+        self.recorder = Recorder(self.tmux, env, self.live, self.git_dir, self._shell, self.width, self.height,
+                                 self.tree_caps)
+        self.gateway = Gateway(self.recorder, seal=self.seal, env=self.harness_env(),
+                               launcher_socket=self.recorder_socket, relay=self.relay, caps=self.gateway_caps,
+                               socket_owner=(0, self.uid) if self.drop_uid else None)
+        self.recorder.on_fatal = self.gateway.fail
 
-    def write(self, name: str, text: str) -> None:
-        (self.live / name).write_text(text, encoding="utf-8")
+    def write_top(self, level: int, source: str) -> None:
+        """Place the top level's file (the evaluator's; read-only to harnesses) in the work tree."""
+        path = self.live / f"h{level}.py"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+
+    def connect(self, session: str) -> socket.socket:
+        """A recorder connection bound to `session`, for a trusted in-process client."""
+        assert self.gateway is not None
+        return self.gateway.connect(session)
 
     # --- running ----------------------------------------------------------------------
-    def run(self, argv: list[str], timeout: float) -> Outcome:
-        """Run the top level in the work tree with limits; kill it (and all it started) on timeout."""
-        lim = self.limits
-        drop = self.drop_uid
-
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds))
-            resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes))
-            if drop:  # counted per user: only meaningful for the unprivileged one
-                resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
-
-        argv = [str(self.tmp / "bin" / "python3") if a == "python3" else a for a in argv]
+    def run_top(self, level: int, source: str, timeout: float) -> Outcome:
+        """Run the top level sealed, bound to `h{level}_writer`; kill everything on timeout."""
+        assert self.gateway is not None
         start = time.monotonic()
-        with open(self.log, "wb") as log:
-            self._proc = subprocess.Popen(self.confine(argv, interactive=False), cwd=self.live, env=self.env(),
-                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          start_new_session=True, preexec_fn=limit)
-            timed_out = False
-            try:
-                code: int | None = self._proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out, code = True, None
-                self._kill_group()
+        harness = self.gateway.start(source.encode("utf-8"), f"h{level}_writer", f"h{level}.py", self._to_log)
+        code = self.gateway.wait(harness, timeout)
+        timed_out = code is None and self.gateway.fatal is None
+        if code is None:
+            harness.kill()
+            harness.exited.wait(10.0)
         wall = time.monotonic() - start
-        tail = self.log.read_bytes()[-4000:].decode("utf-8", errors="replace").strip().splitlines()
+        try:
+            tail = self.log.read_bytes()[-4000:].decode("utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            tail = []
         return Outcome(code, timed_out, wall, tail[-1] if tail else "")
 
-    def _kill_group(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._proc.wait()
+    def _to_log(self, data: bytes) -> None:
+        with self._log_lock, open(self.log, "ab") as log:
+            log.write(data)
 
     # --- teardown ---------------------------------------------------------------------
     def finish(self, result: dict[str, Any]) -> None:
-        """Stop every process, then write the closing commit: the trajectory is complete."""
+        """Stop every process, then write the closing commit and deliver the trajectory."""
         self._stop_processes()
-        if self.drop_uid:  # hand the work tree back to its owner before git takes it
-            _chown_tree(self.live, os.geteuid(), os.getegid())
         if self.recorder:
-            self.recorder.finish(result)
-            self.recorder = None
-        self._deliver()
-
-    def _deliver(self) -> None:
-        """Move the work tree (with its history, when finished) to `out_dir/tmux_outputs`."""
-        if self.live.exists() and not self.work.exists():
-            shutil.move(str(self.live), str(self.work))
+            recorder, self.recorder = self.recorder, None
+            recorder.finish(result, self.work)
 
     def teardown(self) -> None:
         self._stop_processes()
-        if self.recorder:  # never finished: no history joins the work tree, nothing looks complete
+        if self.recorder:  # never finished: no history is delivered, nothing looks complete
             self.recorder.abort()
             self.recorder = None
-            if self.drop_uid and self.live.exists():
-                _chown_tree(self.live, os.geteuid(), os.getegid())
-            self._deliver()
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.drop_uid:
+            release_uid(self.uid)
 
     def _stop_processes(self) -> None:
-        self._kill_group()
+        if self.gateway:
+            self.gateway.close()
         subprocess.run([*self.tmux, "kill-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.recorder:
             self.recorder.close_clients()
+        if self.drop_uid:
+            kill_user(self.uid)
+            if self.isolation == "process":  # bwrap gives each pane a private /tmp and /dev/shm
+                remove_user_files(self.uid)
         sweep(self.token)
 
 
-# Harnesses run as a user of their own, so that one sandbox's fork bomb cannot spend
-# another's process limit (RLIMIT_NPROC counts per user). No passwd entry is needed.
+# --------------------------------------------------------------------------------------
+# Sandbox users: one user id per live sandbox, so that its processes and files can be
+# found and ended whatever they did to hide (a new session, a cleared environment).
+# --------------------------------------------------------------------------------------
 SANDBOX_UIDS = range(200_000, 1_000_000)
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in (*dirnames, *filenames):
+def claim_uid() -> int:
+    """A user id no other live sandbox on this machine holds (claimed by a file under /run)."""
+    try:
+        UID_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
+    for _ in range(100):
+        uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
+        try:
+            os.close(os.open(UID_DIR / str(uid), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue
+        except OSError:
+            return uid
+        if not _user_processes(uid):
+            return uid
+    raise TowerError("no free sandbox user id")
+
+
+def release_uid(uid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(UID_DIR / str(uid))
+
+
+def _user_processes(uid: int) -> list[int]:
+    """Live (not zombie) processes with `uid` as any of their user ids."""
+    found = []
+    wanted = str(uid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", "rb") as fh:
+                status = fh.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        uids = gone = None
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                uids = line.split()[1:]
+            elif line.startswith("State:"):
+                gone = line.split()[1] in ("Z", "X")
+        if uids and wanted in uids and not gone:
+            found.append(int(entry))
+    return found
+
+
+def kill_user(uid: int, timeout: float = 10.0) -> int:
+    """SIGKILL every process of `uid` until none is left (a fork bomb is ended by repetition)."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = _user_processes(uid)
+        if not alive or time.monotonic() > deadline:
+            return len(killed)
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        time.sleep(0.005)
+
+
+def remove_user_files(uid: int) -> None:
+    """Remove what `uid` left in the machine's world-writable directories (`process` isolation)."""
+    for top in WORLD_WRITABLE:
+        for entry in _entries(top):
             try:
-                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+                st = os.lstat(entry)
             except OSError:
-                pass
-    os.chown(root, uid, gid)
+                continue
+            if st.st_uid != uid:
+                continue
+            if os.path.isdir(entry) and not os.path.islink(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry)
+
+
+def _entries(top: str) -> Iterator[str]:
+    try:
+        names = os.listdir(top)
+    except OSError:
+        return
+    for name in names:
+        yield os.path.join(top, name)
+
+
 _ISOLATION_PROBE: dict[str, bool] = {}
 
 
 def _visible_under_tmp() -> list[str]:
-    """Paths below /tmp that sandboxed harnesses need read-only: the project, the interpreter."""
-    interpreter = os.path.realpath(sys.executable)
-    wanted = [PROJECT_ROOT, sys.base_prefix, os.path.dirname(interpreter)]
+    """Paths below /tmp that pane shells need read-only: the project, the interpreter."""
+    wanted = [PROJECT_ROOT, sys.base_prefix, os.path.dirname(PYTHON)]
     return sorted({p for p in wanted if p.startswith("/tmp/")})
 
 
@@ -328,7 +444,8 @@ def bwrap_works() -> bool:
         ok = False
         if shutil.which("bwrap"):
             probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                                    "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
+                                    "--unshare-net", "--unshare-pid", "--die-with-parent",
+                                    "--size", "1048576", "--tmpfs", "/tmp", "true"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             ok = probe.returncode == 0
         _ISOLATION_PROBE["bwrap"] = ok
@@ -347,7 +464,11 @@ def resolve_isolation(isolation: str) -> str:
 
 
 def sweep(token: str, timeout: float = 5.0) -> int:
-    """SIGKILL every process whose environment carries the sandbox token; wait until gone."""
+    """SIGKILL every process whose environment carries the sandbox token; wait until gone.
+
+    The fallback where sandboxes cannot have users of their own (not started as root): a
+    process that clears its environment escapes it, which the README says.
+    """
     marker = f"TOWER_SANDBOX={token}".encode()
     killed: set[int] = set()
     deadline = time.monotonic() + timeout
