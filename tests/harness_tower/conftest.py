@@ -32,6 +32,22 @@ def token_processes(token: str) -> list[int]:
     return found
 
 
+def user_processes(uid: int) -> list[int]:
+    """PIDs of live processes running as `uid` (a sandbox's own user)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+        if str(uid) in fields.get("Uid", "").split() and fields.get("State", "").split()[:1] not in (["Z"], ["X"]):
+            found.append(int(entry))
+    return found
+
+
 @pytest.fixture
 def out_dir(short_tmp: Path) -> Path:
     return short_tmp / "eval"
