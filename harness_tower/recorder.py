@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import threading
 import time
@@ -414,7 +413,7 @@ class Recorder:
                 client.command(f"send-keys -t {sess.pane} {keys}")
                 settled = client.wait_output(start, lambda out: len(out) > 0, min(settle_timeout, 1.0))
                 if settled:  # let the reply to a control key finish drawing
-                    client.wait_quiet(QUIET, settle_timeout)
+                    self._settle(sess, settle_timeout)
             if not settled:
                 self.unsettled += 1
             sess.seq += 1
@@ -427,9 +426,70 @@ class Recorder:
             self._commit(message, [(path, capture.encode("utf-8"), 0o100644)])
             return sess.seq, capture
 
+    def _settle(self, sess: _Session, limit: float) -> None:
+        """Wait until the pane's output pauses while its foreground job is not runnable.
+
+        A quiet window alone is what load stretches: a command that has not yet been given
+        the CPU prints nothing for a while. So the pause counts only once the terminal's
+        foreground process is asleep (waiting for input, a child, a timer or the recorder),
+        which does not depend on how busy the machine is.
+        """
+        client = sess.client
+        deadline = time.monotonic() + limit
+        while True:
+            client.wait_quiet(QUIET, max(0.0, deadline - time.monotonic()))
+            if foreground_asleep(sess.pane_pid) or time.monotonic() >= deadline:
+                return
+            client.wait_output(client.total, lambda out: len(out) > 0,
+                               min(0.01, max(0.0, deadline - time.monotonic())))
+
     def close_clients(self) -> None:
         for sess in self.sessions.values():
             sess.client.close()
+
+
+def foreground_asleep(pane_pid: int) -> bool:
+    """Whether the foreground job of the terminal that `pane_pid` runs on is asleep.
+
+    /proc/PID/stat gives the terminal's foreground process group (`tpgid`); its leader's
+    state says whether that job is running or runnable (R), in uninterruptible I/O (D), or
+    asleep. A group whose leader has exited is asleep only if members of it live on and
+    sleep; with none left the shell is about to take the terminal back (not settled yet).
+    """
+    try:
+        with open(f"/proc/{pane_pid}/stat", "rb") as fh:
+            tpgid = int(fh.read().rsplit(b")", 1)[1].split()[5])
+    except (OSError, IndexError, ValueError):
+        return True  # the pane has gone: nothing more will be drawn
+    if tpgid <= 0:
+        return True
+    state = _state(tpgid)
+    if state is not None and state not in (b"Z", b"X"):
+        return state not in (b"R", b"D")
+    members = [st for st in map(_state, _group(tpgid)) if st is not None and st not in (b"Z", b"X")]
+    return bool(members) and all(st not in (b"R", b"D") for st in members)
+
+
+def _state(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _group(pgid: int) -> list[int]:
+    """Processes of process group `pgid` (a scan of /proc: only when the leader has gone)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    if int(fh.read().rsplit(b")", 1)[1].split()[2]) == pgid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
 
 
 def check_keys(keys: object, kind: object, session: str | None = None) -> None:
