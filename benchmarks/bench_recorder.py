@@ -46,7 +46,7 @@ def bench_ours(n: int, via_socket: bool) -> float:
             rec.open("h1_writer")
             rec.send("h1_writer", "cat > out.txt", "text")
             rec.send("h1_writer", "Enter", "ctrl")
-            term = ft.Terminal(str(box.recorder_socket)) if via_socket else None
+            term = ft.Terminal(box.connect("h1_writer")) if via_socket else None
             t0 = time.perf_counter()
             for k, kind in keys(n):
                 if term:

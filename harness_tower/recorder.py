@@ -253,12 +253,12 @@ class Recorder:
     """
 
     def __init__(self, tmux: list[str], env: dict[str, str], work: Path, git_dir: Path,
-                 shell: Callable[[str], str], width: int, height: int, caps: TreeCaps = TreeCaps()) -> None:
+                 shell: Callable[[str], str], width: int, height: int, caps: TreeCaps | None = None) -> None:
         self.tmux, self.env, self.work, self.git_dir, self.shell = tmux, env, work, git_dir, shell
         self.width, self.height = width, height
         self.sessions: dict[str, _Session] = {}
         self.lock = threading.RLock()
-        self.tree = WorkTree(work, caps)
+        self.tree = WorkTree(work, caps or TreeCaps())
         self.git = FastImport(git_dir)
         self.commits = 0
         self.unsettled = 0
