@@ -29,8 +29,7 @@ def experience() -> ft.Experience:
 
 def measure(base: str, model: str, calls: int, tokens: int, cache: Path, round_: int) -> tuple[float, float]:
     """(ms per miss, ms per hit) over `calls` distinct queries, each asked twice."""
-    cfg = oa.replace(oa.Config.from_mapping({"base_url": base, "model": model, "max_tokens": tokens,
-                                             "temperature": 0}, environ={}),
+    cfg = oa.replace(oa.Config.for_endpoint(base, model, {"max_tokens": tokens, "temperature": 0}, environ={}),
                      cache_dir=cache, log_path=cache / "usage.jsonl")
     backend, exp = oa.OpenAIBackend(cfg), experience()
     queries = [f"$ step {i} of the build (round {round_})" for i in range(calls)]

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness_tower.backends import SAMPLING, check_sampling
 from harness_tower.errors import GenomeError
 
 TYPING_MODES = ("line", "statement")
@@ -25,20 +26,11 @@ CONTENT_SOURCES = ("literal", "kernel", "expert")
 EXPERIENCE_TABLES = ("decision", "command", "source", "fixation")
 MAX_TEXT_KEYS = 16
 BACKENDS = ("retrieval", "openai", "accordion")
-# backend_config keys -> (types, check, what a valid value is). The API key is never part of
-# a genome (it would be typed into the trajectory): it comes from OPENAI_API_KEY.
-BACKEND_CONFIG: dict[str, tuple[tuple[type, ...], Any, str]] = {
-    "base_url": ((str,), lambda v: v.startswith(("http://", "https://")) and len(v) <= 300, "an http(s) URL"),
-    "model": ((str,), lambda v: 0 < len(v) <= 200 and "\n" not in v, "a model name"),
-    "api": ((str,), lambda v: v in ("chat", "completions"), "'chat' or 'completions'"),
-    "temperature": ((int, float), lambda v: 0 <= v <= 2, "a number in 0..2"),
-    "max_tokens": ((int,), lambda v: 1 <= v <= 4096, "an integer in 1..4096"),
-    "timeout": ((int, float), lambda v: 0 < v <= 600, "seconds in (0, 600]"),
-    "retries": ((int,), lambda v: 0 <= v <= 10, "an integer in 0..10"),
-    "concurrency": ((int,), lambda v: 1 <= v <= 64, "an integer in 1..64"),
-    "seed": ((int,), lambda v: 0 <= v < 2 ** 63, "an integer >= 0"),
-    "checkpoint": ((str,), lambda v: 0 < len(v) <= 300, "a checkpoint path"),
-}
+# backend_config keys -> (types, check, what a valid value is): sampling parameters only. Where
+# a model call goes (base URL, model, checkpoint), the key and the transport are the trusted
+# side's (the run config's `experts:` section, the evaluating process's environment): a genome
+# is written by evolution and typed into its trajectory, and its harness is the adversary.
+BACKEND_CONFIG = SAMPLING
 # Fields that matter only to the expert content source; left out of the canonical JSON while
 # they hold their defaults, so that adding them did not change any existing genome's hash.
 EXPERT_DEFAULTS: dict[str, Any] = {"backend": "retrieval", "backend_config": {}, "source_radius": 2,
@@ -143,13 +135,8 @@ class TowerGenome:
     def _validate_expert(self, need: Any) -> None:
         need(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
         need(isinstance(self.backend_config, Mapping), "backend_config must be an object")
-        for key, value in self.backend_config.items():
-            need(key != "api_key", "backend_config.api_key is refused: a genome is typed into its trajectory; "
-                                   "set OPENAI_API_KEY instead")
-            need(key in BACKEND_CONFIG, f"unknown backend_config key {key!r} (known: {', '.join(BACKEND_CONFIG)})")
-            types, check, what = BACKEND_CONFIG[key]
-            need(isinstance(value, types) and not isinstance(value, bool) and check(value),
-                 f"backend_config.{key} must be {what}, got {value!r}")
+        why = check_sampling(self.backend_config, where="backend_config")
+        need(why is None, str(why))
         need(_is_int(self.source_radius) and 0 <= self.source_radius <= 12,
              f"source_radius must be an integer in 0..12, got {self.source_radius!r}")
         need(_is_int(self.max_lines) and 1 <= self.max_lines <= 5000,

@@ -1,5 +1,6 @@
 """Real loopback servers for the expert tests: `evolve serve` on a tiny checkpoint, llama.cpp's
-server on the SmolLM2 GGUF, and a proxy that answers 429/500 before passing requests on."""
+server on the SmolLM2 GGUF, a proxy that answers 429/500 before passing requests on, and a
+scripted endpoint (fixed answers, statuses and bodies) for what a model server cannot be made to do."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,13 +15,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,6 +146,76 @@ class FlakyProxy:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def chat_answer(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
+    """A well-formed answer for both APIs (chat's message.content and completions' text)."""
+    return {"id": "x", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "text": text,
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+class ScriptedEndpoint:
+    """A real OpenAI-compatible HTTP server on loopback whose answers are scripted: each POST
+    gets the next `(status, body, headers, reason)` of `script`, afterwards a well-formed answer
+    of `text`. Records every request (path and decoded JSON body, and its headers)."""
+
+    def __init__(self, text: str = "ok", script: list[tuple[int, bytes, dict[str, str], str | None]] | None = None,
+                 usage: tuple[int, int] = (7, 3)) -> None:
+        self.text, self.script, self.usage = text, list(script or []), usage
+        self.requests: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with endpoint.lock:
+                    endpoint.requests.append((self.path, json.loads(raw or b"null")))
+                    endpoint.headers.append(dict(self.headers.items()))
+                    step = endpoint.script.pop(0) if endpoint.script else None
+                if step is None:
+                    step = (200, json.dumps(chat_answer(endpoint.text, *endpoint.usage)).encode(), {}, None)
+                status, body, headers, reason = step
+                self.send_response(status, reason)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def endpoints() -> Iterator[Callable[..., ScriptedEndpoint]]:
+    """A factory of scripted loopback endpoints, all closed after the test."""
+    made: list[ScriptedEndpoint] = []
+
+    def make(text: str = "ok", script: list[tuple[int, bytes, dict[str, str], str | None]] | None = None,
+             usage: tuple[int, int] = (7, 3)) -> ScriptedEndpoint:
+        made.append(ScriptedEndpoint(text, script, usage))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for ep in made:
+            ep.close()
 
 
 @pytest.fixture

@@ -211,6 +211,7 @@ def test_a_tower_expert_generates_with_the_trained_checkpoint(trial: tuple[EvalI
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from accordion.checkpoint import load_checkpoint
     from harness_tower.backends import accordion
+    from harness_tower.backends.relay import ExpertEndpoints
     from harness_tower.evaluate import evaluate
     from harness_tower.genome import TowerGenome
     from harness_tower.render import render
@@ -221,12 +222,13 @@ def test_a_tower_expert_generates_with_the_trained_checkpoint(trial: tuple[EvalI
     ck.write_bytes(outcome.artifacts[CHECKPOINT_NAME])  # type: ignore[attr-defined]
     assert load_checkpoint(ck).meta["individual_id"] == "accordion-g000-000"
     genome = TowerGenome(task_command="echo from the model", task_expected="from the model", content_source="expert",
-                         backend="accordion", max_lines=4,
-                         backend_config={"checkpoint": str(ck), "max_tokens": 16, "temperature": 0})
-    result = evaluate(genome, depth=2, out_dir=short_tmp / "tower", timeout=120)
+                         backend="accordion", max_lines=4, backend_config={"max_tokens": 16, "temperature": 0})
+    result = evaluate(genome, depth=2, out_dir=short_tmp / "tower", timeout=120,
+                      experts=ExpertEndpoints(accordion_checkpoint=str(ck)))  # the checkpoint: the trusted side's
     # a model trained for seconds writes noise: the tower is recorded and scored either way
-    assert result.status in ("ok", "failed") and result.trajectory is not None, result.error
+    assert result.status in ("ok", "failed", "invalid") and result.trajectory is not None, result.error
     assert "expert backend accordion" not in (result.error or "")
     assert result.metrics["commits@h2"] > 0 and result.metrics["keys_audit"] == 0  # type: ignore[operator]
     assert str(ck) in accordion._MODELS  # the sandbox's requests were answered by this checkpoint, here
+    assert result.metrics["expert_requests"] >= 1  # counted by the evaluator's relay
     assert (result.trajectory / "h1.py").read_text() != render(genome, 1)  # not what retrieval would type
