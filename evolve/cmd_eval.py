@@ -9,9 +9,9 @@ from pathlib import Path
 
 from evolve.errors import EvolveError
 
-RANK_METRICS = ("commits", "avg_interval", "max_diff_len", "syntax_ratio", "code_bytes", "bytes_ratio",
+RANK_METRICS = ("commits", "avg_interval", "max_diff_len", "syntax_ratio", "idle_keys", "code_bytes", "bytes_ratio",
                 "edit_distance")
-TOWER_METRICS = ("task_correct", "bytes_convergence", "keys_audit", "self_read")
+TOWER_METRICS = ("task_correct", "bytes_convergence", "keys_audit", "self_read", "untyped_chars", "tamper")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness_tower.backends.relay import ExpertEndpoints
+    from harness_tower.errors import TowerError
     from harness_tower.evaluate import MAX_DEPTH, evaluate
     from harness_tower.genome import load_genome
 
@@ -37,15 +39,21 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EvolveError(f"--out {out}: exists and is not an empty directory (choose a new one)")
     genome = load_genome(args.genome)
+    try:  # model endpoints: this process's environment (OPENAI_BASE_URL, TOWER_EXPERT_MODEL, ...)
+        experts = ExpertEndpoints.from_env()
+    except TowerError as exc:
+        raise EvolveError(str(exc)) from None
     if args.json:
-        result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout)
+        result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
+                          experts=experts)
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
         from rich.console import Console
 
         console = Console(stderr=True)
         with console.status(f"evaluating {args.genome} at depth {args.depth} ..."):
-            result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout)
+            result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
+                              experts=experts)
         print_result(result, args.depth)
     if result.status != "ok":
         print(f"evolve: evaluation {result.status}: {result.error}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -85,6 +86,55 @@ SpeciesField = Annotated[
     Discriminator(_species_shape)]
 
 
+class OpenAIExpertConfig(_Model):
+    base_url: str | None = Field(default=None, max_length=2000, description="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                             "(default: OPENAI_BASE_URL where the evaluation runs)")
+    model: str | None = Field(default=None, min_length=1, max_length=200, description="model name (default: TOWER_EXPERT_MODEL, else 'default')")
+    timeout: float = Field(default=30.0, gt=0, le=600, description="seconds per attempt")
+    retries: int = Field(default=4, ge=0, le=10, description="attempts after the first, on 429/5xx/no answer")
+    concurrency: int = Field(default=2, ge=1, le=64, description="requests in flight to the endpoint")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith(("http://", "https://")) and value.isprintable()
+                                      and " " not in value):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8000/v1 (got {value!r})")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must be one printable line")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ("api_key" in data or "key" in data):
+            raise ValueError("api_key is refused: the key is read from OPENAI_API_KEY where the evaluation runs, "
+                             "never from a config")
+        return data
+
+
+class AccordionExpertConfig(_Model):
+    checkpoint: str | None = Field(default=None, min_length=1, description="MicroAccordion checkpoint file where "
+                                   "the evaluation runs (default: TOWER_ACCORDION_CHECKPOINT)")
+
+
+class ExpertsConfig(_Model):
+    """Where expert backends' model calls go: the run's, never a genome's or a harness's."""
+
+    openai: OpenAIExpertConfig = OpenAIExpertConfig()
+    accordion: AccordionExpertConfig = AccordionExpertConfig()
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The section as `harness_tower.backends.relay.ExpertEndpoints.from_config` takes it
+        (unset endpoints left out: the evaluating process's environment fills them)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class RayConfig(_Model):
     address: str | None = Field(default=None, description="cluster address; RAY_ADDRESS and --address win")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded local Ray")
@@ -100,6 +150,8 @@ class RunConfig(_Model):
     objectives: list[ObjectiveConfig] | None = None
     constraints: list[ConstraintConfig] | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
+    experts: ExpertsConfig | None = Field(default=None, description="model endpoints of the expert backends "
+                                          "(default: the evaluating process's environment)")
     ray: RayConfig = RayConfig()
 
     def to_json_data(self) -> dict[str, Any]:
@@ -317,6 +369,7 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
         about_name = any(s in exc.message for s in ("unknown species", "plug-in", "not a Species"))
         field = f"{at}.name" if about_name else f"{at}.params"
         raise EvolveError(f"{where}: {field}: {exc}") from None
+    species.use_experts(cfg.experts.to_mapping() if cfg.experts is not None else None)
 
     evaluation = sc.evaluation or cfg.evaluation
     if evaluation.actors == 0 and not (getattr(species, "in_driver", False) and not species.accelerated):

@@ -172,6 +172,11 @@ class Species(ABC, Generic[G]):
                  run_id: str) -> list[Outcome]:
         """One outcome per item, in order. Never raises for a misbehaving individual."""
 
+    def use_experts(self, experts: Mapping[str, Any] | None) -> None:
+        """The run config's `experts:` section (where expert backends' model calls go), given
+        once when the run is resolved; None when the config has none. Species without model
+        calls ignore it."""
+
     def context(self, generation: int, products: Sequence[Product]) -> Any:
         """What every evaluation of `generation` needs besides its genome (runs on the driver,
         given the products of the species in `consumes` from earlier generations)."""

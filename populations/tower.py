@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,12 @@ BUNDLE_TIMEOUT = 120.0
 DIRECTIONS: dict[str, str | None] = {
     "avg_interval": "min", "max_diff_len": "min", "syntax_ratio": "max", "code_bytes": None,
     "bytes_ratio": None, "bytes_convergence": "min", "edit_distance": "max", "task_correct": "max",
-    "keys_audit": "min", "self_read": "min", "commits": None,
+    "keys_audit": "min", "self_read": "min", "untyped_chars": "min", "tamper": "min", "idle_keys": "min",
+    "commits": None,
 }
-UNLEVELLED = ("bytes_convergence", "task_correct", "keys_audit", "self_read")
+UNLEVELLED = ("bytes_convergence", "task_correct", "keys_audit", "self_read", "untyped_chars", "tamper")
+# SPEC §4 constraints every tower run holds unless its config lists its own
+DEFAULT_CONSTRAINTS = ("keys_audit", "self_read", "untyped_chars", "tamper")
 
 # mutation operator -> relative weight of being picked
 MUTATIONS: dict[str, float] = {
@@ -84,6 +87,7 @@ class TowerSpecies(Species[TowerGenome]):
         self.library = _library(self.seed_genomes)
         self.mutation_names = [k for k, w in weights.items() if w > 0]
         self.mutation_weights = [weights[k] for k in self.mutation_names]
+        self.experts: dict[str, Any] | None = None  # the run config's `experts:` section
 
         tb = base.Toolbox()  # DEAP's registry of operators with their parameters; no creator
         tb.register("perturb_weights", mutation.perturb_weights)
@@ -98,6 +102,11 @@ class TowerSpecies(Species[TowerGenome]):
         tb.register("cx_fields", crossover.cx_fields)
         tb.register("cx_experience", crossover.cx_experience)
         self.toolbox = tb
+
+    def use_experts(self, experts: Mapping[str, Any] | None) -> None:
+        """Kept as plain data: the endpoints are built where the evaluation runs, whose
+        environment fills what the section leaves out (OPENAI_BASE_URL, ...)."""
+        self.experts = dict(experts) if experts else None
 
     # --- metrics ------------------------------------------------------------------------
     def check_metric(self, metric: str) -> str | None:
@@ -124,7 +133,7 @@ class TowerSpecies(Species[TowerGenome]):
         return [f"syntax_ratio@{level}", f"max_diff_len@{level}"]
 
     def default_constraints(self) -> list[Constraint]:
-        return [Constraint("keys_audit", eq=0.0), Constraint("self_read", eq=0.0)]
+        return [Constraint(metric, eq=0.0) for metric in DEFAULT_CONSTRAINTS]
 
     # --- genome form ------------------------------------------------------------------
     def to_data(self, genome: TowerGenome) -> dict[str, Any]:
@@ -189,6 +198,7 @@ class TowerSpecies(Species[TowerGenome]):
     # --- evaluation (on an actor) ---------------------------------------------------------
     def evaluate(self, items: Sequence[EvalItem], *, workdir: Path, timeout: float,
                  run_id: str) -> list[Outcome]:
+        from harness_tower.backends.relay import ExpertEndpoints
         from harness_tower.evaluate import evaluate as run_tower
 
         outcomes = []
@@ -196,8 +206,10 @@ class TowerSpecies(Species[TowerGenome]):
             out_dir = workdir / it.individual_id
             start = time.monotonic()
             try:
+                # built here, where the evaluation runs: its environment fills what the run config leaves out
+                experts = ExpertEndpoints.from_config(self.experts)
                 res = run_tower(it.genome, depth=self.depth, out_dir=out_dir, seed=it.seed, timeout=timeout,
-                                run_id=run_id, individual_id=it.individual_id)
+                                run_id=run_id, individual_id=it.individual_id, experts=experts)
                 bundle = None
                 if res.trajectory is not None and (Path(res.trajectory) / ".git").exists():
                     bundle = git_bundle(Path(res.trajectory))

@@ -22,11 +22,71 @@ def _error(tmp_path: Path, data: dict[str, object]) -> str:
     return str(info.value).replace(str(tmp_path) + "/", "")
 
 
-@pytest.mark.parametrize("name", ["quickstart", "zdt1", "tower_depth3"])
+@pytest.mark.parametrize("name", ["quickstart", "zdt1", "tower_depth3", "both_species"])
 def test_shipped_configs_are_valid(name: str) -> None:
     path = REPO / "configs" / f"{name}.yaml"
     r = resolve(load_config(path), where=str(path))
     assert r.ref_point is not None and len(r.objectives) >= 2
+    for lane in r.lanes:  # every tower run holds the SPEC's constraints
+        if lane.name == "tower":
+            assert {"keys_audit", "self_read", "untyped_chars", "tamper"} <= {c.metric for c in lane.constraints}
+
+
+TOWER = {**BASE, "species": {"name": "tower", "params": {"depth": 2}}}
+
+
+def test_tower_constraints_and_metrics_by_default(tmp_path: Path) -> None:
+    r = resolve(load_config(write_config(tmp_path / "t.yaml", TOWER)))
+    assert [(c.metric, c.eq) for c in r.constraints] == [("keys_audit", 0), ("self_read", 0), ("untyped_chars", 0),
+                                                          ("tamper", 0)]
+    data = {**TOWER, "objectives": [{"metric": "idle_keys@h2"}, {"metric": "syntax_ratio@h2"}],
+            "constraints": [{"metric": "tamper", "eq": 0}, {"metric": "untyped_chars", "le": 0}]}
+    r = resolve(load_config(write_config(tmp_path / "t.yaml", data)))
+    assert [o.direction for o in r.objectives] == ["min", "max"]
+    assert _error(tmp_path, {**data, "constraints": [{"metric": "tamper@h2", "eq": 0}]}) == (
+        "x.yaml: constraints[0].metric: tamper is one number per tower; drop '@h2'")
+    assert _error(tmp_path, {**data, "objectives": [{"metric": "idle_keys"}]}).startswith(
+        "x.yaml: objectives[0].metric: idle_keys is reported per level; name one, e.g. idle_keys@h2")
+
+
+def test_the_experts_section_reaches_the_tower_species(tmp_path: Path) -> None:
+    from harness_tower.backends.relay import ExpertEndpoints
+
+    experts = {"openai": {"base_url": "http://127.0.0.1:8000/v1", "model": "tiny", "retries": 1},
+               "accordion": {"checkpoint": "/models/ck.pt"}}
+    cfg = load_config(write_config(tmp_path / "t.yaml", {**TOWER, "experts": experts}))
+    species = resolve(cfg).species
+    assert species.experts == {"openai": {"base_url": "http://127.0.0.1:8000/v1", "model": "tiny", "retries": 1,
+                                          "timeout": 30.0, "concurrency": 2},
+                               "accordion": {"checkpoint": "/models/ck.pt"}}
+    assert cfg.to_json_data()["experts"]["openai"]["base_url"] == "http://127.0.0.1:8000/v1"  # stored with the run
+    ep = ExpertEndpoints.from_config(species.experts, environ={"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"})
+    assert ep == ExpertEndpoints("http://127.0.0.1:8000/v1", "tiny", "/models/ck.pt", openai_retries=1)
+    # no section: the species leaves it all to the evaluating process's environment
+    assert resolve(load_config(write_config(tmp_path / "t.yaml", TOWER))).species.experts is None
+    partial = resolve(load_config(write_config(tmp_path / "t.yaml", {**TOWER, "experts": {"openai": {}}}))).species
+    ep = ExpertEndpoints.from_config(partial.experts, environ={"OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
+                                                               "TOWER_EXPERT_MODEL": "m"})
+    assert (ep.openai_base_url, ep.openai_model, ep.accordion_checkpoint) == ("http://127.0.0.1:1/v1", "m", None)
+
+
+@pytest.mark.parametrize("experts, message", [
+    ({"openai": {"base_url": "ftp://127.0.0.1/v1"}},
+     "experts.openai.base_url: must be an http(s) URL such as http://127.0.0.1:8000/v1 (got 'ftp://127.0.0.1/v1')"),
+    ({"openai": {"api_key": "sk-secret"}},
+     ("experts.openai: api_key is refused: the key is read from OPENAI_API_KEY where the evaluation runs, never from "
+     "a config")),
+    ({"openai": {"url": "http://x"}},
+     "experts.openai.url: unknown field (known: base_url, model, timeout, retries, concurrency)"),
+    ({"openai": {"retries": 11}}, "experts.openai.retries: must be <= 10 (got 11)"),
+    ({"accordion": {"checkpoint": ""}}, "experts.accordion.checkpoint: string should have at least 1 character"),
+    ({"vllm": {}}, "experts.vllm: unknown field (known: openai, accordion)"),
+    ("http://127.0.0.1/v1", "experts: must be a mapping of fields (got str)"),
+])
+def test_experts_section_mistakes_are_one_line(tmp_path: Path, experts: object, message: str) -> None:
+    msg = _error(tmp_path, {**TOWER, "experts": experts})
+    assert msg == f"x.yaml: {message}"
+    assert "sk-secret" not in msg
 
 
 def test_bounds_name_field_limit_and_value(tmp_path: Path) -> None:
