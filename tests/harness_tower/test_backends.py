@@ -505,6 +505,24 @@ def test_a_harness_cannot_forge_its_token_counts(short_tmp: Path) -> None:
 
 @pytest.mark.tmux
 @pytest.mark.slow
+def test_the_run_configs_endpoints_reach_the_relay_through_the_tower_species(
+        endpoints: Make, expert_env: Path, short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from populations.base import EvalItem
+    from populations.tower import TowerSpecies
+
+    configured, from_env = endpoints("echo from the expert"), endpoints("echo from the environment")
+    monkeypatch.setenv("OPENAI_BASE_URL", from_env.url)  # fills only what the section leaves out
+    species = TowerSpecies(depth=2, seeds=["kernel_line"])
+    species.use_experts({"openai": {"base_url": configured.url, "retries": 0}})
+    genome = expert_genome()
+    (outcome,) = species.evaluate([EvalItem("t-0", genome, genome.hash(), 1)], workdir=short_tmp,
+                                  timeout=60, run_id="t")
+    assert outcome.metrics["expert_requests"] >= 1 and outcome.metrics["expert_prompt_tokens"] > 0, outcome.error
+    assert len(configured.requests) == outcome.metrics["expert_requests"] and from_env.requests == []
+
+
+@pytest.mark.tmux
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, depth", [("line", 2), ("statement", 3)])
 def test_retrieval_expert_tower_types_its_children_exactly(short_tmp: Path, mode: str, depth: int) -> None:
     genome = TowerGenome(task_command="echo typed by looking", task_expected="typed by looking",
