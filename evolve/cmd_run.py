@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
              "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.lanes)
              else "embedded Ray")
     err.print(f"run {run_id} → {run_dir}  ({where})")
+    if any(p.name == "tower" for p in resolved.lanes):
+        from harness_tower.sandbox import isolation_notice
+        err.print(isolation_notice(), markup=False)
     try:
         summary = run_evolution(resolved, run_id, run_dir, address=address, observer=observer)
     finally:

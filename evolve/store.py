@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     attempts      INTEGER NOT NULL,
     result_bytes  BIGINT NOT NULL,          -- trajectory bundle bytes sent back through Ray
     artifact      VARCHAR,                  -- files kept under the run directory (a checkpoint)
+    isolation     VARCHAR,                  -- sandbox isolation it ran under (bwrap | process; towers)
     PRIMARY KEY (run_id, individual_id)
 );
 CREATE TABLE IF NOT EXISTS fronts (
@@ -139,6 +140,7 @@ CREATE TABLE IF NOT EXISTS staged (
 # Stores made before a column existed gain it (appended, as in SCHEMA's order).
 MIGRATIONS = """
 ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS artifact VARCHAR;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS isolation VARCHAR;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS species VARCHAR;
 UPDATE generations SET species = (SELECT r.species FROM runs r WHERE r.run_id = generations.run_id)
 WHERE species IS NULL;
@@ -146,8 +148,8 @@ WHERE species IS NULL;
 
 EVALUATION_COLUMNS = ("run_id", "individual_id", "generation", "status", "objectives", "metrics", "constraints",
                       "cv", "feasible", "note", "wall_seconds", "node", "trajectory", "error", "attempts",
-                      "result_bytes", "artifact")
-EVALUATION_CASTS = ("", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", "", "")
+                      "result_bytes", "artifact", "isolation")
+EVALUATION_CASTS = ("", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", "", "", "")
 GENERATION_COLUMNS = ("run_id", "generation", "hypervolume", "evaluations", "failed", "reused", "population",
                       "front_size", "wall_seconds", "committed_at", "species")
 

@@ -256,6 +256,7 @@ class Sandbox:
             (self.tmp / sub / "python3").write_text(script)
             os.chmod(self.tmp / sub / "python3", 0o755)
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.git_dir)], check=True)
+        os.chmod(self.git_dir, 0o700)  # the history is the recorder's alone
         env = self.env()
         # The server holds a placeholder session so that it outlives the writers' sessions.
         subprocess.run([*self.tmux, "new-session", "-d", "-s", "_tower", "-x", str(self.width),
@@ -450,6 +451,21 @@ def bwrap_works() -> bool:
             ok = probe.returncode == 0
         _ISOLATION_PROBE["bwrap"] = ok
     return _ISOLATION_PROBE["bwrap"]
+
+
+def isolation_notice(isolation: str = "auto") -> str:
+    """One line for a run's start: the isolation towers get here, and what it does not guarantee."""
+    level = resolve_isolation(isolation)
+    if level == "bwrap":
+        line = "sandboxes: bwrap (harnesses see only their terminal; the kernel enforces it)"
+    else:
+        line = ("sandboxes: process - bubblewrap is not usable here, so the kernel does not keep harnesses "
+                "from the work tree: a runtime audit refuses what it sees and the validators (untyped_chars, "
+                "tamper) catch the rest after the fact")
+    if os.geteuid() != 0:
+        line += ("; not root: sandboxes share this user, so a process that detaches and clears its "
+                 "environment can outlive its evaluation")
+    return line + "; each evaluation stores its isolation"
 
 
 def resolve_isolation(isolation: str) -> str:

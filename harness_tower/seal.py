@@ -24,6 +24,7 @@ from __future__ import annotations
 import builtins
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 LIMITS_ENV = "TOWER_LIMITS"      # "cpu_seconds,memory_bytes,file_bytes,processes"
@@ -39,7 +40,8 @@ DENIED_EVENTS = frozenset({
     "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree", "shutil.move",
     "shutil.rmtree", "shutil.chown", "shutil.make_archive", "shutil.unpack_archive",
     "_thread.start_new_thread", "mmap.__new__", "sys.setprofile", "sys.settrace", "sys.remote_exec",
-    "sqlite3.connect", "webbrowser.open", "urllib.Request", "http.client.connect", "ftplib.connect",
+    "sqlite3.connect", "webbrowser.open", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "function.__new__", "code.__new__", "urllib.Request", "http.client.connect", "ftplib.connect",
     "smtplib.connect", "telnetlib.Telnet.open", "imaplib.open", "poplib.connect", "nntplib.connect",
 })
 DENIED_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "subprocess", "mmap", "pty",
@@ -47,61 +49,71 @@ DENIED_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "subprocess
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-class _Hook:
-    """The audit hook: refuse and report whatever a harness that sees only its terminal never needs."""
+def make_hook(report: Callable[[str, str], object], own: str,
+              readable: tuple[str, ...]) -> Callable[[str, tuple[Any, ...]], None]:
+    """The audit hook: refuse and report what a harness that sees only its terminal never needs.
 
-    def __init__(self, report: Any, own: str, readable: tuple[str, ...]) -> None:
-        self.report, self.own, self.readable = report, own, readable
-        self.busy = False
+    Everything it uses is bound here, in its closure: a harness may rebind module attributes
+    (`os.path.normpath`, `builtins.isinstance`, this module's tables) but cannot reach the
+    closure: once installed, nothing but the interpreter refers to the hook (`main` drops its
+    name before the program runs) and the garbage collector's views of objects are refused.
+    """
+    denied_events, denied_modules, write_flags = DENIED_EVENTS, DENIED_MODULES, _WRITE_FLAGS
+    getcwd, normpath, join, basename, fsdecode, getpid = (os.getcwd, os.path.normpath, os.path.join,
+                                                         os.path.basename, os.fsdecode, os.getpid)
+    is_a, text, show, refusal = isinstance, str, repr, PermissionError
+    busy = [False]
 
-    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
-        if self.busy:
-            return  # the report itself (a send on the recorder connection)
-        what = self.verdict(event, args)
-        if what is None:
-            return
-        kind, detail = what
-        self.busy = True
-        try:
-            self.report(kind, detail)
-        except Exception:
-            pass  # the refusal below stands even when the report cannot be sent
-        finally:
-            self.busy = False
-        raise PermissionError(f"sandbox: {detail} refused (harnesses see only their terminal)")
-
-    def verdict(self, event: str, args: tuple[Any, ...]) -> tuple[str, str] | None:
+    def verdict(event: str, args: tuple[Any, ...]) -> tuple[str, str] | None:
         if event == "open":
-            return self._open(args)
+            path, mode, flags = (args + (None, None, None))[:3]
+            if is_a(path, int):
+                return None  # an already open descriptor: the pipes and the recorder connection only
+            try:
+                name = fsdecode(path)
+            except TypeError:
+                return "refused", "open of a path that is not a name"
+            full = normpath(join(getcwd(), name))
+            writes = (is_a(mode, str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
+                is_a(flags, int) and (flags & write_flags) != 0)
+            if (own and basename(full) == own) or full.startswith("/proc/self/") or \
+                    full.startswith("/proc/" + text(getpid()) + "/"):
+                return "self_read", "open(" + show(name) + ") of its own source"
+            if writes:
+                return "refused", "open(" + show(name) + ") for writing"
+            if full in ("/dev/null", "/dev/urandom") or full.startswith(readable):
+                return None
+            if name.startswith("<") and name.endswith(">") and "/" not in name:
+                return None  # a pseudo file name (`<unknown>`): a SyntaxError looking for its source line
+            return "refused", "open(" + show(name) + ")"
+        if event == "os.listdir" or event == "os.scandir":  # the import system lists package directories
+            where = args[0] if args else None
+            if is_a(where, (str, bytes)) and (normpath(join(getcwd(), fsdecode(where))) + "/").startswith(readable):
+                return None
+            return "refused", event + "(" + show(where)[:80] + ")"
         if event == "import":
-            module = str(args[0])
-            if module.split(".")[0] in DENIED_MODULES:
-                return "refused", f"import {module}"
-            return None
-        if event in DENIED_EVENTS:
-            shown = ", ".join(repr(a)[:80] for a in args[:2])
-            return "refused", f"{event}({shown})"
+            module = text(args[0])
+            return ("refused", "import " + module) if module.split(".")[0] in denied_modules else None
+        if event in denied_events:
+            return "refused", event + "(" + ", ".join(show(a)[:80] for a in args[:2]) + ")"
         return None
 
-    def _open(self, args: tuple[Any, ...]) -> tuple[str, str] | None:
-        path, mode, flags = (list(args) + [None, None, None])[:3]
-        if isinstance(path, int):
-            return None  # an already open descriptor: the pipes and the recorder connection only
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if busy[0]:
+            return  # the report itself (a send on the recorder connection)
+        found = verdict(event, args)
+        if found is None:
+            return
+        busy[0] = True
         try:
-            name = os.fsdecode(path)
-        except TypeError:
-            return "refused", f"open({path!r})"
-        full = os.path.normpath(os.path.join(os.getcwd(), name))
-        base = os.path.basename(full)
-        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-            isinstance(flags, int) and bool(flags & _WRITE_FLAGS))
-        if (self.own and base == self.own) or full.startswith(("/proc/self/", f"/proc/{os.getpid()}/")):
-            return "self_read", f"open({name!r}) of its own source"
-        if writes:
-            return "refused", f"open({name!r}, {mode or flags!r}) for writing"
-        if full in ("/dev/null", "/dev/urandom") or full.startswith(self.readable):
-            return None
-        return "refused", f"open({name!r})"
+            report(found[0], found[1])
+        except Exception:  # noqa: BLE001, S110 - the refusal below stands even when no report gets out
+            pass
+        finally:
+            busy[0] = False
+        raise refusal("sandbox: " + found[1] + " refused (harnesses see only their terminal)")
+
+    return hook
 
 
 def _readable() -> tuple[str, ...]:
@@ -133,7 +145,8 @@ def main() -> None:
     from harness_tower import ft  # opens the recorder connection before sockets are refused
     conn = ft.connection()
     own = os.environ.get(SELF_ENV, "")
-    hook = _Hook(lambda kind, detail: conn.call({"op": "audit", "kind": kind, "detail": detail}, 10.0), own, _readable())
+    hook = make_hook(lambda kind, detail: conn.call({"op": "audit", "kind": kind, "detail": detail}, 10.0),
+                     own, _readable())
     code = compile(program, f"<{own or 'harness'}>", "exec")
     del program
     module = type(sys)("__main__")
@@ -142,6 +155,7 @@ def main() -> None:
     sys.argv = [""]
     sys.orig_argv = [""]  # type: ignore[misc]
     sys.addaudithook(hook)
+    del hook  # from here on only the interpreter holds it: no frame of ours leads to it
     exec(code, module.__dict__)
 
 
