@@ -13,14 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from validators.errors import RepositoryError, UnknownSessionError, ValidatorError
+from validators.errors import (
+    NotATrajectoryError,
+    RepositoryError,
+    UnknownSessionError,
+    ValidatorError,
+)
 from validators.trajectory import Trajectory
 
 if TYPE_CHECKING:
     from validators.scorecard import score, score_trajectory
 
-__all__ = ["RepositoryError", "Trajectory", "UnknownSessionError", "ValidatorError", "score",
-           "score_trajectory"]
+__all__ = ["NotATrajectoryError", "RepositoryError", "Trajectory", "UnknownSessionError",
+           "ValidatorError", "score", "score_trajectory"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,3 +24,7 @@ class RepositoryError(ValidatorError):
 
 class UnknownSessionError(ValidatorError):
     """No key commit's subject names the requested session."""
+
+
+class NotATrajectoryError(RepositoryError):
+    """A git repository whose root commit is not `init` with a `.tower/manifest.json`."""

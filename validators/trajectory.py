@@ -1,9 +1,19 @@
 """A trajectory repository's history, read once: commits, their trailers and their changes.
 
 Every metric works from one `Trajectory`: a single `git log` stream gives each commit's
-message and the blobs it changed (no renames, no checkouts); blob contents come from the
-object store - code blobs in one bulk `cat-file --batch` run when a metric walks the
-history, anything else through GitPython's persistent `cat-file` - and are cached by id.
+message and the entries it changed, with their file modes (no renames, no checkouts); blob
+contents come from the object store - code blobs in one bulk `cat-file --batch` run when a
+metric walks the history, anything else through GitPython's persistent `cat-file` - and are
+cached by id.
+
+Only regular files (modes 100644 and 100755) have *content*: a symbolic link's blob is its
+target path and a submodule (gitlink) is a commit id, so neither is ever read as code.
+`Change.old`/`Change.new` are therefore regular-file blob ids (None otherwise); the raw
+entries stay available (`old_mode`/`new_mode`, `old_id`/`new_id`) for `tamper`, which flags
+every non-regular entry.
+
+What the evaluator put there is read from the root commit `init`, never from a later tree:
+a harness could rewrite `.tower/manifest.json`, so only `init`'s manifest counts.
 
 >>> with Trajectory.open("tmux_outputs") as traj:            # doctest: +SKIP
 ...     [c.subject for c in traj.commits_of("h2_writer")][:2]
@@ -14,23 +24,25 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 import git
 
-from validators.errors import RepositoryError, UnknownSessionError
+from validators.errors import NotATrajectoryError, RepositoryError, UnknownSessionError
 from validators.text import decode
 from validators.trailers import Trailers, label_of, parse_message
 
 NON_CODE = (".captures/", ".tower/")
 MANIFEST = ".tower/manifest.json"
+ABSENT = "000000"
+REGULAR_MODES = frozenset({"100644", "100755"})
+SYMLINK, GITLINK = "120000", "160000"
 _LEVEL_FILE = re.compile(r"h([1-9][0-9]*)\.py")
-_GITLINK = b"160000"
 T = TypeVar("T")
 
 
@@ -43,13 +55,50 @@ def is_code(path: str) -> bool:
     return not path.startswith(NON_CODE)
 
 
+def is_python(path: str) -> bool:
+    """Whether a path is Python code: `*.py` outside `.captures/` and `.tower/`.
+
+    >>> is_python("pkg/m.py"), is_python(".tower/x.py"), is_python("notes.txt")
+    (True, False, False)
+    """
+    return path.endswith(".py") and is_code(path)
+
+
+def level_of(path: str) -> int | None:
+    """n for a top-level level file `h{n}.py`, else None.
+
+    >>> level_of("h12.py"), level_of("sub/h1.py"), level_of("h0.py")
+    (12, None, None)
+    """
+    match = _LEVEL_FILE.fullmatch(path)
+    return int(match.group(1)) if match else None
+
+
+def capture_path(session: str, seq: int) -> str:
+    """Where the recorder stores the pane capture of key `seq` of `session`.
+
+    >>> capture_path("h1_writer", 7)
+    '.captures/h1_writer/000007.txt'
+    """
+    return f".captures/{session}/{seq:06d}.txt"
+
+
 @dataclass(frozen=True)
 class Change:
-    """One path changed by a commit: blob ids before and after (None = absent)."""
+    """One path changed by a commit.
+
+    `old`/`new` are the blob ids of the *regular file* before and after (None = absent, or
+    not a regular file: a symlink, a submodule...). The raw entries are kept as well: modes
+    (`"000000"` = absent) and object ids whatever their kind.
+    """
 
     path: str
     old: str | None
     new: str | None
+    old_mode: str = ABSENT
+    new_mode: str = ABSENT
+    old_id: str | None = None
+    new_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +168,7 @@ class Trajectory:
         """Stop the git helper processes (the object store's `cat-file`)."""
         self.repo.close()
 
-    def __enter__(self) -> Trajectory:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -211,48 +260,91 @@ class Trajectory:
         """
         tree: dict[str, str] = {}
         for commit in self.commits:
-            for change in commit.changes:
-                if not is_code(change.path):
-                    continue
-                if change.new is None:
-                    tree.pop(change.path, None)
-                else:
-                    tree[change.path] = change.new
+            _apply(tree, (c for c in commit.changes if is_code(c.path)))
             yield commit, tree
 
     @cached_property
     def final_tree(self) -> dict[str, str]:
-        """Every file of the last commit (HEAD), `.captures/` and `.tower/` included."""
+        """Every regular file of the last commit (HEAD), `.captures/` and `.tower/` included."""
         tree: dict[str, str] = {}
         for commit in self.commits:
-            for change in commit.changes:
-                if change.new is None:
-                    tree.pop(change.path, None)
-                else:
-                    tree[change.path] = change.new
+            _apply(tree, commit.changes)
+        return tree
+
+    @cached_property
+    def init_tree(self) -> dict[str, str]:
+        """Every regular file of the root commit when its subject is `init`; else empty.
+
+        The root's changes are its whole tree (`--root`).
+        """
+        if not self.commits or self.commits[0].subject != "init":
+            return {}
+        tree: dict[str, str] = {}
+        _apply(tree, self.commits[0].changes)
         return tree
 
     @cached_property
     def manifest(self) -> dict[str, Any] | None:
-        """`.tower/manifest.json` of the final commit; None when missing or not a JSON object."""
-        sha = self.final_tree.get(MANIFEST)
+        """`.tower/manifest.json` of the root commit `init`; None when `init` is not the
+        root, has no such regular file, or it is not a JSON object. Later versions of the
+        file never count: only the evaluator writes `init`."""
+        sha = self.init_tree.get(MANIFEST)
         if sha is None:
             return None
         try:
             value = json.loads(self.blob(sha))
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             return None
         return value if isinstance(value, dict) else None
 
+    @property
+    def is_trajectory(self) -> bool:
+        """Whether this repository is a trajectory at all: root `init` with a manifest."""
+        return self.manifest is not None
+
+    def require_trajectory(self) -> None:
+        """Raise `NotATrajectoryError` unless the root commit is `init` with a manifest.
+
+        Scoring any other repository would print zeros that look like a real result.
+        """
+        if not self.is_trajectory:
+            root = self.commits[0].subject if self.commits else ""
+            why = (f"its root commit is {root!r}, not 'init'" if root != "init"
+                   else f"'init' has no {MANIFEST} holding a JSON object")
+            raise NotATrajectoryError(f"not a trajectory: {why}", repo=str(self.path))
+
     @cached_property
     def level_files(self) -> dict[int, str]:
-        """Top-level `h{n}.py` files of the final commit: level n -> blob id."""
+        """Top-level `h{n}.py` regular files of the final commit: level n -> blob id.
+
+        A level file that is a symlink or a submodule is absent here (`tamper` flags it).
+        """
         found: dict[int, str] = {}
         for path, sha in self.final_tree.items():
-            match = _LEVEL_FILE.fullmatch(path)
-            if match:
-                found[int(match.group(1))] = sha
+            n = level_of(path)
+            if n is not None:
+                found[n] = sha
         return found
+
+    @cached_property
+    def captures(self) -> dict[int, str | None]:
+        """Key commit index -> blob id of its own pane capture (`.captures/{session}/{seq}.txt`
+        in that commit's tree); None when the session, the Seq or the file is missing."""
+        tree: dict[str, str] = {}
+        out: dict[int, str | None] = {}
+        for commit in self.commits:
+            _apply(tree, (c for c in commit.changes if c.path.startswith(".captures/")))
+            if commit.is_key:
+                seq = commit.trailers.seq()
+                own = (capture_path(commit.session, seq)
+                       if commit.session is not None and seq is not None else None)
+                out[commit.index] = tree.get(own) if own is not None else None
+        return out
+
+    def capture_text(self, commit: Commit) -> str:
+        """The pane text captured after `commit`'s key; "" when it has none."""
+        sha = self.captures.get(commit.index)
+        return "" if sha is None else self.text(sha)
 
     @cached_property
     def depth(self) -> int:
@@ -261,6 +353,15 @@ class Trajectory:
         if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 1:
             return depth
         return max(self.level_files, default=0)
+
+
+def _apply(tree: dict[str, str], changes: Iterable[Change]) -> None:
+    """Update a path -> regular blob id map with a commit's changes."""
+    for change in changes:
+        if change.new is None:
+            tree.pop(change.path, None)
+        else:
+            tree[change.path] = change.new
 
 
 def _parse_log(raw: bytes) -> tuple[Commit, ...]:
@@ -282,11 +383,13 @@ def _parse_log(raw: bytes) -> tuple[Commit, ...]:
             meta = tokens[i].lstrip(b"\n")[1:].split(b" ")
             path = tokens[i + 1].decode("utf-8", "surrogateescape")
             i += 2
-            old_mode, new_mode, old_id, new_id = meta[0], meta[1], meta[2], meta[3]
-            old = None if old_mode in (b"000000", _GITLINK) else old_id.decode("ascii")
-            new = None if new_mode in (b"000000", _GITLINK) else new_id.decode("ascii")
-            if old is not None or new is not None:
-                changes.append(Change(path, old, new))
+            old_mode, new_mode = meta[0].decode("ascii"), meta[1].decode("ascii")
+            old_id = None if old_mode == ABSENT else meta[2].decode("ascii")
+            new_id = None if new_mode == ABSENT else meta[3].decode("ascii")
+            changes.append(Change(path,
+                                  old_id if old_mode in REGULAR_MODES else None,
+                                  new_id if new_mode in REGULAR_MODES else None,
+                                  old_mode, new_mode, old_id, new_id))
         entries.append((sha, message, changes))
     commits: list[Commit] = []
     last = len(entries) - 1

@@ -8,7 +8,38 @@ from pathlib import Path
 
 import pytest
 
-Files = dict[str, "bytes | str | None"]  # path -> contents; None deletes the path
+
+class Entry:
+    """A tree entry other than a plain 100644 file: `Link("target")`, `Gitlink()`, `Exec(...)`."""
+
+    mode = "100644"
+
+    def __init__(self, data: bytes | str = b"") -> None:
+        self.data = data.encode("utf-8") if isinstance(data, str) else data
+
+
+class Link(Entry):
+    """A symbolic link; `data` is its target."""
+
+    mode = "120000"
+
+
+class Exec(Entry):
+    """An executable regular file."""
+
+    mode = "100755"
+
+
+class Gitlink(Entry):
+    """A submodule entry: a commit id of another repository (nothing is stored here)."""
+
+    mode = "160000"
+
+    def __init__(self, commit: str = "1" * 40) -> None:
+        super().__init__(commit)
+
+
+Files = dict[str, "bytes | str | Entry | None"]  # path -> contents; None deletes the path
 
 
 class TrajectoryBuilder:
@@ -42,8 +73,12 @@ class TrajectoryBuilder:
 
     def key(self, session: str, keys: str, kind: str = "text", *, files: Files | None = None,
             time: float | str | None = None, seq: int | None = None,
-            capture: str | None = None, ensure_ascii: bool = True) -> None:
-        """One key commit with well-formed trailers (override `seq`/`time` to break them)."""
+            capture: str | None = None, ensure_ascii: bool = True,
+            record: bool = True) -> None:
+        """One key commit with well-formed trailers (override `seq`/`time` to break them).
+
+        Its own capture holds `capture` (default `$ {keys}`); `record=False` writes none.
+        """
         n = self.seq[session] = self.seq.get(session, 0) + 1
         seq = n if seq is None else seq
         if time is None:
@@ -53,8 +88,9 @@ class TrajectoryBuilder:
         message = (f"{session}: {keys[:20]}\n\nKeys: {json.dumps(keys, ensure_ascii=ensure_ascii)}"
                    f"\nKind: {kind}\nSeq: {seq}\nTime: {stamp}\n")
         all_files = dict(files or {})
-        all_files[f".captures/{session}/{seq:06d}.txt"] = capture if capture is not None else (
-            f"$ {keys}\n")
+        if record:
+            all_files[f".captures/{session}/{seq:06d}.txt"] = (
+                capture if capture is not None else f"$ {keys}\n")
         self.commit(message, all_files)
 
     def done(self) -> None:
@@ -74,6 +110,11 @@ class TrajectoryBuilder:
             for path, content in files.items():
                 if content is None:
                     stream += f"D {path}\n".encode()
+                elif isinstance(content, Gitlink):
+                    stream += f"M 160000 {content.data.decode()} {path}\n".encode()
+                elif isinstance(content, Entry):
+                    stream += f"M {content.mode} inline {path}\n".encode()
+                    stream += b"data %d\n%s\n" % (len(content.data), content.data)
                 else:
                     blob = content.encode("utf-8") if isinstance(content, str) else content
                     stream += f"M 100644 inline {path}\n".encode()

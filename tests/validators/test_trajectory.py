@@ -1,14 +1,23 @@
 """Reading a trajectory's history: commits, sessions, trailers, changes, errors."""
 from __future__ import annotations
 
+import json
 import subprocess
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from validators import RepositoryError, Trajectory, UnknownSessionError
+from tests.validators.conftest import Exec, Gitlink, Link
+from validators import (
+    NotATrajectoryError,
+    RepositoryError,
+    Trajectory,
+    UnknownSessionError,
+    code_bytes,
+)
 from validators.trailers import label_of, parse_message
+from validators.trajectory import GITLINK, MANIFEST, SYMLINK
 
 
 def test_history_is_read_oldest_first_with_bookends_excluded(make_traj) -> None:
@@ -111,3 +120,69 @@ def test_bulk_prefetch_returns_the_exact_bytes_of_every_blob(make_traj) -> None:
         traj.close()
         (repo / ".git").rename(repo / "moved")     # from here on only the prefetched bytes exist
         assert {sha: traj.blob(sha) for sha in ids} == want
+
+
+# -- what init holds, and entries that are not regular files -------------------------------
+
+def test_the_manifest_is_read_from_init_never_from_a_later_tree(make_traj) -> None:
+    b = make_traj()
+    b.init(depth=2, files={"h2.py": "x = 1\n"})
+    forged = {"depth": 5, "task": {"expected": "anything"}, "prompt": "$ "}
+    b.key("h2_writer", "a", files={".tower/manifest.json": json.dumps(forged)})
+    b.key("h2_writer", "b", files={".tower/manifest.json": None})
+    with Trajectory.open(b.build()) as traj:
+        assert traj.manifest is not None and traj.manifest["depth"] == 2
+        assert traj.depth == 2
+        assert traj.is_trajectory
+        assert MANIFEST not in traj.final_tree          # deleted later: init still counts
+
+
+def test_a_repository_without_init_is_not_a_trajectory(make_traj) -> None:
+    b = make_traj()
+    b.commit("first", {".tower/manifest.json": '{"depth": 1}', "h1.py": "x\n"})
+    with Trajectory.open(b.build()) as traj:
+        assert traj.manifest is None and not traj.is_trajectory
+        with pytest.raises(NotATrajectoryError, match="root commit is 'first'"):
+            traj.require_trajectory()
+    b = make_traj()
+    b.commit("init", {".tower/manifest.json": "[1, 2]"})      # not a JSON object
+    with Trajectory.open(b.build()) as traj, pytest.raises(NotATrajectoryError, match="no"):
+        traj.require_trajectory()
+
+
+def test_modes_are_kept_and_only_regular_files_have_content(make_traj) -> None:
+    b = make_traj()
+    b.init(depth=2, files={"h2.py": "x = 1\n"})
+    b.key("h2_writer", "a", files={"h1.py": Link("h2.py"), "run.sh": Exec("echo\n"),
+                                   "vendor": Gitlink("2" * 40)})
+    b.key("h2_writer", "b", files={"h1.py": "print(1)\n"})       # the link becomes a file
+    with Trajectory.open(b.build()) as traj:
+        first = {c.path: c for c in traj.commits[1].changes}
+        link, script, module = first["h1.py"], first["run.sh"], first["vendor"]
+        assert (link.new_mode, link.new, link.new_id is not None) == (SYMLINK, None, True)
+        assert traj.blob(link.new_id) == b"h2.py"                 # its blob is the target
+        assert (script.new_mode, script.new is not None) == ("100755", True)
+        assert (module.new_mode, module.new, module.new_id) == (GITLINK, None, "2" * 40)
+        second = {c.path: c for c in traj.commits[2].changes}["h1.py"]
+        assert (second.old_mode, second.old, second.new_mode) == (SYMLINK, None, "100644")
+        assert "vendor" not in traj.final_tree and traj.final_tree["run.sh"] == script.new
+
+
+def test_a_symlinked_level_file_has_no_code_bytes(make_traj) -> None:
+    b = make_traj()
+    b.init(depth=2, files={"h2.py": "x = 1\n"})
+    b.key("h2_writer", "a", files={"h1.py": Link("abc")})        # a 3-byte link target
+    with Trajectory.open(b.build()) as traj:
+        assert traj.level_files == {2: traj.init_tree["h2.py"]}
+        assert code_bytes.compute(traj) == {1: None, 2: 6}
+
+
+def test_each_key_commit_knows_its_own_capture(make_traj) -> None:
+    b = make_traj()
+    b.init()
+    b.key("h2_writer", "a", capture="screen one\n")
+    b.key("h1_writer", "b", record=False)
+    b.key("h2_writer", "c", capture="screen two\n")
+    with Trajectory.open(b.build()) as traj:
+        texts = [traj.capture_text(c) for c in traj.key_commits]
+        assert texts == ["screen one\n", "", "screen two\n"]
