@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from tests.validators.conftest import Exec, Link
 from validators import Trajectory, avg_interval, max_diff_len, syntax_ratio
 from validators.errors import UnknownSessionError
 
@@ -115,38 +116,62 @@ def test_max_diff_len_counts_characters_and_undecodable_bytes(make_traj) -> None
 
 # -- syntax_ratio ------------------------------------------------------------------------
 
-def test_syntax_ratio_counts_commits_whose_every_py_parses(make_traj) -> None:
+def test_syntax_ratio_judges_only_commits_that_change_code(make_traj) -> None:
     b = make_traj()
     b.init()
     b.key(S, "a", files={"a.py": "x = ("})                    # invalid
     b.key(S, "b", files={"a.py": "x = (1)\n"})                # valid
-    b.key(S, "c", files={"notes.txt": "x = ("})               # not .py: valid
+    b.key(S, "c", files={"notes.txt": "x = ("})               # no .py changed: not judged
     b.key(S, "d", files={"pkg/m.py": "def f(:\n"})            # nested .py, invalid
+    b.key(S, "e")                                              # nothing changed: not judged
     with open_built(b) as traj:
-        assert syntax_ratio.verdicts(traj, traj.commits_of(S)) == [False, True, True, False]
-        assert syntax_ratio.compute(traj, S) == 0.5
+        assert syntax_ratio.verdicts(traj, traj.commits_of(S)) == [False, True, None, False, None]
+        assert syntax_ratio.compute(traj, S) == pytest.approx(1 / 3)
 
 
-def test_syntax_ratio_without_any_py_is_one(make_traj) -> None:
+def test_syntax_ratio_without_any_code_change_is_one(make_traj) -> None:
     b = make_traj()
-    b.init()
+    b.init(files={"h2.py": "((("})                           # broken, but S never touches it
     b.key(S, "a", files={"a.txt": "((("})
     b.key(S, "b")
     with open_built(b) as traj:
         assert syntax_ratio.compute(traj, S) == 1.0
 
 
-def test_syntax_ratio_sees_other_sessions_files_and_deletions(make_traj) -> None:
+def test_syntax_ratio_padding_neither_raises_nor_lowers_it(make_traj) -> None:
+    source = "import os\nx = (1,\n     2)\nprint(x)\n"
+    lines = source.splitlines(keepends=True)
+
+    def typed(pad: int) -> float:
+        b = make_traj()
+        b.init(depth=2, files={"h2.py": "pass\n"})
+        b.key(S, "cat > h1.py")
+        b.key(S, "Enter", "ctrl", files={"h1.py": ""})
+        for i, line in enumerate(lines):
+            b.key(S, line.rstrip("\n"))
+            b.key(S, "Enter", "ctrl", files={"h1.py": "".join(lines[:i + 1])})
+        for _ in range(pad):
+            b.key(S, "C-l", "ctrl", capture="$ \n")
+        with open_built(b) as traj:
+            return syntax_ratio.compute(traj, S)
+    # Judged: "" (valid), "import os" (valid), "x = (1," (invalid), the rest valid: 4 / 5.
+    assert typed(0) == typed(3000) == 0.8
+
+
+def test_syntax_ratio_compares_with_the_previous_commit_of_any_session(make_traj) -> None:
     b = make_traj()
     b.init(files={"h2.py": "ok = 1\n"})
     b.key(S, "a", files={"h1.py": "print(1)\n"})              # valid
     b.key("h1_writer", "x", files={"x.py": "if x:\n"})        # makes the tree invalid
-    b.key(S, "b")                                              # invalid (x.py)
+    b.key(S, "b")                                              # no change of its own: not judged
+    b.key(S, "c", files={"h1.py": "print(2)\n"})              # judged: x.py still broken
     b.key("h1_writer", "y", files={"x.py": None})             # gone again
-    b.key(S, "c")                                              # valid
-    b.key(S, "d", files={".captures/junk.py": "((("})          # captures are never code
+    b.key(S, "d", files={"h1.py": Link("h2.py")})             # a symlink is no code: h1.py gone
+    b.key(S, "e", files={".captures/junk.py": "((("})          # captures are never code
+    b.key(S, "f", files={"h2.py": Exec("ok = 1\n")})          # mode only: content unchanged
     with open_built(b) as traj:
-        assert syntax_ratio.verdicts(traj, traj.commits_of(S)) == [True, False, True, True]
+        assert syntax_ratio.verdicts(traj, traj.commits_of(S)) == [
+            True, None, False, True, None, None]
         assert syntax_ratio.compute(traj, "h1_writer") == 0.5   # x.py invalid, then deleted
 
 
