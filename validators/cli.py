@@ -1,8 +1,9 @@
 """The command line shared by every metric: `python -m validators.<metric> REPO [SESSION]`.
 
 Values print as JSON (`Infinity` for inf, `null` for an undefined value); per-level
-dictionaries print with `h{n}` keys. A bad path, an empty repository or an unknown session
-prints one `validators: error: ...` line on stderr and exits 2.
+dictionaries print with `h{n}` keys. A bad path, an empty repository, a repository that is not
+a trajectory (no root `init` with a manifest) or an unknown session prints one
+`validators: error: ...` line on stderr and exits 2.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def metric_main(name: str, compute: Callable[..., Any], *, per_session: bool,
 
     def action() -> int:
         with Trajectory.open(args.repo) as traj:
+            traj.require_trajectory()
             value = compute(traj, args.session) if per_session else compute(traj)
         print(to_json(value))
         return 0

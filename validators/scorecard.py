@@ -1,7 +1,12 @@
 """Every metric of a trajectory at once, as one flat dictionary keyed `metric@label`.
 
+Per-rank metrics (`avg_interval`, `max_diff_len`, `syntax_ratio`, `idle_keys`, `commits`)
+are keyed by rank label (`syntax_ratio@h2`); level metrics by level (`code_bytes@h1`);
+tower-wide ones and the constraints by name (`task_correct`, `keys_audit`, `self_read`,
+`untyped_chars`, `tamper`).
+
 >>> result = score("tmux_outputs")                            # doctest: +SKIP
->>> result["depth"], result["metrics"]["syntax_ratio@h2"], result["metrics"]["keys_audit"]
+>>> result["depth"], result["metrics"]["syntax_ratio@h2"], result["metrics"]["tamper"]  # doctest: +SKIP
 (3, 0.97, 0)
 """
 from __future__ import annotations
@@ -10,9 +15,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-from validators import (avg_interval, bytes_convergence, bytes_ratio, code_bytes,
-                        edit_distance, keys_audit, max_diff_len, self_read, syntax_ratio,
-                        task_correct)
+from validators import (
+    avg_interval,
+    bytes_convergence,
+    bytes_ratio,
+    code_bytes,
+    edit_distance,
+    idle_keys,
+    keys_audit,
+    max_diff_len,
+    self_read,
+    syntax_ratio,
+    tamper,
+    task_correct,
+    untyped_chars,
+)
 from validators.trailers import label_of
 from validators.trajectory import Commit, Trajectory
 
@@ -40,12 +57,14 @@ def _rank_key(label: str) -> tuple[int, int, str]:
 
 
 def score_trajectory(traj: Trajectory) -> dict[str, Any]:
-    """`score()` on an already open trajectory."""
+    """`score()` on an already open trajectory (raises `NotATrajectoryError` as score does)."""
+    traj.require_trajectory()
     metrics: dict[str, Value] = {}
     for label, commits in rank_labels(traj).items():
         metrics[f"avg_interval@{label}"] = avg_interval.measure(commits)
         metrics[f"max_diff_len@{label}"] = max_diff_len.measure(traj, commits)
         metrics[f"syntax_ratio@{label}"] = syntax_ratio.measure(traj, commits)
+        metrics[f"idle_keys@{label}"] = idle_keys.measure(traj, commits)
         metrics[f"commits@{label}"] = len(commits)
     sizes = code_bytes.compute(traj)
     ratios = bytes_ratio.ratios(sizes)
@@ -56,6 +75,8 @@ def score_trajectory(traj: Trajectory) -> dict[str, Any]:
     metrics["task_correct"] = task_correct.compute(traj)
     metrics["keys_audit"] = keys_audit.compute(traj)
     metrics["self_read"] = self_read.compute(traj)
+    metrics["untyped_chars"] = untyped_chars.compute(traj)
+    metrics["tamper"] = tamper.compute(traj)
     return {"depth": traj.depth, "sessions": list(traj.sessions), "metrics": metrics}
 
 
@@ -64,7 +85,9 @@ def score(repo: str | Path) -> dict[str, Any]:
 
     Per-rank metrics are keyed by label (`syntax_ratio@h2`); a writer `h1..hN` that made no
     commit still appears, with `commits@hn` 0 (`avg_interval` inf, `max_diff_len` 0,
-    `syntax_ratio` None). Raises `ValidatorError` for a missing, empty or non-git path.
+    `syntax_ratio` None, `idle_keys` 0). Raises `ValidatorError` for a missing, empty or
+    non-git path, and `NotATrajectoryError` for a repository whose root commit is not `init`
+    with a `.tower/manifest.json` (its metrics would be meaningless zeros).
     """
     with Trajectory.open(repo) as traj:
         return score_trajectory(traj)

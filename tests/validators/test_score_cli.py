@@ -12,8 +12,8 @@ import pytest
 import validators
 
 ALL_REPO_METRICS = ["code_bytes", "bytes_ratio", "bytes_convergence", "edit_distance",
-                    "task_correct", "keys_audit", "self_read"]
-ALL_SESSION_METRICS = ["avg_interval", "max_diff_len", "syntax_ratio"]
+                    "task_correct", "keys_audit", "self_read", "untyped_chars", "tamper"]
+ALL_SESSION_METRICS = ["avg_interval", "max_diff_len", "syntax_ratio", "idle_keys"]
 
 
 @pytest.fixture
@@ -35,17 +35,23 @@ def tower(make_traj) -> Path:
     b.key("h1_writer", "echo hello world", time=14.0, capture="$ echo hello world\n")
     b.key("h1_writer", "Enter", "ctrl", time=14.5,
           capture="$ echo hello world\nhello world\n$ \n\n")
+    b.key("h1_writer", "C-l", "ctrl", time=15.0,     # padding: changes nothing at all
+          capture="$ echo hello world\nhello world\n$ \n\n")
     b.done()
     return b.build()
 
 
+# syntax_ratio@h3: of its 8 commits, 4 change code ("", "print(2", "print(2)", + "\n"), and
+# "print(2" does not parse: 3 / 4. h1's C-l is its one idle key.
 EXPECTED = {
-    "avg_interval@h1": 0.5, "max_diff_len@h1": 0, "syntax_ratio@h1": 1.0, "commits@h1": 2,
+    "avg_interval@h1": 0.5, "max_diff_len@h1": 0, "syntax_ratio@h1": 1.0, "commits@h1": 3,
     "avg_interval@h2": 0.1, "max_diff_len@h2": 11, "syntax_ratio@h2": 1.0, "commits@h2": 4,
-    "avg_interval@h3": 0.5, "max_diff_len@h3": 12, "syntax_ratio@h3": 0.875, "commits@h3": 8,
+    "avg_interval@h3": 0.5, "max_diff_len@h3": 12, "syntax_ratio@h3": 0.75, "commits@h3": 8,
+    "idle_keys@h1": 1, "idle_keys@h2": 0, "idle_keys@h3": 0,
     "code_bytes@h1": 12, "code_bytes@h2": 9, "code_bytes@h3": 9, "bytes_ratio@h2": 1.0,
     "edit_distance@h2": 4 / 12, "edit_distance@h3": 1 / 9,
     "bytes_convergence": 0.0, "task_correct": 1, "keys_audit": 0, "self_read": 0,
+    "untyped_chars": 0, "tamper": 0,
 }
 
 
@@ -62,8 +68,8 @@ def test_score_lists_every_writer_even_silent_ones(make_traj) -> None:
     b.key("h3_writer", "a", files={"h2.py": "y = 2\n"})
     b.key("helper", "b")
     m = validators.score(b.build())["metrics"]
-    assert (m["commits@h1"], m["avg_interval@h1"], m["max_diff_len@h1"], m["syntax_ratio@h1"]) == (
-        0, math.inf, 0, None)
+    assert (m["commits@h1"], m["avg_interval@h1"], m["max_diff_len@h1"], m["syntax_ratio@h1"],
+            m["idle_keys@h1"]) == (0, math.inf, 0, None, 0)
     assert m["commits@h3"] == 1 and m["avg_interval@h3"] == math.inf
     assert m["commits@helper"] == 1
     assert m["code_bytes@h1"] is None
@@ -73,7 +79,7 @@ def test_score_lists_every_writer_even_silent_ones(make_traj) -> None:
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
 
 
 def test_cli_prints_one_metric(tower: Path) -> None:
@@ -82,7 +88,11 @@ def test_cli_prints_one_metric(tower: Path) -> None:
     out = run("-m", "validators.code_bytes", tower)
     assert (out.returncode, json.loads(out.stdout)) == (0, {"h1": 12, "h2": 9, "h3": 9})
     out = run("-m", "validators.syntax_ratio", tower, "h3")       # a rank label works too
-    assert out.stdout == "0.875\n"
+    assert out.stdout == "0.75\n"
+    out = run("-m", "validators.idle_keys", tower, "h1")
+    assert out.stdout == "1\n"
+    out = run("-m", "validators.untyped_chars", tower)
+    assert (out.returncode, out.stdout) == (0, "0\n")
 
 
 def test_cli_prints_inf_as_infinity(make_traj) -> None:
@@ -113,16 +123,25 @@ def test_every_metric_module_runs(tower: Path) -> None:
     assert codes == [f"{n} 0" for n in ALL_REPO_METRICS + ALL_SESSION_METRICS], out.stderr
 
 
-@pytest.mark.parametrize("case", ["missing", "plain dir", "no commits", "unknown session"])
-def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, tower: Path, case: str) -> None:
+@pytest.mark.parametrize("case", ["missing", "plain dir", "no commits", "unknown session",
+                                  "not a trajectory", "no manifest"])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, tower: Path, make_traj,
+                                            case: str) -> None:
     target, message = {
         "missing": (tmp_path / "nope", "no such file or directory"),
         "plain dir": (tmp_path, "not a git repository"),
         "no commits": (tmp_path / "empty", "no commits"),
         "unknown session": (tower, "unknown session 'h7_writer'"),
+        "not a trajectory": (None, "not a trajectory: its root commit is 'initial import'"),
+        "no manifest": (None, "not a trajectory: 'init' has no .tower/manifest.json"),
     }[case]
     if case == "no commits":
         subprocess.run(["git", "init", "-q", str(target)], check=True)
+    if target is None:               # an ordinary git repository: an error, never zeros
+        b = make_traj()
+        b.commit("initial import" if case == "not a trajectory" else "init", {"README": "x"})
+        b.key("h7_writer", "a")
+        target = b.build()
     for argv in (["-m", "validators.max_diff_len", target, "h7_writer"], ["-m", "validators", target]):
         if case == "unknown session" and argv[1] == "validators":
             continue
