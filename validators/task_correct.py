@@ -1,64 +1,145 @@
-"""`task_correct`: did H1's terminal end up showing the task's expected output? 1 or 0.
+"""`task_correct`: did H1's terminal print the task's expected output? 1 or 0 (maximise).
 
-The last capture of `h1_writer` (highest `.captures/h1_writer/{seq}.txt` of the final
-commit) must contain a line equal, after stripping trailing whitespace, to the manifest's
-`task.expected` (a multi-line expectation must appear as consecutive lines). Lines that
-start with the manifest's `prompt` are the echoed command line and do not count. 0 when
-there is no such session, capture or manifest.
+The rule: the last capture of `h1_writer` must show the manifest's `task.expected` *as
+output* - rows equal to its lines (trailing spaces stripped), consecutive, that the terminal
+printed in answer to a submitted command. Text that was typed does not count, whether it
+still sits at the prompt, was echoed by the terminal, wrapped over several rows (typing
+":" + 97 spaces + "hello world" in a 100-column pane puts "hello world" alone on the next
+row) or was never submitted.
 
->>> last_capture_matches("$ echo hello world\\nhello world\\n$ ", "hello world", "$ ", "echo hello world")
+How a row's origin is known from the history alone: follow the session's captures in
+order and align each with the previous one. A terminal only scrolls up or clears and
+redraws, so the alignment is the upward scroll offset under which most non-blank rows
+match; a row that matches keeps its birth, any other row is born at this capture's key.
+On the final screen, rows born at an `Enter` key that do not start with the manifest's
+`prompt` are printed output; rows born at a text key (typing, its echo, its wrap) or at
+another control key (`C-l` redraw, `BSpace`, `Up` recalling history, ...) are input. The
+first capture is compared with an empty screen. A task without `task.expected`, a manifest
+without a task, or a session that never typed score 0.
+
+A command and its answer:
+
+>>> screens = [("text", "$ echo hello world\\n"),
+...            ("Enter", "$ echo hello world\\nhello world\\n$ \\n")]
+>>> shows_output(screens, "hello world", "$ ")
 True
->>> last_capture_matches("$ echo hello world\\n$ ", "hello world", "$ ", "echo hello world")
+
+The same words typed at the prompt and never submitted, or wrapped onto a row of their own:
+
+>>> shows_output([("text", "$ hello world\\n")], "hello world", "$ ")
+False
+>>> wrapped = "$ :" + " " * 97 + "\\nhello world\\n"
+>>> shows_output([("text", wrapped), ("Enter", wrapped + "$ \\n")], "hello world", "$ ")
+False
+
+Output scrolled up by later commands keeps its birth; rows that appear at any other key
+(here a redraw) are input:
+
+>>> later = [("text", "$ echo hello world\\n"),
+...          ("Enter", "$ echo hello world\\nhello world\\n$ \\n"),
+...          ("text", "$ echo hello world\\nhello world\\n$ ls\\n"),
+...          ("Enter", "hello world\\n$ ls\\nh1.py\\n$ \\n")]
+>>> shows_output(later, "hello world", "$ ")
+True
+>>> shows_output([("text", "$ x\\n"), ("C-l", "hello world\\n$ \\n")], "hello world", "$ ")
 False
 """
 from __future__ import annotations
 
-import re
 import sys
+from collections.abc import Sequence
 
 from validators.cli import metric_main
 from validators.trajectory import Trajectory
 
 SESSION = "h1_writer"
-_CAPTURE = re.compile(r"\.captures/([^/]+)/([0-9]+)\.txt")
+ENTER = "Enter"
 
 
-def last_capture(traj: Trajectory, session: str = SESSION) -> str | None:
-    """Text of the session's highest-numbered capture in the final commit, if any."""
-    best: tuple[int, str] | None = None
-    for path, sha in traj.final_tree.items():
-        match = _CAPTURE.fullmatch(path)
-        if match and match.group(1) == session:
-            seq = int(match.group(2))
-            if best is None or seq > best[0]:
-                best = (seq, sha)
-    return None if best is None else traj.text(best[1])
+def _rows(capture: str) -> list[str]:
+    return [row.rstrip() for row in capture.split("\n")]
 
 
-def last_capture_matches(capture: str, expected: str, prompt: str, command: str) -> bool:
-    """Whether `capture` shows `expected` on its own line(s), echoed command lines excluded."""
+def scroll_offset(before: Sequence[str], after: Sequence[str]) -> int | None:
+    """How many rows the screen `before` scrolled up to become `after`: the offset s >= 0
+    under which most non-blank rows match (`after[i] == before[i + s]`), the smallest on a
+    tie; None when no non-blank row matches (a cleared or redrawn screen).
+
+    >>> scroll_offset(["a", "b", "c"], ["b", "c", "d"]), scroll_offset(["a"], ["x"])
+    (1, None)
+    """
+    where: dict[str, list[int]] = {}
+    for j, row in enumerate(before):
+        if row:
+            where.setdefault(row, []).append(j)
+    votes: dict[int, int] = {}
+    for i, row in enumerate(after):
+        for j in where.get(row, ()):
+            if j >= i:
+                votes[j - i] = votes.get(j - i, 0) + 1
+    if not votes:
+        return None
+    return min(votes, key=lambda s: (-votes[s], s))
+
+
+def births(screens: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The final screen's rows, each with the key that gave birth to it.
+
+    `screens` is one session's (key, capture) pairs in order: the key as sent (`Enter`,
+    `C-l`, ...) or "text" for a text key.
+    """
+    rows: list[str] = []
+    born: list[str] = []
+    for key, capture in screens:
+        new = _rows(capture)
+        if new == rows:
+            continue
+        offset = scroll_offset(rows, new)
+        kept: list[str] = []
+        for i, row in enumerate(new):
+            j = i + offset if offset is not None else -1
+            kept.append(born[j] if 0 <= j < len(rows) and rows[j] == row else key)
+        rows, born = new, kept
+    return list(zip(rows, born))
+
+
+def output_rows(screens: Sequence[tuple[str, str]], prompt: str) -> list[str | None]:
+    """The final screen's rows, None for every row that is not printed output."""
+    return [row if key == ENTER and not (prompt and row.startswith(prompt)) else None
+            for row, key in births(screens)]
+
+
+def shows_output(screens: Sequence[tuple[str, str]], expected: str, prompt: str) -> bool:
+    """Whether the final screen shows `expected` (lines, consecutive) as printed output."""
     want = [line.rstrip() for line in expected.rstrip("\n").split("\n")]
-    lines = []
-    for line in capture.splitlines():
-        echoed = line.startswith(prompt) if prompt else line.rstrip() == command.rstrip()
-        lines.append(None if echoed else line.rstrip())
+    rows = output_rows(screens, prompt)
     k = len(want)
-    return any(lines[i:i + k] == want for i in range(len(lines) - k + 1))
+    return any(rows[i:i + k] == want for i in range(len(rows) - k + 1))
+
+
+def screens_of(traj: Trajectory, session: str = SESSION) -> list[tuple[str, str]]:
+    """(key, capture text) for each key commit of `session`; [] when it never typed."""
+    if session not in traj.sessions:
+        return []
+    out = []
+    for commit in traj.commits_of(session):
+        t = commit.trailers
+        key = (t.keys() or "") if t.kind == "ctrl" else "text"
+        out.append((key, traj.capture_text(commit)))
+    return out
 
 
 def compute(traj: Trajectory) -> int:
-    """1 when H1's last capture shows the expected output, else 0."""
-    task = (traj.manifest or {}).get("task")
+    """1 when H1's last capture shows the expected output as printed output, else 0."""
+    manifest = traj.manifest or {}
+    task = manifest.get("task")
     if not isinstance(task, dict) or not isinstance(task.get("expected"), str):
         return 0
-    capture = last_capture(traj)
-    if capture is None:
+    screens = screens_of(traj)
+    if not screens:
         return 0
-    prompt = (traj.manifest or {}).get("prompt")
-    command = task.get("command")
-    return int(last_capture_matches(capture, task["expected"],
-                                    prompt if isinstance(prompt, str) else "",
-                                    command if isinstance(command, str) else ""))
+    prompt = manifest.get("prompt")
+    return int(shows_output(screens, task["expected"], prompt if isinstance(prompt, str) else ""))
 
 
 if __name__ == "__main__":
