@@ -24,6 +24,7 @@ on thousands of mutated sources.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import sys
 import warnings
@@ -47,7 +48,7 @@ _SCAN = re.compile(
     | (?P<nl>\n)
     | (?P<bad>['"\\])
     """,
-    re.X | re.S,
+    re.VERBOSE | re.DOTALL,
 )
 
 _CLAUSE = re.compile(rb"(?:else|elif|except|finally)\b")
@@ -168,11 +169,26 @@ class ParseCache:
         if broken:
             return False
         bounds = [0, *cuts, len(data)]
-        pieces = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+        pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
         known = [self._pieces.get(p) for p in pieces]
         if False in known:
             return False
         return all(self._piece(p) for p, k in zip(pieces, known) if k is None)
+
+    def pieces(self, data: bytes, previous: bytes | None = None) -> list[bytes]:
+        """`data` cut into its top-level statement pieces (one piece when it cannot be cut).
+
+        For a version that parses, each piece parses on its own: callers that analyse many
+        versions of a file (`self_read`) handle each distinct piece once.
+
+        >>> ParseCache().pieces(b"import os\\nx = 1\\n")
+        [b'import os\\n', b'x = 1\\n']
+        """
+        if not _cuttable(data):
+            return [data]
+        cuts = self._scan(data, previous)[0]
+        bounds = [0, *cuts, len(data)]
+        return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
     def _scan(self, data: bytes, previous: bytes | None) -> tuple[list[int], bool]:
         found = self._scans.get(data)

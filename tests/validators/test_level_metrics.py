@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from validators import (Trajectory, bytes_convergence, bytes_ratio, code_bytes, edit_distance)
+from validators import (
+    Trajectory,
+    bytes_convergence,
+    bytes_ratio,
+    code_bytes,
+    edit_distance,
+)
 
 
 def tower(make_traj, sizes: dict[int, int], depth: int):
