@@ -604,7 +604,7 @@ class Engine:
         return (self.run_id, c.id, g, o.status, s.values, metrics_json(o.metrics),
                 s.G[1:].tolist(), cv, cv <= 0, s.note, float(o.wall_seconds),
                 o.node or "", o.trajectory, o.error, int(o.attempts), int(o.result_bytes),
-                getattr(o, "artifact", None), getattr(o, "isolation", None))
+                o.artifact, o.isolation)
 
     def _event(self, kind: str, message: str, *, generation: int | None = None,
                individual_id: str | None = None) -> None:

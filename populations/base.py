@@ -118,6 +118,7 @@ class Outcome:
     trajectory: str | None = None  # set by the driver: where the bundle was unpacked
     result_bytes: int = 0  # set by the driver: bundle size that travelled back through Ray
     artifact: str | None = None  # set by the driver: where the artifacts were written
+    isolation: str | None = None  # the sandbox isolation a tower ran under (bwrap | process)
 
 
 class Species(ABC, Generic[G]):

@@ -214,7 +214,7 @@ class TowerSpecies(Species[TowerGenome]):
                 if res.trajectory is not None and (Path(res.trajectory) / ".git").exists():
                     bundle = git_bundle(Path(res.trajectory))
                 outcomes.append(Outcome(it.individual_id, res.status, dict(res.metrics), res.error,
-                                        res.wall_seconds, bundle=bundle))
+                                        res.wall_seconds, bundle=bundle, isolation=res.isolation))
             except Exception as exc:  # noqa: BLE001 - the evaluation boundary: record, never raise
                 outcomes.append(Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                                         wall_seconds=time.monotonic() - start))
