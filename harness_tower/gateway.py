@@ -10,7 +10,8 @@ A harness never names itself: the gateway decides who it is from how it connecte
   (`launch`), which connects here and asks to run FILE. The kernel says which process is
   connecting (`SO_PEERCRED`); its session id says which pane it runs in, and so which level
   the file becomes (a harness started from `h{k}_writer` types into `h{k-1}_writer`). The
-  file must be exactly what the trajectory last recorded. Its output is relayed back to the
+  file must be `h{k-1}.py` (the file the validators measure as that level's code) and exactly
+  what the trajectory last recorded; either refusal ends the evaluation with its reason. Its output is relayed back to the
   pane with control sequences removed.
 
 Every request is untrusted input: requests are capped in size, launcher connections and
@@ -34,8 +35,10 @@ from typing import Any, Protocol
 
 from harness_tower.errors import TowerError
 from harness_tower.recorder import Recorder
+from harness_tower.worktree import ChangedSinceRecorded
 
 WRITER_RE = re.compile(r"h([1-9][0-9]?)_writer")
+MAX_LAUNCH = 1 << 16  # bytes in a launcher's one request line
 # Control sequences and control characters a harness might print to steer the terminal it
 # was started from (CSI, OSC, single-character escapes, C0 controls but tab and newline).
 _CONTROL = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])?|[\x00-\x08\x0b-\x1f\x7f]")
@@ -198,6 +201,12 @@ class Gateway:
 
     # --- bound connections ----------------------------------------------------------------
     def _serve(self, sock: socket.socket, session: str) -> None:
+        try:
+            self._serve_stream(sock, session)
+        except OSError:  # the harness went away mid-request or before reading its reply
+            pass
+
+    def _serve_stream(self, sock: socket.socket, session: str) -> None:
         with sock, sock.makefile("rwb") as stream:
             while True:
                 line = stream.readline(self.caps.max_request + 1)
@@ -309,8 +318,11 @@ class Gateway:
         pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
         conn.settimeout(10.0)
         with conn.makefile("rb") as stream:
-            line = stream.readline(65536)
+            line = stream.readline(MAX_LAUNCH + 1)
         conn.settimeout(None)
+        if len(line) > MAX_LAUNCH and not line.endswith(b"\n"):
+            self.fail(f"gateway cap: a launch request over {MAX_LAUNCH >> 10} KiB")
+            raise TowerError(f"launch request over {MAX_LAUNCH >> 10} KiB refused")
         try:
             request = json.loads(line)
             argv = request["argv"]
@@ -335,8 +347,16 @@ class Gateway:
         if not full.startswith(root + os.sep):
             raise TowerError(f"{argv[0]} is not a file of the work tree")
         rel = full[len(root) + 1:]
-        program = self.recorder.tree.recorded(rel)
-        return self.start(program, f"h{level - 1}_writer", os.path.basename(rel), sink)
+        child = f"h{level - 1}.py"
+        if rel != child:  # the level below is h{k-1}.py, the file the validators measure as its code
+            self.fail(f"launch refused: {pane} runs only {child} as the level below, not {rel}")
+            raise TowerError(f"{pane} runs only {child} as the level below, not {rel}")
+        try:
+            program = self.recorder.tree.recorded(rel)
+        except ChangedSinceRecorded as exc:  # what would run is not what the trajectory recorded
+            self.fail(f"launch refused: {exc}")
+            raise
+        return self.start(program, f"h{level - 1}_writer", child, sink)
 
     # --- end ----------------------------------------------------------------------------------
     def close(self) -> None:

@@ -34,6 +34,10 @@ class Unrecordable(TowerError):
     """The work tree holds something the recorder cannot (or must not) record."""
 
 
+class ChangedSinceRecorded(TowerError):
+    """A file differs from what the trajectory last recorded of it."""
+
+
 @dataclass(frozen=True)
 class TreeCaps:
     """How much a work tree may hold; beyond any of these the evaluation ends as failed."""
@@ -122,7 +126,7 @@ class WorkTree:
             finally:
                 os.close(fd)
             if hashlib.blake2b(data, digest_size=16).digest() != want:
-                raise TowerError(f"{rel} changed after it was recorded")
+                raise ChangedSinceRecorded(f"{rel} changed after it was recorded")
             return data
 
     def _walk(self) -> list[tuple[str, int, str, os.stat_result]]:
