@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", required=True, help="directory for the trajectory repository (must be new or empty)")
     p.add_argument("--timeout", type=float, default=120.0, help="wall-clock seconds for the whole tower")
     p.add_argument("--seed", type=int, default=0, help="the evaluation's 64-bit seed")
+    p.add_argument("--isolation", choices=("auto", "bwrap", "process"), default="auto",
+                   help="sandbox isolation (auto: bwrap where it works, else process)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.set_defaults(handler=run)
 
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from harness_tower.errors import TowerError
     from harness_tower.evaluate import MAX_DEPTH, evaluate
     from harness_tower.genome import load_genome
+    from harness_tower.sandbox import resolve_isolation
 
     if not 1 <= args.depth <= MAX_DEPTH:
         raise EvolveError(f"--depth must be within 1..{MAX_DEPTH} (got {args.depth})")
@@ -41,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     genome = load_genome(args.genome)
     try:  # model endpoints: this process's environment (OPENAI_BASE_URL, TOWER_EXPERT_MODEL, ...)
         experts = ExpertEndpoints.from_env()
+        resolve_isolation(args.isolation)
     except TowerError as exc:
         raise EvolveError(str(exc)) from None
     if args.json:
         result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
-                          experts=experts)
+                          experts=experts, isolation=args.isolation)
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
         from rich.console import Console
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         console = Console(stderr=True)
         with console.status(f"evaluating {args.genome} at depth {args.depth} ..."):
             result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
-                              experts=experts)
+                              experts=experts, isolation=args.isolation)
         print_result(result, args.depth)
     if result.status != "ok":
         print(f"evolve: evaluation {result.status}: {result.error}", file=sys.stderr)
@@ -87,4 +91,4 @@ def print_result(result: object, depth: int) -> None:
         tower.add_column(name, justify="right")
     tower.add_row(*(_fmt(metrics.get(name)) for name in TOWER_METRICS))
     console.print(tower)
-    console.print(f"trajectory: {result.trajectory}")  # type: ignore[attr-defined]
+    console.print(f"trajectory: {result.trajectory}  (isolation {result.isolation})")  # type: ignore[attr-defined]
