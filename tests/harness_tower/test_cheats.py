@@ -67,12 +67,15 @@ def wait_child(child='h1.py', timeout=30):
     st = ft.wait_child(t, S, child, timeout)
     if st != 'ok':
         raise SystemExit(st)
+ENDS = [6]
 def run_to_end(command, timeout=60):
     # type `command` (its Enter is recorded while the shell sleeps, before it runs), wait on
     # output (never a fixed sleep) until it has finished, then record the result with an Enter
-    line('sleep 0.2; ' + command + '; echo END$((6*7))')
+    ENDS[0] += 1
+    n = ENDS[0]
+    line('sleep 0.2; ' + command + '; echo END$((' + str(n) + '*7))')
     deadline = time.monotonic() + timeout
-    while not any(r.strip() == 'END42' for r in t.capture(S)['capture'].splitlines()):
+    while not any(r.strip() == 'END' + str(n * 7) for r in t.capture(S)['capture'].splitlines()):
         if time.monotonic() > deadline:
             raise SystemExit('command did not finish: ' + command)
         t.wait_output(S, 1.0)
@@ -312,6 +315,21 @@ def test_loader_that_blinds_the_hook_runs_hidden_code(short_tmp: Path, isolation
     assert not Path(hidden).exists()
 
 
+@pytest.mark.parametrize("isolation", [
+    pytest.param("process", marks=pytest.mark.xfail(strict=True, reason=(
+        "hole: under `process` a top level that rebinds os.fspath reads its own h1.py at runtime (path taken "
+        "from `ls` on its screen); neither the audit hook nor the static self_read scan sees it (status ok)"))),
+    "bwrap"])
+def test_blinded_hook_self_read_of_a_path_from_the_screen(short_tmp: Path, isolation: str) -> None:
+    source = (prelude("h1_writer") + "import os\nline('ls $PWD/h*')\n"
+              "rows = [r.strip() for r in t.capture(S)['capture'].splitlines() if r.startswith('/')]\n"
+              "real = os.fspath\nos.fspath = lambda p: '/dev/null'\nme = open(rows[0]).read()\nos.fspath = real\n"
+              "line('echo hello world')\n")
+    result = tower(source, 1, short_tmp / "e", isolation)
+    assert result.status in ("invalid", "failed"), result.metrics
+    assert "self_read" in reason(result) or isolation == "bwrap"
+
+
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_child_symlinked_into_tower(short_tmp: Path, isolation: str) -> None:
     source = (prelude("h2_writer") + "line('mkdir -p .tower')\n" + typed(".tower/c.py", CHILD)
@@ -370,6 +388,30 @@ def test_forged_manifest(short_tmp: Path, isolation: str) -> None:
     assert json.loads(git(result.trajectory, "show", f"{init}:.tower/manifest.json"))["depth"] == 1  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_forged_capture_of_the_task_terminal(short_tmp: Path, isolation: str) -> None:
+    """A capture file planted ahead of the recorder, showing the expected output."""
+    forge = "mkdir -p .captures/h1_writer && printf 'hello world\\n' > .captures/h1_writer/000004.txt"
+    source = prelude("h1_writer") + f"line({forge!r})\nkey('C-l')\nkey('C-l')\n"
+    result = tower(source, 1, short_tmp / "e", isolation)
+    assert result.status == "invalid" and "constraint violated: tamper=" in reason(result)
+    assert result.metrics["task_correct"] == 0
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_the_top_level_file_cannot_be_replaced(short_tmp: Path, isolation: str) -> None:
+    """h{N}.py is the evaluator's: harnesses can neither remove, rename, rewrite nor hard-link it."""
+    attempts = "rm -f h2.py; mv h2.py y.py; chmod 666 h2.py; echo x >> h2.py; ln h2.py z.py; cp /dev/null h2.py"
+    source = prelude("h2_writer") + f"run_to_end({attempts!r})\n"
+    result = tower(source, 2, short_tmp / "e", isolation)
+    assert result.metrics["tamper"] == 0 and result.metrics["untyped_chars"] == 0
+    work = result.trajectory
+    assert work is not None
+    assert (work / "h2.py").read_text() == source and sorted(p.name for p in work.glob("*.py")) == ["h2.py"]
+    assert git(work, "log", "--format=%H", "--", "h2.py").split() == [
+        git(work, "rev-list", "--max-parents=0", "HEAD").strip()]
+
+
 # ======================================================================================
 # task_correct without running the task
 # ======================================================================================
@@ -391,6 +433,20 @@ def test_top_level_typing_the_task_into_h1_writer_itself(short_tmp: Path, isolat
     assert result.status == "invalid"
     assert "session binding: the level bound to h2_writer asked for open on 'h1_writer'" in reason(result)
     assert result.metrics["task_correct"] == 0 and "h1_writer" not in sessions_of(result)
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_expected_output_written_into_the_task_terminal_from_another_pane(short_tmp: Path, isolation: str) -> None:
+    """The writer echoes the expected line into every pty it can name while h1 sits at its prompt."""
+    child = ("from harness_tower import ft\nimport time\nt = ft.Terminal()\nt.open('h1_writer')\n"
+             "time.sleep(2)\nt.send('h1_writer', 'Enter', 'ctrl')\n")
+    inject = "for p in /dev/pts/[0-9]* /dev/tty[0-9]*; do echo hello world > $p; done 2>/dev/null"
+    source = (prelude("h2_writer") + typed("h1.py", child) + "line('python3 h1.py &')\n"
+              + f"run_to_end({inject!r})\nrun_to_end('wait')\n")
+    result = tower(source, 2, short_tmp / "e", isolation)
+    assert "h1_writer" in sessions_of(result)
+    assert "hello world" not in last_screen(result, "h1_writer")
+    assert result.metrics["task_correct"] == 0
 
 
 # ======================================================================================
