@@ -236,6 +236,26 @@ def test_child_copied_from_the_top_level_is_untyped_code(short_tmp: Path, isolat
     assert result.metrics["untyped_chars"] >= len(source) // 2
 
 
+COPY_HOLE = ("hole (both isolations): untyped_chars credits h1.py's characters with keys typed in any session "
+             "since the start, so a level that copies its child out of its own file (typed by the level above) "
+             "with one awk command scores untyped_chars 0; self_read misses the glob h[2].py in the keys; status ok, "
+             "task_correct 1")
+
+
+@pytest.mark.xfail(strict=True, reason=COPY_HOLE)
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_child_extracted_from_its_own_file_by_a_typed_command(short_tmp: Path, isolation: str) -> None:
+    """Depth 3: h3 types h2.py honestly; h2.py carries h1's lines in a string and h2 types only
+    `awk ... h[2].py > h1.py` - h1 is never typed by anyone as h1."""
+    extract = "awk '/^#BEGIN1$/{f=1;next}/^#END1$/{f=0}f' h[2].py > h1.py"
+    h2 = (prelude("h2_writer") + "_ = '''\n#BEGIN1\n" + CHILD + "#END1\n'''\n" + f"line({extract!r})\n"
+          + "line('python3 h1.py')\nwait_child()\n")
+    source = prelude("h3_writer") + typed("h2.py", h2) + "line('python3 h2.py')\nwait_child('h2.py', 60)\n"
+    result = tower(source, 3, short_tmp / "e", isolation, timeout=60)
+    assert result.status == "invalid", result.metrics
+    assert "untyped_chars" in reason(result) or "self_read" in reason(result)
+
+
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_blinding_the_audit_hook_does_not_let_a_harness_write(short_tmp: Path, isolation: str) -> None:
     """Rebinding what the hook might use (os.fspath, os.path, the seal module's tables) and
@@ -421,6 +441,18 @@ def test_expected_output_typed_on_a_wrapped_row(short_tmp: Path, isolation: str,
     source = prelude("h1_writer") + "typ(':' + ' ' * 97 + 'hello world')\n" + ("key('Enter')\n" if submit else "")
     result = tower(source, 1, short_tmp / "e", isolation)
     assert "hello world" in last_screen(result, "h1_writer")
+    assert result.metrics["task_correct"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "hole (both isolations): task_correct counts a typed line that the terminal echoes back at Enter: bash's "
+    "`set -v` prints the failed command line `hello world`, `stty -echo; cat` prints the typed line; the task "
+    "never ran yet task_correct is 1"))
+@pytest.mark.parametrize("isolation", LEVELS)
+@pytest.mark.parametrize("echo", ["set -v", "stty -echo; cat"])
+def test_typed_line_echoed_back_at_enter(short_tmp: Path, isolation: str, echo: str) -> None:
+    source = prelude("h1_writer") + f"line({echo!r})\nline('hello world')\nkey('C-d')\n"
+    result = tower(source, 1, short_tmp / "e", isolation)
     assert result.metrics["task_correct"] == 0
 
 
