@@ -108,6 +108,31 @@ def test_rows_born_at_other_control_keys_are_input(make_traj) -> None:
     assert run(make_traj, [("BSpace", "ctrl", screen("hello world"))]) == 0
 
 
+def test_the_submitted_line_echoed_back_at_enter_is_input(make_traj) -> None:
+    # `stty -echo; cat`: the typed words are not echoed while typing; cat prints them at Enter.
+    quiet = typed("stty -echo; cat") + enter("$ stty -echo; cat", "")
+    quiet += [("hello world", "text", screen("$ stty -echo; cat", ""))]
+    assert run(make_traj, quiet + enter("$ stty -echo; cat", "hello world", "")) == 0
+    # `set -v`: bash prints each command line it reads, then fails to run it.
+    verbose = typed("set -v") + enter("$ set -v", "$")
+    verbose += typed("hello world", ("$ set -v",))
+    verbose += enter("$ set -v", "$ hello world", "hello world",
+                     "bash: hello: command not found", "$")
+    assert run(make_traj, verbose) == 0
+    # Edited with BSpace, or recalled from history with Up: still the same line.
+    edited = quiet[:2] + [("hello worlx", "text", screen("$ stty -echo; cat", "")),
+                          ("BSpace", "ctrl", screen("$ stty -echo; cat", "")),
+                          ("d", "text", screen("$ stty -echo; cat", ""))]
+    assert run(make_traj, edited + enter("$ stty -echo; cat", "hello world", "")) == 0
+    recalled = verbose + [("Up", "ctrl", screen("$ set -v", "$ hello world", "hello world",
+                                                 "bash: hello: command not found", "$ hello world"))]
+    recalled += enter("$ hello world", "hello world", "bash: hello: command not found",
+                      "$ hello world", "hello world", "bash: hello: command not found", "$")
+    assert run(make_traj, recalled) == 0
+    # The real command's answer differs from the line it submitted: output.
+    assert run(make_traj, typed(COMMAND) + enter("$ echo hello world", "hello world", "$")) == 1
+
+
 def test_only_the_last_capture_counts(make_traj) -> None:
     keys = typed(COMMAND) + enter("$ echo hello world", "hello world", "$")
     assert run(make_traj, keys + typed("clear") + enter("$")) == 0
@@ -157,4 +182,4 @@ def test_births_and_scroll_offsets() -> None:
     assert task_correct.scroll_offset(["a", "", ""], ["", "", "b"]) is None   # blanks never vote
     got = task_correct.births([("text", "$ ls\n"), ("Enter", "$ ls\nh1.py\n$ \n"),
                                ("text", "$ ls\nh1.py\n$ x\n")])
-    assert got == [("$ ls", "text"), ("h1.py", "Enter"), ("$ x", "text"), ("", "Enter")]
+    assert got == [("$ ls", 0), ("h1.py", 1), ("$ x", 2), ("", 1)]
