@@ -24,7 +24,9 @@ A level file counts when any of these appears (the reasons `findings()` gives):
   (`validators.fold`) - or whose path cannot be folded and whose literal parts are all
   pieces of its own name (`open('h' + str(n) + '.py')`, `open(name)`), or mention `/proc/`;
 - a shell command (`os.system`, `subprocess.*`) or keys sent to a terminal (`send*`)
-  naming the file itself (`cat h2.py`);
+  naming the file itself (`cat h2.py`), and any string that is a shell command reading the
+  file by name or by a glob matching it (`awk ... h[2].py > h1.py`, `cat h?.py`, `< h2.py`) -
+  whatever helper finally types it;
 - importing itself (`import h2`, `__import__('h2')`).
 
 A final version that does not parse is searched as text for the same names.
@@ -37,7 +39,9 @@ False
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Iterable
@@ -91,6 +95,70 @@ class Finding:
     reasons: tuple[str, ...]
 
 
+# Shell commands that read the files they are given.
+READERS = frozenset({
+    "cat", "tac", "nl", "head", "tail", "less", "more", "awk", "gawk", "mawk", "sed", "grep",
+    "egrep", "fgrep", "cut", "sort", "uniq", "tr", "od", "xxd", "hexdump", "base64", "cp",
+    "mv", "ln", "install", "rsync", "dd", "tee", "paste", "join", "comm", "diff", "cmp", "fold",
+    "fmt", "pr", "rev", "strings", "wc", "python", "python3", "perl", "ruby", "source", ".",
+    "vi", "vim", "view", "nano", "ed", "ex", "bash", "sh", "tar", "zip", "gzip", "xargs",
+})
+_GLOB = re.compile(r"[*?\[]")
+_PUNCTUATION = frozenset("();<>|&")
+
+
+def _shell_words(line: str) -> list[str]:
+    """Shell words and operators of one line (quotes honoured; unbalanced ones tolerated)."""
+    for attempt in (line, line + "'", line + '"'):
+        lexer = shlex.shlex(attempt, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        try:
+            return list(lexer)
+        except ValueError:
+            continue
+    return line.split()
+
+
+def shell_reads(command: str, own: str) -> bool:
+    """Whether a shell command line reads the file `own`: a reading command (`cat`, `awk`,
+    `cp`, ...) given its name or a glob that matches it (`h[2].py`, `h?.py`), or an input
+    redirection from it. Output redirections (`cat > h1.py`) do not read.
+
+    >>> shell_reads("awk '/^#B/{f=1;next}f' h[2].py > h1.py", "h2.py")
+    True
+    >>> shell_reads("cat > h2.py", "h2.py"), shell_reads("python3 h1.py", "h2.py")
+    (False, False)
+    >>> shell_reads("wc -c < ./h2.py", "h2.py"), shell_reads("echo; cat h?.py", "h2.py")
+    (True, True)
+    """
+    if own not in command and not _GLOB.search(command):
+        return False
+    for line in command.split("\n"):
+        if own not in line and not _GLOB.search(line):
+            continue
+        reader = None            # does the current simple command read its arguments?
+        redirect = ""
+        for word in _shell_words(line):
+            if word and set(word) <= _PUNCTUATION:
+                if any(c in word for c in ";&|("):
+                    reader, redirect = None, ""
+                if "<" in word or ">" in word:
+                    redirect = word
+                continue
+            if reader is None and not redirect:
+                reader = word.rsplit("/", 1)[-1] in READERS
+                continue
+            name = word.rsplit("=", 1)[-1].replace("\\", "/").rsplit("/", 1)[-1]  # dd if=
+            matches = name == own or (_GLOB.search(name) is not None
+                                      and fnmatch.fnmatchcase(own, name))
+            writes = ">" in redirect
+            if matches and not writes and (reader or "<" in redirect):
+                return True
+            redirect = ""
+    return False
+
+
 def _names_own(value: str, own: str) -> bool:
     return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].strip() == own
 
@@ -106,31 +174,37 @@ class _Finder:
     def __init__(self, tree: ast.Module, own: str) -> None:
         self.own = own
         self.module = own.removesuffix(".py")
-        self.tree = tree
-        self.folder = Folder(tree)
+        self.parents: dict[int, ast.AST] = {}
+        self.nodes: list[ast.AST] = [tree]          # one walk, reused by every pass
+        i = 0
+        while i < len(self.nodes):
+            node = self.nodes[i]
+            i += 1
+            for child in ast.iter_child_nodes(node):
+                self.parents[id(child)] = node
+                self.nodes.append(child)
+        self.folder = Folder(tree, self.nodes)
         self.reasons: set[str] = set()
         self.aliases: dict[str, str] = {}           # local name -> module it stands for
         self.from_names: dict[str, tuple[str, str]] = {}   # local name -> (module, name)
-        self.parents: dict[int, ast.AST] = {}
 
     def run(self) -> set[str]:
-        for node in ast.walk(self.tree):
-            for child in ast.iter_child_nodes(node):
-                self.parents[id(child)] = node
+        assigns = []
+        for node in self.nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     self.aliases[alias.asname or alias.name.split(".")[0]] = alias.name
             elif isinstance(node, ast.ImportFrom):
                 for alias in node.names:
                     self.from_names[alias.asname or alias.name] = (node.module or "", alias.name)
-        # `x = sys`: a plain alias of a module name.
-        for node in ast.walk(self.tree):
-            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)
-                    and node.value.id in self.aliases):
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+                assigns.append(node)
+        for node in assigns:        # `x = sys`: a plain alias of a module name
+            if isinstance(node.value, ast.Name) and node.value.id in self.aliases:
                 for t in node.targets:
                     if isinstance(t, ast.Name):
                         self.aliases.setdefault(t.id, self.aliases[node.value.id])
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             self._visit(node)
         return self.reasons
 
@@ -230,6 +304,11 @@ class _Finder:
                 self.reasons.add("mentions /proc/self")
             if s in FORBIDDEN:
                 self.reasons.add(f"names {s!r}")
+            if len(s) > 4096:    # a long text: only its lines that could be such a command
+                s = "\n".join(line for line in s.split("\n")
+                              if self.own in line or _GLOB.search(line))[:65536]
+            if shell_reads(s, self.own):
+                self.reasons.add(f"holds a shell command reading {self.own}")
 
     def _from_import_use(self, node: ast.Name, origin: tuple[str, str]) -> None:
         module, name = origin
@@ -410,6 +489,37 @@ def _versions(traj: Trajectory) -> dict[str, list[str]]:
     return out
 
 
+def _covered_dropped(pieces: Iterable[bytes]) -> list[bytes]:
+    """The pieces less those another piece contains line for line.
+
+    A piece P is dropped when another piece Q starts with P and P ends a line there (P ends
+    with a newline, or Q continues with one): the file was typed on, so Q holds every logical
+    line of P unchanged and the analysis of Q sees every construct of P. Typing a function
+    line by line leaves one parseable version per line; without this the analysis would grow
+    with the square of its length.
+
+    >>> _covered_dropped([b"def f():\\n", b"def f():\\n    x = 1\\n", b"x = a", b"x = ab"])
+    [b'def f():\\n    x = 1\\n', b'x = a', b'x = ab']
+    >>> _covered_dropped([b"y = 1", b"y = 1\\nz = 2\\n"])
+    [b'y = 1\\nz = 2\\n']
+    """
+    ordered = sorted(set(pieces))
+    kept = []
+    for i, piece in enumerate(ordered):
+        line_done = piece.endswith(b"\n")
+        covered = False
+        for j in range(i + 1, len(ordered)):
+            other = ordered[j]
+            if not other.startswith(piece):
+                break
+            if line_done or other[len(piece):len(piece) + 1] == b"\n":
+                covered = True
+                break
+        if not covered:
+            kept.append(piece)
+    return kept
+
+
 def findings(traj: Trajectory) -> list[Finding]:
     """The level files that read their own source, with every route found."""
     traj.prefetch_code()
@@ -423,7 +533,7 @@ def findings(traj: Trajectory) -> list[Finding]:
                 for piece in verdicts.cache.pieces(traj.blob(sha)):
                     seen.setdefault(piece)
         statements: list[ast.stmt] = []
-        for piece in seen:
+        for piece in _covered_dropped(seen):
             if piece not in pieces:
                 tree = _parse(piece)
                 pieces[piece] = tree.body if tree is not None else []

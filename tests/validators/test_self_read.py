@@ -73,6 +73,10 @@ READS = {
     # through a shell or the terminal
     "os.system": "import os\nos.system('cat h2.py')\n",
     "subprocess": "import subprocess\nsubprocess.run(['cat', 'h' + '2.py'])\n",
+    "shell glob": "def line(s):\n    pass\nline(\"awk '/^#B/{f=1}f' h[2].py > h1.py\")\n",
+    "shell glob in pieces": "cmd = 'tail -n 5 ' + 'h?.py'\n",
+    "shell input redirection": "keys = 'python3 - < ./h2.py'\n",
+    "shell in a long text": "DOC = '''\n" + "x\n" * 3000 + "cat h*.py\n'''\n",
     "typed into its pane": "from harness_tower import ft\n"
                            "ft.ft_tmux_send_text('h2_writer', 'cat h2.py', 16, 5)\n",
     # importing itself
@@ -98,6 +102,8 @@ CLEAN = {
     "copy module": "import copy\nstate = copy.copy(x)\nd = {}.copy()\n",
     "path of the child": "from pathlib import Path\nLEVEL = 2\nPath(f'h{LEVEL - 1}.py').exists()\n",
     "types its child's run": "import subprocess\nsend('python3 h1.py')\nsubprocess.run(['ls'])\n",
+    "writes its child by shell": "line('cat > h1.py')\nline(\"cat > h2.py.bak <<'EOF'\")\n",
+    "globs that miss it": "line('cat h1*.py')\nline('ls h?.txt')\nx = 'a[0] * b? c'\n",
     "a huge constant": "x = 'a' * 10 ** 9\ny = '{:>99999999}'.format(1)\nz = bytes(10 ** 9)\n",
 }
 
