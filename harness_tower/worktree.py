@@ -4,9 +4,10 @@ Everything in the work tree was put there by commands typed into panes, so it is
 untrusted: the walk never follows a symbolic link (directories are opened with
 `O_NOFOLLOW` relative to their parent's descriptor, so a directory swapped for a link
 mid-walk is refused, not followed), never opens a special file (a FIFO would block, a
-device would read the host), and stops at caps on files and bytes. What it cannot record
-- a nested `.git`, a FIFO or socket, an undecodable name, too many or too large files -
-raises `Unrecordable`, which ends the evaluation as failed with that reason.
+device would read the host), and stops at caps on files, directories and bytes. What it
+cannot record - a nested `.git`, a FIFO or socket, an undecodable name, too many or too
+large files, too many directories - raises `Unrecordable`, which ends the evaluation as
+failed with that reason.
 
 A file is re-read when its signature (inode, size, mtime, ctime, mode) changed: ctime
 cannot be set back by a harness, so a same-size rewrite with its old mtime restored is
@@ -46,6 +47,7 @@ class TreeCaps:
     max_bytes: int = 32 << 20
     max_file_bytes: int = 8 << 20
     max_depth: int = 32
+    max_dirs: int = 256  # a snapshot holds every directory open: bounds the recorder's descriptors
 
 
 def _kind(mode: int) -> str:
@@ -155,6 +157,8 @@ class WorkTree:
                 except FileNotFoundError:
                     continue  # removed between listing and looking
                 if stat.S_ISDIR(st.st_mode):
+                    if len(self._fds) > self.caps.max_dirs:
+                        raise Unrecordable(f"the work tree holds more than {self.caps.max_dirs} directories")
                     if depth + 1 > self.caps.max_depth:
                         raise Unrecordable(f"directories nested deeper than {self.caps.max_depth}: {rel}")
                     try:
