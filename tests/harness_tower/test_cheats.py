@@ -14,16 +14,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import resource
 import secrets
 import shlex
 import shutil
-import socket
 import stat
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -171,7 +170,7 @@ class PeakRss:
                     if row.startswith("VmRSS:"):
                         self.peak = max(self.peak, int(row.split()[1]) * 1024)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -279,6 +278,21 @@ def test_blinding_the_audit_hook_does_not_let_a_harness_write(short_tmp: Path, i
     assert result.status == "invalid"
     assert "runtime audit" in reason(result) or "untyped_chars" in reason(result)
     assert result.metrics["task_correct"] == 0 or result.metrics["untyped_chars"] > 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "hole (both isolations): the audit hook reports through the harness's own ft.Connection, whose `call` "
+    "the harness can rebind; a refused open then goes unreported and the evaluation is ok with "
+    "audit_refusals 0"))
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_a_refusal_whose_report_the_harness_suppresses(short_tmp: Path, isolation: str) -> None:
+    source = ("from harness_tower import ft\nreal = ft.Connection.call\n"
+              "def call(self, request, timeout=120.0):\n"
+              "    return {} if request.get('op') == 'audit' else real(self, request, timeout)\n"
+              "ft.Connection.call = call\n" + prelude("h1_writer")
+              + "try:\n    open('/etc/passwd').read()\nexcept OSError:\n    pass\nline('echo hello world')\n")
+    result = tower(source, 1, short_tmp / "e", isolation)
+    assert result.status == "invalid" and "runtime audit" in reason(result)
 
 
 # ======================================================================================
@@ -807,8 +821,11 @@ def test_filling_shared_tmp_under_process_is_capped(short_tmp: Path) -> None:
     ("for i in 1 2 3 4 5; do head -c 60000000 /dev/zero > big$i; done", "the work tree holds more than 32 MiB"),
     ("head -c 9000000 /dev/zero > big", "big: 9000000 bytes, more than the 8 MiB a file may hold"),
     ("seq 20000 | xargs touch", "the work tree holds more than 2000 files"),
+    ("seq 5000 | xargs mkdir", "the work tree holds more than 256 directories"),
+    ("mkdir -p $(printf 'd/%.0s' $(seq 40))", "directories nested deeper than 32: " + "/".join(["d"] * 33)),
 ])
 def test_work_tree_caps(short_tmp: Path, isolation: str, fill: str, why: str) -> None:
+    """Caps on what a work tree holds; directories count too (a snapshot holds each one open)."""
     source = prelude("h1_writer") + f"run_to_end({fill!r})\nkey('C-l')\n"
     result = tower(source, 1, short_tmp / "e", isolation, timeout=60)
     assert result.status == "failed"
