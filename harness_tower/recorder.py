@@ -239,9 +239,25 @@ class FastImport:
 
 
 def _quote_path(path: str) -> bytes:
-    if any(c in path for c in '"\n\\') or path.startswith(" "):
-        return json.dumps(path).encode()
-    return path.encode()
+    """A path as `git fast-import` reads it: C-style quoted when it needs to be.
+
+    Inside the quotes any byte may appear raw (UTF-8 names stay as they are) except the
+    double quote and backslash, which are escaped, and control characters, in octal.
+    """
+    raw = path.encode("utf-8")
+    if not any(b < 0x20 or b in (0x22, 0x5C, 0x7F) for b in raw) and not raw.startswith(b" "):
+        return raw
+    out = bytearray(b'"')
+    for b in raw:
+        if b in (0x22, 0x5C):
+            out += b"\\" + bytes([b])
+        elif b == 0x0A:
+            out += b"\\n"
+        elif b < 0x20 or b == 0x7F:
+            out += b"\\%03o" % b
+        else:
+            out.append(b)
+    return bytes(out + b'"')
 
 
 class Recorder:
