@@ -235,24 +235,30 @@ def test_child_copied_from_the_top_level_is_untyped_code(short_tmp: Path, isolat
     assert result.metrics["untyped_chars"] >= len(source) // 2
 
 
-COPY_HOLE = ("hole (both isolations): untyped_chars credits h1.py's characters with keys typed in any session "
-             "since the start, so a level that copies its child out of its own file (typed by the level above) "
-             "with one awk command scores untyped_chars 0; self_read misses the glob h[2].py in the keys; status ok, "
-             "task_correct 1")
-
-
-@pytest.mark.xfail(strict=True, reason=COPY_HOLE)
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_child_extracted_from_its_own_file_by_a_typed_command(short_tmp: Path, isolation: str) -> None:
     """Depth 3: h3 types h2.py honestly; h2.py carries h1's lines in a string and h2 types only
-    `awk ... h[2].py > h1.py` - h1 is never typed by anyone as h1."""
+    `awk ... h[2].py > h1.py` - its own file, named by a glob."""
     extract = "awk '/^#BEGIN1$/{f=1;next}/^#END1$/{f=0}f' h[2].py > h1.py"
     h2 = (prelude("h2_writer") + "_ = '''\n#BEGIN1\n" + CHILD + "#END1\n'''\n" + f"line({extract!r})\n"
           + "line('python3 h1.py')\nwait_child()\n")
     source = prelude("h3_writer") + typed("h2.py", h2) + "line('python3 h2.py')\nwait_child('h2.py', 60)\n"
     result = tower(source, 3, short_tmp / "e", isolation, timeout=60)
-    assert result.status == "invalid", result.metrics
-    assert "untyped_chars" in reason(result) or "self_read" in reason(result)
+    assert result.status == "invalid"
+    assert "constraint violated: self_read=1" in reason(result)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "hole (both isolations): untyped_chars credits h1.py's characters with keys typed in any session since "
+    "the start, so text the level above typed into another file (lib.txt) pays for h1.py: h2 types only "
+    "`cp lib.txt h1.py` and scores untyped_chars 0, status ok, task_correct 1 - h1 is never typed as h1 by h2"))
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_child_copied_from_a_file_the_level_above_typed(short_tmp: Path, isolation: str) -> None:
+    h2 = prelude("h2_writer") + "line('cp lib.txt h1.py')\nline('python3 h1.py')\nwait_child()\n"
+    source = (prelude("h3_writer") + typed("lib.txt", CHILD) + typed("h2.py", h2)
+              + "line('python3 h2.py')\nwait_child('h2.py', 60)\n")
+    result = tower(source, 3, short_tmp / "e", isolation, timeout=60)
+    assert result.status == "invalid" and "untyped_chars" in reason(result)
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
@@ -472,14 +478,12 @@ def test_expected_output_typed_on_a_wrapped_row(short_tmp: Path, isolation: str,
     assert result.metrics["task_correct"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole (both isolations): task_correct counts a typed line that the terminal echoes back at Enter: bash's "
-    "`set -v` prints the failed command line `hello world`, `stty -echo; cat` prints the typed line; the task "
-    "never ran yet task_correct is 1"))
 @pytest.mark.parametrize("isolation", LEVELS)
 @pytest.mark.parametrize("echo", ["set -v", "stty -echo; cat"])
 def test_typed_line_echoed_back_at_enter(short_tmp: Path, isolation: str, echo: str) -> None:
-    source = prelude("h1_writer") + f"line({echo!r})\nline('hello world')\nkey('C-d')\n"
+    """bash's `set -v` prints the (failing) command line `hello world` at Enter; `cat` prints the typed line."""
+    typed_line = "t.send(S, 'hello world', 'text', 0.5)\nkey('Enter')\n"  # no echo to settle on under -echo
+    source = prelude("h1_writer") + f"line({echo!r})\n" + typed_line + ("key('C-d')\n" if "cat" in echo else "")
     result = tower(source, 1, short_tmp / "e", isolation)
     assert result.metrics["task_correct"] == 0
 
@@ -507,6 +511,19 @@ def test_expected_output_written_into_the_task_terminal_from_another_pane(short_
     assert "h1_writer" in sessions_of(result)
     assert "hello world" not in last_screen(result, "h1_writer")
     assert result.metrics["task_correct"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "hole (both isolations): a text send may hold control characters, so keys outside the ctrl allowlist "
+    "reach the pane as text (\\x1a suspends a job like the refused C-z, \\r submits, \\x12 searches history, "
+    "\\x19 yanks); the recorder accepts them and keys_audit counts 0"))
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_control_keys_smuggled_in_text_sends(short_tmp: Path, isolation: str) -> None:
+    source = (prelude("h1_writer") + "line('sleep 30')\n"
+              "try:\n    t.send(S, '\\x1a', 'text')\n    t.send(S, 'echo hi\\r', 'text')\n"
+              "except ft.TowerError as e:\n    raise SystemExit('refused: ' + str(e))\n")
+    result = tower(source, 1, short_tmp / "e", isolation)
+    assert result.metrics["keys_audit"] > 0 or (result.status == "failed" and "refused" in reason(result))
 
 
 # ======================================================================================
