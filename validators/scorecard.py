@@ -89,5 +89,5 @@ def score(repo: str | Path) -> dict[str, Any]:
     non-git path, and `NotATrajectoryError` for a repository whose root commit is not `init`
     with a `.tower/manifest.json` (its metrics would be meaningless zeros).
     """
-    with Trajectory.open(repo) as traj:
+    with Trajectory.open(repo, prefetch=True) as traj:
         return score_trajectory(traj)

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import IO, Any, Self, TypeVar, cast
 
 import git
 
@@ -132,8 +134,12 @@ class Trajectory:
         self._memo: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, path: str | Path) -> Trajectory:
+    def open(cls, path: str | Path, *, prefetch: bool = False) -> Trajectory:
         """Read the history of the repository at `path` (its current HEAD, first parents).
+
+        With `prefetch`, every code blob the history mentions is read while the history is
+        still being read (`score()` needs nearly all of them): one `git cat-file --batch`
+        runs beside `git log`, fed each blob id as soon as the log names it.
 
         Raises `RepositoryError` when the path is missing, not a repository, or has no commits.
         """
@@ -147,21 +153,23 @@ class Trajectory:
         try:
             if not repo.head.is_valid():
                 raise RepositoryError("repository has no commits", repo=str(path))
-            raw = repo.git.log(
-                "--reverse", "--first-parent", "--diff-merges=first-parent", "--root", "--raw",
-                "-z", "--no-renames", "--no-abbrev", "--no-color", "--no-ext-diff",
-                "--no-textconv", "--format=%H%x00%B", "HEAD",
-                stdout_as_string=False, strip_newline_in_stdout=False,
-            )
-        except git.GitCommandError as exc:
-            repo.close()
-            detail = (exc.stderr or "").strip().splitlines()
-            reason = detail[-1].removeprefix("stderr: ").strip(" '") if detail else str(exc)
-            raise RepositoryError(f"git failed: {reason}", repo=str(path)) from None
+            git_dir = str(repo.git_dir)
+            pump = _BlobPump(git_dir) if prefetch else None
+            try:
+                commits = _read_log(git_dir, pump, str(path))
+            finally:
+                blobs = pump.finish() if pump is not None else {}
         except RepositoryError:
             repo.close()
             raise
-        return cls(where, repo, _parse_log(raw))
+        except OSError as exc:          # git itself could not be started
+            repo.close()
+            raise RepositoryError(f"git failed: {exc}", repo=str(path)) from None
+        traj = cls(where, repo, commits)
+        if pump is not None:
+            traj._blobs.update(blobs)
+            traj._memo["prefetched"] = True
+        return traj
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
@@ -364,32 +372,125 @@ def _apply(tree: dict[str, str], changes: Iterable[Change]) -> None:
             tree[change.path] = change.new
 
 
-def _parse_log(raw: bytes) -> tuple[Commit, ...]:
+LOG_ARGS = ("log", "--reverse", "--first-parent", "--diff-merges=first-parent", "--root",
+            "--raw", "-z", "--no-renames", "--no-abbrev", "--no-color", "--no-ext-diff",
+            "--no-textconv", "--format=%H%x00%B", "HEAD")
+
+
+def _git() -> str:
+    return str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git")
+
+
+class _BlobPump:
+    """A `git cat-file --batch` fed blob ids while the log is still being read; a thread
+    collects the answers (`<id> blob <size>` + data, or `<id> missing`)."""
+
+    def __init__(self, git_dir: str) -> None:
+        self.proc = subprocess.Popen([_git(), f"--git-dir={git_dir}", "cat-file", "--batch"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        self.seen: set[str] = set()
+        self.blobs: dict[str, bytes] = {}
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def want(self, sha: str) -> None:
+        if sha in self.seen or self.proc.stdin is None:
+            return
+        self.seen.add(sha)
+        try:
+            self.proc.stdin.write(sha.encode("ascii") + b"\n")
+        except OSError:                 # cat-file died: the lazy path reads what is missing
+            self.proc.stdin = None
+
+    def _collect(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while header := out.readline():
+            parts = header.split()
+            if len(parts) != 3:
+                continue                # "<id> missing"
+            data = out.read(int(parts[2]))
+            out.read(1)
+            self.blobs[parts[0].decode("ascii")] = data
+
+    def finish(self) -> dict[str, bytes]:
+        """Close the input, wait for the answers; what was read (missing ids are absent)."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        self.thread.join(timeout=60)
+        if self.thread.is_alive() or self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        return self.blobs
+
+
+def _tokens(stream: IO[bytes]) -> Iterator[bytes]:
+    """The NUL-separated tokens of a stream, as they arrive."""
+    rest = b""
+    while chunk := stream.read(1 << 16):
+        parts = (rest + chunk).split(b"\0")
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest
+
+
+def _read_log(git_dir: str, pump: _BlobPump | None, label: str) -> tuple[Commit, ...]:
+    """Run `git log` and parse its output as it streams in; RepositoryError if git fails."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([_git(), f"--git-dir={git_dir}", *LOG_ARGS],
+                                stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        try:
+            commits = _parse_log(_tokens(proc.stdout), pump.want if pump is not None else None)
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            err.seek(0)
+            detail = err.read().decode("utf-8", "replace").strip().splitlines()
+            raise RepositoryError(f"git failed: {detail[-1] if detail else f'exit {code}'}",
+                                  repo=label)
+    return commits
+
+
+def _parse_log(tokens: Iterable[bytes] | bytes,
+               on_code_blob: Callable[[str], None] | None = None) -> tuple[Commit, ...]:
     """Parse `git log -z --raw --format=%H%x00%B`: per commit a header token, a message
-    token, then pairs of (`:modes ids status`, path) tokens."""
-    tokens = raw.split(b"\0")
+    token, then pairs of (`:modes ids status`, path) tokens. `on_code_blob` hears of each
+    regular code blob as soon as it is parsed."""
+    it = iter(tokens.split(b"\0") if isinstance(tokens, bytes) else tokens)
     entries: list[tuple[str, str, list[Change]]] = []
-    i, n = 0, len(tokens)
-    while i < n:
-        header = tokens[i].strip()
+    token = next(it, None)
+    while token is not None:
+        header = token.strip()
         if not header:
-            i += 1
+            token = next(it, None)
             continue
         sha = header.decode("ascii")
-        message = tokens[i + 1].decode("utf-8", "surrogateescape") if i + 1 < n else ""
-        i += 2
+        message = next(it, b"").decode("utf-8", "surrogateescape")
         changes: list[Change] = []
-        while i + 1 < n and tokens[i].lstrip(b"\n").startswith(b":"):
-            meta = tokens[i].lstrip(b"\n")[1:].split(b" ")
-            path = tokens[i + 1].decode("utf-8", "surrogateescape")
-            i += 2
+        token = next(it, None)
+        while token is not None and token.lstrip(b"\n").startswith(b":"):
+            path_token = next(it, None)
+            if path_token is None:
+                token = None
+                break
+            meta = token.lstrip(b"\n")[1:].split(b" ")
+            path = path_token.decode("utf-8", "surrogateescape")
             old_mode, new_mode = meta[0].decode("ascii"), meta[1].decode("ascii")
             old_id = None if old_mode == ABSENT else meta[2].decode("ascii")
             new_id = None if new_mode == ABSENT else meta[3].decode("ascii")
-            changes.append(Change(path,
-                                  old_id if old_mode in REGULAR_MODES else None,
-                                  new_id if new_mode in REGULAR_MODES else None,
+            new = new_id if new_mode in REGULAR_MODES else None
+            changes.append(Change(path, old_id if old_mode in REGULAR_MODES else None, new,
                                   old_mode, new_mode, old_id, new_id))
+            if on_code_blob is not None and new is not None and is_code(path):
+                on_code_blob(new)
+            token = next(it, None)
         entries.append((sha, message, changes))
     commits: list[Commit] = []
     last = len(entries) - 1

@@ -186,3 +186,23 @@ def test_each_key_commit_knows_its_own_capture(make_traj) -> None:
     with Trajectory.open(b.build()) as traj:
         texts = [traj.capture_text(c) for c in traj.key_commits]
         assert texts == ["screen one\n", "", "screen two\n"]
+
+
+def test_prefetch_while_reading_the_log_gives_the_exact_bytes(make_traj) -> None:
+    contents = [b"", b"\x00\xff\n" * 7, "caf\u00e9\n".encode(), b"x\n" * 50000, b"\n"]
+    b = make_traj()
+    b.init(files={"h2.py": b"top\n"})
+    for i in range(40):
+        b.key("h2_writer", str(i), files={f"f{i % 3}.py": contents[i % 5] + str(i).encode(),
+                                          "lnk.py": Link(f"t{i}")})
+    repo = b.build()
+    with Trajectory.open(repo) as lazy:
+        ids = {c.new for commit in lazy.commits for c in commit.changes
+               if c.new and not c.path.startswith(".")}
+        want = {sha: lazy.blob(sha) for sha in ids}
+    with Trajectory.open(repo, prefetch=True) as traj:
+        traj.close()
+        (repo / ".git").rename(repo / "moved")     # only what was prefetched is left
+        assert {sha: traj.blob(sha) for sha in ids} == want and len(want) == 41
+        links = {c.new_id for commit in traj.commits for c in commit.changes if c.path == "lnk.py"}
+        assert not links & set(traj._blobs)        # a link's blob is no code: never fetched
