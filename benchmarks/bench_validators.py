@@ -9,9 +9,13 @@ harness-like: inline experience heredocs, small top-level functions, a main.
 - ours: `validators.score(repo)` (one `git log`, blobs from the object store, cached
   verdicts, incremental trees) - every metric, all sessions.
 - naive: a clone's work tree; for each commit `git checkout`, glob the code files, read
-  them, `ast.parse` every `.py`, indel against the session's previous snapshot; the Time
-  trailers from one `git log`. Only avg_interval, max_diff_len, syntax_ratio and
-  code_bytes - a subset of what ours computes - and the two must agree exactly.
+  them, `ast.parse` every `.py` when some `.py` changed, indel against the session's
+  previous snapshot, compare the session's capture file with its previous one, and for
+  each changed `.py` the inserted characters (whole-file editops) against the keys typed
+  since its last change; trailers from one `git log`. avg_interval, max_diff_len,
+  syntax_ratio, idle_keys, untyped_chars and code_bytes - a subset of what ours computes
+  (no tamper, self_read, task_correct, keys_audit, edit_distance) - and the two must agree
+  exactly.
 
 Run: .venv/bin/python benchmarks/bench_validators.py [--commits 2000] [--naive-limit N]
 """
@@ -35,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rapidfuzz.distance import Indel  # noqa: E402
+from rapidfuzz.distance import Indel, LCSseq  # noqa: E402
 
 import validators  # noqa: E402
 
@@ -189,6 +193,11 @@ def build_trajectory(path: Path, commits: int) -> dict[str, int]:
 
 # -- the naive way ---------------------------------------------------------------------------
 
+def _trailer(body: str, name: str) -> str | None:
+    return next((ln.split(": ", 1)[1] for ln in body.splitlines() if ln.startswith(f"{name}: ")),
+                None)
+
+
 def naive_score(repo: Path, work: Path, limit: int | None) -> tuple[dict[str, float], int]:
     """Checkout every commit into a work tree and score from the files there."""
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(repo), str(work)], check=True)
@@ -198,34 +207,66 @@ def naive_score(repo: Path, work: Path, limit: int | None) -> tuple[dict[str, fl
     for record in log.split("\x01")[:-1]:
         sha, subject, body = record.strip("\n").split("\x00")
         session = subject.split(":", 1)[0] if ":" in subject else None
-        stamp = next((ln.split(": ", 1)[1] for ln in body.splitlines() if ln.startswith("Time: ")), None)
-        entries.append((sha, session if subject not in ("init", "done") else None, stamp))
+        keys = _trailer(body, "Keys")
+        entries.append((sha, session if subject not in ("init", "done") else None,
+                        _trailer(body, "Time"), json.loads(keys) if keys else None,
+                        _trailer(body, "Kind"), _trailer(body, "Seq")))
     if limit is not None:
         entries = entries[:limit]
     previous: dict[str, dict[str, bytes]] = {}
     worst: dict[str, int] = {}
     valid: dict[str, list[bool]] = {}
     times: dict[str, list[Decimal]] = {}
-    for sha, session, stamp in entries:
+    idle: dict[str, int] = {}
+    screens: dict[str, bytes] = {}
+    last_py: dict[str, bytes] = {}           # every .py of the previous commit
+    changed_at: dict[str, int] = {}          # .py path -> index of its last change
+    typed: list[str] = []                    # per commit: the text its key typed
+    untyped = 0
+    for index, (sha, session, stamp, keys, kind, seq) in enumerate(entries):
         subprocess.run(["git", "checkout", "-q", "-f", sha], cwd=work, check=True)
-        if session is None:
-            continue
         files = {}
         for name in glob.glob("**/*", root_dir=work, recursive=True, include_hidden=True):
             if name.startswith((".git/", ".captures/", ".tower/")) or name == ".git":
                 continue
             if os.path.isfile(work / name):
                 files[name] = (work / name).read_bytes()
-        ok = True
-        for name, data in files.items():
-            if name.endswith(".py"):
+        py = {name: data for name, data in files.items() if name.endswith(".py")}
+        typed.append({"Enter": "\n", "Tab": "\t"}.get(keys or "", "") if kind == "ctrl"
+                     else (keys or "") if kind == "text" and session else "")
+        # untyped_chars: every .py whose content changed, against all text typed since its
+        # previous change (that change's key included); the top level in init is exempt.
+        for name in sorted(set(py) | set(last_py)):
+            old, new = last_py.get(name), py.get(name)
+            if old == new:
+                continue
+            since = changed_at.get(name, 0)
+            changed_at[name] = index
+            if new is None or (index == 0 and name == "h3.py"):
+                continue
+            a, b = (old or b"").decode("utf-8", "surrogateescape"), new.decode(
+                "utf-8", "surrogateescape")
+            inserted = "".join(b[op.dest_pos] for op in Indel.editops(a, b) if op.tag == "insert")
+            untyped += len(inserted) - LCSseq.similarity(inserted, "".join(typed[since:index + 1]))
+        code_changed = py != last_py
+        last_py = py
+        if session is None:
+            continue
+        if code_changed:
+            ok = True
+            for data in py.values():
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         ast.parse(data)
                 except (SyntaxError, ValueError):
                     ok = False
-        valid.setdefault(session, []).append(ok)
+            valid.setdefault(session, []).append(ok)
+        capture = work / ".captures" / session / f"{int(seq or 0):06d}.txt"
+        screen = capture.read_bytes() if capture.is_file() else b""
+        idle[session] = idle.get(session, 0) + (screen == screens.get(session, b"")
+                                                and not code_changed)
+        screens[session] = screen
         if stamp is not None:
             times.setdefault(session, []).append(Decimal(stamp))
         if session in previous:
@@ -239,13 +280,16 @@ def naive_score(repo: Path, work: Path, limit: int | None) -> tuple[dict[str, fl
             worst[session] = max(worst.get(session, 0), size)
         previous[session] = files
     out: dict[str, float] = {}
-    for session, verdicts in valid.items():
+    for session in previous:
         label = session.removesuffix("_writer")
         t = times.get(session, [])
+        verdicts = valid.get(session, [])
         out[f"avg_interval@{label}"] = (float((t[-1] - t[0]) / (len(t) - 1)) if len(t) > 1
                                         else float("inf"))
         out[f"max_diff_len@{label}"] = worst.get(session, 0)
-        out[f"syntax_ratio@{label}"] = sum(verdicts) / len(verdicts)
+        out[f"syntax_ratio@{label}"] = sum(verdicts) / len(verdicts) if verdicts else 1.0
+        out[f"idle_keys@{label}"] = idle.get(session, 0)
+    out["untyped_chars"] = untyped
     for n in (1, 2, 3):
         path = work / f"h{n}.py"
         if path.exists():
@@ -290,6 +334,10 @@ def main() -> int:
           f"h2 {metrics['code_bytes@h2']} B, h3 {metrics['code_bytes@h3']} B")
     print(f"syntax_ratio h3/h2: {metrics['syntax_ratio@h3']:.4f} / {metrics['syntax_ratio@h2']:.4f}, "
           f"max_diff_len h3/h2: {metrics['max_diff_len@h3']} / {metrics['max_diff_len@h2']}")
+    print(f"new metrics: untyped_chars {metrics['untyped_chars']}, tamper {metrics['tamper']}, "
+          f"self_read {metrics['self_read']}, idle_keys h3/h2/h1: {metrics['idle_keys@h3']} / "
+          f"{metrics['idle_keys@h2']} / {metrics['idle_keys@h1']}, task_correct "
+          f"{metrics['task_correct']}")
     print(f"ours  validators.score(): {ours:8.3f} s  (all metrics; median of "
           f"{', '.join(f'{r:.3f}' for r in runs)})")
     print(f"naive checkout per commit: {naive_s:8.3f} s"
