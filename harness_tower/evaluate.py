@@ -103,9 +103,11 @@ def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_d
                 last = [line for line in screens[-1].splitlines() if line.strip()]
                 error = f"{error} (last screen line: {last[-1].strip()!r})" if last else error
         audits, refusals = list(gate.audits), list(gate.refusals)
-        box.finish({"status": status, "error": error, "returncode": outcome.returncode,
-                    "wall_seconds": round(outcome.wall_seconds, 6), "isolation": box.isolation, "sandbox": box.token,
-                    "output_bytes": output_bytes, "audits": audits, "binding_refusals": refusals})
+        final = box.finish({"status": status, "error": error, "returncode": outcome.returncode,
+                            "wall_seconds": round(outcome.wall_seconds, 6), "isolation": box.isolation,
+                            "sandbox": box.token, "output_bytes": output_bytes, "audits": audits,
+                            "binding_refusals": refusals})
+        status, error = str(final["status"]), final["error"]  # type: ignore[assignment]
     metrics: dict[str, float | int | None] = {}
     try:
         import validators

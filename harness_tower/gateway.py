@@ -38,6 +38,7 @@ from harness_tower.recorder import Recorder
 from harness_tower.worktree import ChangedSinceRecorded
 
 WRITER_RE = re.compile(r"h([1-9][0-9]?)_writer")
+AUDIT_PREFIX = b'{"op": "audit"'  # how the seal's audit hook starts its reports (see seal.make_hook)
 MAX_LAUNCH = 1 << 16  # bytes in a launcher's one request line
 # Control sequences and control characters a harness might print to steer the terminal it
 # was started from (CSI, OSC, single-character escapes, C0 controls but tab and newline).
@@ -216,6 +217,9 @@ class Gateway:
                     self.fail(f"gateway cap: {session}'s harness sent a request over "
                               f"{self.caps.max_request >> 10} KiB")
                     return
+                if line.startswith(AUDIT_PREFIX):  # the audit hook's report: recorded, never answered
+                    self._audit(session, line)
+                    continue
                 try:
                     request = json.loads(line)
                     if not isinstance(request, dict):
@@ -232,13 +236,22 @@ class Gateway:
                 except OSError:
                     return
 
+    def _audit(self, bound: str, line: bytes) -> None:
+        """What the sealed interpreter's audit hook refused. One-way: the hook reads no reply, so
+        none is sent even for a line that does not parse (it would answer the harness's next call)."""
+        try:
+            req = json.loads(line)
+        except ValueError:
+            req = {"kind": "refused", "detail": line[:300].decode("ascii", "replace")}
+        if not isinstance(req, dict):
+            req = {}
+        kind, detail = str(req.get("kind", "refused"))[:40], str(req.get("detail", ""))[:300]
+        with self.lock:
+            if len(self.audits) < 1000:
+                self.audits.append((bound, kind, detail))
+
     def _dispatch(self, bound: str, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
-        if op == "audit":  # the sealed interpreter's audit hook: what it refused
-            kind, detail = str(req.get("kind", "refused"))[:40], str(req.get("detail", ""))[:300]
-            with self.lock:
-                self.audits.append((bound, kind, detail))
-            return {}
         if op == "expert":  # model calls leave the sandbox only through here (no network inside)
             if self.relay is None:
                 raise TowerError("no expert endpoint is configured for this evaluation")
@@ -299,8 +312,8 @@ class Gateway:
                 pidfd = os.pidfd_open(harness.proc.pid)
                 try:
                     while not harness.exited.is_set():
-                        ready, _, _ = select.select([conn, pidfd], [], [], 1.0)
-                        if conn in ready and not conn.recv(4096):  # a launcher says nothing more: EOF
+                        ready, _, _ = select.select([conn.fileno(), pidfd], [], [], 1.0)
+                        if conn.fileno() in ready and not conn.recv(4096):  # a launcher says nothing more: EOF
                             harness.kill()
                             return
                         if pidfd in ready:

@@ -331,17 +331,26 @@ class Recorder:
             self.fatal = reason
             self.on_fatal(reason)
 
-    def finish(self, result: dict[str, object], deliver_to: Path) -> None:
+    def finish(self, result: dict[str, object], deliver_to: Path) -> dict[str, object]:
         """The closing `done` commit with `.tower/result.json`; then the history is checked out
-        into `deliver_to` (a fresh directory: nothing a harness left behind comes along)."""
+        into `deliver_to` (a fresh directory: nothing a harness left behind comes along).
+
+        The work tree is snapshotted first: one that became unrecordable after the last key
+        turns the result into `failed` with that reason. Returns the result as committed.
+        """
         with self.lock:
             self.closed = True
+            changes: list[tuple[str, bytes | None, int]] = []
+            if self.fatal is None:
+                try:
+                    changes = self.tree.changes(self._last_commit_ns)
+                except Unrecordable as exc:
+                    self.fail(f"work tree cannot be recorded: {exc}")
+                    result = dict(result, status="failed", error=self.fatal)
             result = dict(result, commits=self.commits, unsettled=self.unsettled)
             text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-            try:
-                self._commit("done", [(".tower/result.json", text.encode(), 0o100644)])
-            except Unrecordable:
-                pass  # the done commit then holds the result alone; `fatal` names the reason
+            self.git.commit("done", time.time(), changes + [(".tower/result.json", text.encode(), 0o100644)])
+            self.commits += 1
             self.git.close()
             self.tree.close()
         deliver_to.mkdir(parents=True)
@@ -349,6 +358,7 @@ class Recorder:
         for args in (["config", "core.bare", "false"], ["checkout", "-q", "-f", "main"]):
             subprocess.run(["git", "-C", str(deliver_to), *args], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return result
 
     def abort(self) -> None:
         with self.lock:
@@ -515,6 +525,10 @@ def check_keys(keys: object, kind: object, session: str | None = None) -> None:
             raise TowerError("text send must be a non-empty string", session=session)
         if len(keys) > MAX_TEXT:
             raise TowerError(f"text send of {len(keys)} characters refused (at most {MAX_TEXT})", session=session)
+        control = next((c for c in keys if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0), None)
+        if control is not None:  # a control key inside text would pass the allowlist by (C-z as \x1a)
+            raise TowerError(f"text send holding the control character {control!r} refused "
+                             "(control keys are ctrl sends)", session=session)
     elif kind == "ctrl":
         if keys not in CTRL_KEYS:
             raise TowerError(f"control key {keys!r} refused (allowed: {', '.join(sorted(CTRL_KEYS))})",

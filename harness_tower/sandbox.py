@@ -27,6 +27,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -306,12 +307,15 @@ class Sandbox:
             log.write(data)
 
     # --- teardown ---------------------------------------------------------------------
-    def finish(self, result: dict[str, Any]) -> None:
-        """Stop every process, then write the closing commit and deliver the trajectory."""
+    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Stop every process, then write the closing commit and deliver the trajectory.
+
+        Returns the result as committed (`failed` if the work tree could not be recorded)."""
         self._stop_processes()
-        if self.recorder:
-            recorder, self.recorder = self.recorder, None
-            recorder.finish(result, self.work)
+        if not self.recorder:
+            return result
+        recorder, self.recorder = self.recorder, None
+        return recorder.finish(result, self.work)
 
     def teardown(self) -> None:
         self._stop_processes()
@@ -405,20 +409,26 @@ def kill_user(uid: int, timeout: float = 10.0) -> int:
 
 
 def remove_user_files(uid: int) -> None:
-    """Remove what `uid` left in the machine's world-writable directories (`process` isolation)."""
-    for top in WORLD_WRITABLE:
-        for entry in _entries(top):
+    """Remove what `uid` left in the machine's world-writable directories (`process` isolation).
+
+    A sandbox user can create files only in directories anyone may write to (or in its own,
+    removed whole), so the search descends only into world-writable directories.
+    """
+    pending = [top for top in WORLD_WRITABLE if os.path.isdir(top) and not os.path.islink(top)]
+    while pending:
+        for entry in _entries(pending.pop()):
             try:
                 st = os.lstat(entry)
             except OSError:
                 continue
-            if st.st_uid != uid:
-                continue
-            if os.path.isdir(entry) and not os.path.islink(entry):
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry)
+            if st.st_uid == uid:
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry)
+            elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002:
+                pending.append(entry)
 
 
 def _entries(top: str) -> Iterator[str]:

@@ -49,64 +49,100 @@ DENIED_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "subprocess
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-def make_hook(report: Callable[[str, str], object], own: str,
+def make_hook(send: Callable[[bytes], object], own: str,
               readable: tuple[str, ...]) -> Callable[[str, tuple[Any, ...]], None]:
     """The audit hook: refuse and report what a harness that sees only its terminal never needs.
 
-    Everything it uses is bound here, in its closure: a harness may rebind module attributes
-    (`os.path.normpath`, `builtins.isinstance`, this module's tables) but cannot reach the
-    closure: once installed, nothing but the interpreter refers to the hook (`main` drops its
-    name before the program runs) and the garbage collector's views of objects are refused.
+    A harness may rebind anything reachable from Python (`os.fspath`, `posixpath.normpath`,
+    `builtins.isinstance`, `json.dumps`, the op library's classes), so the hook uses only
+    what it bound when it was made: built-in functions and methods of built-in types, which
+    cannot be changed, and `send` (the bound `sendall` of the recorder connection's socket).
+    It reaches no Python-level library code, paths are normalised here by string operations,
+    and any path that is not a plain `str` or `bytes` is refused (a path-like object could
+    name one file to the hook and another to `open`). Once installed, nothing but the
+    interpreter refers to the hook (`main` drops its name) and the garbage collector's views
+    of objects are refused, so its closure cannot be reached either.
     """
     denied_events, denied_modules, write_flags = DENIED_EVENTS, DENIED_MODULES, _WRITE_FLAGS
-    getcwd, normpath, join, basename, fsdecode, getpid = (os.getcwd, os.path.normpath, os.path.join,
-                                                         os.path.basename, os.fsdecode, os.getpid)
-    is_a, text, show, refusal = isinstance, str, repr, PermissionError
+    getcwd, getpid, kind_of, refusal = os.getcwd, os.getpid, type, PermissionError
+    as_text, quote, split, join_parts = bytes.decode, str.__repr__, str.split, "/".join
+    starts, ends = str.startswith, str.endswith
+    controls = {c: "?" for c in (*range(32), 127)}
     busy = [False]
+
+    def shown(value: object) -> str:
+        if kind_of(value) is str:
+            return quote(value)[:80]  # type: ignore[arg-type]
+        if kind_of(value) is int:
+            return int.__repr__(value)  # type: ignore[arg-type]
+        return "<" + kind_of(value).__name__ + ">"
+
+    def absolute(value: object) -> str | None:
+        """The normalised absolute path `value` names, or None if it is no plain name."""
+        if kind_of(value) is bytes:
+            value = as_text(value, "utf-8", "surrogateescape")  # type: ignore[arg-type]
+        if kind_of(value) is not str:
+            return None
+        name: str = value  # type: ignore[assignment]
+        if not starts(name, "/"):
+            name = getcwd() + "/" + name
+        parts: list[str] = []
+        for part in split(name, "/"):
+            if part == "" or part == ".":
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            parts.append(part)
+        return "/" + join_parts(parts)
 
     def verdict(event: str, args: tuple[Any, ...]) -> tuple[str, str] | None:
         if event == "open":
             path, mode, flags = (args + (None, None, None))[:3]
-            if is_a(path, int):
+            if kind_of(path) is int:
                 return None  # an already open descriptor: the pipes and the recorder connection only
-            try:
-                name = fsdecode(path)
-            except TypeError:
-                return "refused", "open of a path that is not a name"
-            full = normpath(join(getcwd(), name))
-            writes = (is_a(mode, str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
-                is_a(flags, int) and (flags & write_flags) != 0)
-            if (own and basename(full) == own) or full.startswith("/proc/self/") or \
-                    full.startswith("/proc/" + text(getpid()) + "/"):
-                return "self_read", "open(" + show(name) + ") of its own source"
+            full = absolute(path)
+            if full is None:
+                return "refused", "open of a " + kind_of(path).__name__ + " path"
+            name = shown(path)
+            writes = (kind_of(mode) is str and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
+                kind_of(flags) is int and (flags & write_flags) != 0)
+            if (own and split(full, "/")[-1] == own) or starts(full, "/proc/self/") or \
+                    starts(full, "/proc/" + int.__repr__(getpid()) + "/") or starts(full, "/proc/thread-self/"):
+                return "self_read", "open(" + name + ") of its own source"
             if writes:
-                return "refused", "open(" + show(name) + ") for writing"
-            if full in ("/dev/null", "/dev/urandom") or full.startswith(readable):
+                return "refused", "open(" + name + ") for writing"
+            if full == "/dev/null" or full == "/dev/urandom" or starts(full, readable):
                 return None
-            if name.startswith("<") and name.endswith(">") and "/" not in name:
+            if kind_of(path) is str and starts(path, "<") and ends(path, ">") and "/" not in path:
                 return None  # a pseudo file name (`<unknown>`): a SyntaxError looking for its source line
-            return "refused", "open(" + show(name) + ")"
+            return "refused", "open(" + name + ")"
         if event == "os.listdir" or event == "os.scandir":  # the import system lists package directories
-            where = args[0] if args else None
-            if is_a(where, (str, bytes)) and (normpath(join(getcwd(), fsdecode(where))) + "/").startswith(readable):
+            where = absolute(args[0] if args else None)
+            if where is not None and starts(where + "/", readable):
                 return None
-            return "refused", event + "(" + show(where)[:80] + ")"
+            return "refused", event + "(" + shown(args[0] if args else None) + ")"
         if event == "import":
-            module = text(args[0])
-            return ("refused", "import " + module) if module.split(".")[0] in denied_modules else None
+            module = args[0] if args else None
+            if kind_of(module) is not str or split(module, ".")[0] in denied_modules:  # type: ignore[arg-type]
+                return "refused", "import " + shown(module)
+            return None
         if event in denied_events:
-            return "refused", event + "(" + ", ".join(show(a)[:80] for a in args[:2]) + ")"
+            return "refused", event + "(" + ", ".join([shown(a) for a in args[:2]]) + ")"
         return None
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if busy[0]:
-            return  # the report itself (a send on the recorder connection)
+            return
         found = verdict(event, args)
         if found is None:
             return
         busy[0] = True
-        try:
-            report(found[0], found[1])
+        try:  # one line, no reply: the gateway records it; JSON by hand (json.dumps could be rebound)
+            detail = str.translate(str.replace(str.replace(found[1], "\\", "/"), '"', "'"), controls)
+            send(('{"op": "audit", "kind": "' + found[0] + '", "detail": "' + detail + '"}\n').encode(
+                "ascii", "replace"))
         except Exception:  # noqa: BLE001, S110 - the refusal below stands even when no report gets out
             pass
         finally:
@@ -145,8 +181,7 @@ def main() -> None:
     from harness_tower import ft  # opens the recorder connection before sockets are refused
     conn = ft.connection()
     own = os.environ.get(SELF_ENV, "")
-    hook = make_hook(lambda kind, detail: conn.call({"op": "audit", "kind": kind, "detail": detail}, 10.0),
-                     own, _readable())
+    hook = make_hook(conn.sock.sendall, own, _readable())
     code = compile(program, f"<{own or 'harness'}>", "exec")
     del program
     module = type(sys)("__main__")
