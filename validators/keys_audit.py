@@ -1,9 +1,14 @@
 """`keys_audit` (constraint, must be 0): key commits that lack or break the trailer rules.
 
 Every commit but the root `init` and a final `done` is a key commit and must have: a
-`{session}:` subject prefix; `Keys` a JSON string; `Kind` `text` (1..16 characters) or
-`ctrl` (one allow-listed key name); `Seq` 1, 2, 3, ... per session; `Time` a number of
-unix seconds. Each trailer appears once. A commit counts once however many rules it breaks.
+`{session}:` subject prefix; `Keys` a JSON string; `Kind` `text` (1..16 characters, none of
+them a control character) or `ctrl` (one allow-listed key name); `Seq` 1, 2, 3, ... per
+session; `Time` a number of unix seconds. Each trailer appears once. A commit counts once
+however many rules it breaks.
+
+A control character inside text (C0 below 0x20, DEL and C1 0x7F-0x9F) is a control key in
+disguise: `\x1a` suspends a job like the refused `C-z`, `\r` submits like `Enter`. The
+recorder refuses such sends; a trajectory recorded by another tool is held to the same rule.
 
 >>> from validators.trajectory import Trajectory
 >>> with Trajectory.open("tmux_outputs") as traj:            # doctest: +SKIP
@@ -22,6 +27,16 @@ from validators.trajectory import Commit, Trajectory
 MAX_TEXT = 16
 CTRL_KEYS = frozenset({"Enter", "C-c", "C-d", "C-u", "C-l", "Escape", "BSpace", "Tab",
                        "Up", "Down", "Left", "Right", "Home", "End"})
+
+
+def is_control(char: str) -> bool:
+    """C0 controls, DEL and C1 controls: what a terminal reads as a key, not as text.
+
+    >>> is_control("\\r"), is_control("\\x1a"), is_control("\\x9b"), is_control("é")
+    (True, True, True, False)
+    """
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,9 @@ def problems(commit: Commit, expected_seq: int | None) -> list[str]:
         found.append(f"unknown Kind {t.kind!r}")
     if keys is not None and t.kind == "text" and not 1 <= len(keys) <= MAX_TEXT:
         found.append(f"text of {len(keys)} characters")
+    control = next((c for c in keys or "" if is_control(c)), None) if t.kind == "text" else None
+    if control is not None:
+        found.append(f"text holding the control character {control!r}")
     if keys is not None and t.kind == "ctrl" and keys not in CTRL_KEYS:
         found.append(f"ctrl key {keys!r} not allowed")
     seq = t.seq()

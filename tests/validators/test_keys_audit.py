@@ -17,7 +17,7 @@ def test_a_clean_trajectory_scores_zero(make_traj) -> None:
     b.key("h2_writer", "Enter", "ctrl")
     b.key("h1_writer", "Enter", "ctrl")
     b.key("h2_writer", "x" * 16)                  # the longest text allowed
-    b.key("h2_writer", "a\nb")                    # "\n" escaped in JSON: 3 characters
+    b.key("h2_writer", "\u00a0\u00ff'\"\\")           # printable beyond ASCII, quotes
     for name in sorted(keys_audit.CTRL_KEYS):
         b.key("h2_writer", name, "ctrl")
     b.done()
@@ -61,6 +61,18 @@ def test_each_broken_rule_is_found(make_traj) -> None:
         ("text of 0 characters",), ("ctrl key 'F1' not allowed",), ("missing Seq",),
         ("missing Time",), ("Time is not a number",), ("missing Keys",), ("missing Kind",),
         ("subject has no session prefix",), ("repeated Kind",), ("Seq is not an integer",)]
+
+
+def test_control_characters_inside_text_are_control_keys_in_disguise(make_traj) -> None:
+    b = make_traj()
+    b.init()
+    for text in ("\x1a", "echo hi\r", "a\nb", "\t", "\x7f", "x\x9b", "\x1b[A"):
+        b.key("h1_writer", text)
+    b.key("h1_writer", "\u00a0ok")                # NBSP is text
+    count, problems = audit(b)
+    assert count == 7
+    assert problems[0] == ("text holding the control character '\\x1a'",)
+    assert problems[1] == ("text holding the control character '\\r'",)
 
 
 def test_seq_must_start_at_one_and_count_up(make_traj) -> None:
