@@ -254,11 +254,13 @@ _CONVERSIONS: dict[int, Callable[[Any], str]] = {ord("r"): repr, ord("a"): ascii
 class Folder:
     """Folds expressions of one module (see the module docstring)."""
 
-    def __init__(self, tree: ast.AST) -> None:
+    def __init__(self, tree: ast.AST, nodes: Iterable[ast.AST] | None = None) -> None:
+        """Collect the bindings of `tree` (`nodes`: its nodes, when the caller walked it)."""
         self.bindings: dict[str, list[ast.expr | None]] = {}   # None: bound to the unknown
         self._memo: dict[int, Folded] = {}
+        self._names: dict[str, Folded] = {}
         self._active: set[str] = set()
-        for node in ast.walk(tree):
+        for node in (ast.walk(tree) if nodes is None else nodes):
             self._collect(node)
 
     # -- bindings -------------------------------------------------------------------------
@@ -370,6 +372,9 @@ class Folder:
     def _name(self, name: str, local: dict[str, Any] | None, depth: int) -> Folded:
         if local is not None and name in local:
             return _known(local[name])
+        found = self._names.get(name)
+        if found is not None:
+            return found
         bound = self.bindings.get(name)
         if not bound or name in self._active:
             return UNKNOWN
@@ -378,7 +383,8 @@ class Folder:
             options = [self.fold(v, None, depth) if v is not None else UNKNOWN for v in bound]
         finally:
             self._active.discard(name)
-        return self._union(options)
+        found = self._names[name] = self._union(options)
+        return found
 
     def _fstring(self, node: ast.JoinedStr, local: dict[str, Any] | None, depth: int) -> Folded:
         pieces: list[Folded] = []
