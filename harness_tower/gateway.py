@@ -365,7 +365,10 @@ class Gateway:
             self.fail(f"launch refused: {pane} runs only {child} as the level below, not {rel}")
             raise TowerError(f"{pane} runs only {child} as the level below, not {rel}")
         try:
-            program = self.recorder.tree.recorded(rel)
+            # A key still settling (the Enter that ran this launcher) commits its snapshot first:
+            # what runs is compared with the newest recorded state, never a stale one.
+            with self.recorder.lock:
+                program = self.recorder.tree.recorded(rel)
         except ChangedSinceRecorded as exc:  # what would run is not what the trajectory recorded
             self.fail(f"launch refused: {exc}")
             raise

@@ -286,10 +286,6 @@ def test_blinding_the_audit_hook_does_not_let_a_harness_write(short_tmp: Path, i
     assert result.metrics["task_correct"] == 0 or result.metrics["untyped_chars"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole (both isolations): the audit hook reports through the harness's own ft.Connection, whose `call` "
-    "the harness can rebind; a refused open then goes unreported and the evaluation is ok with "
-    "audit_refusals 0"))
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_a_refusal_whose_report_the_harness_suppresses(short_tmp: Path, isolation: str) -> None:
     source = ("from harness_tower import ft\nreal = ft.Connection.call\n"
@@ -298,7 +294,9 @@ def test_a_refusal_whose_report_the_harness_suppresses(short_tmp: Path, isolatio
               "ft.Connection.call = call\n" + prelude("h1_writer")
               + "try:\n    open('/etc/passwd').read()\nexcept OSError:\n    pass\nline('echo hello world')\n")
     result = tower(source, 1, short_tmp / "e", isolation)
-    assert result.status == "invalid" and "runtime audit" in reason(result)
+    assert result.status == "invalid"
+    assert "runtime audit (harnesses see only their terminal): the level bound to h1_writer tried open('/etc/passwd')" \
+        in reason(result)
 
 
 # ======================================================================================
@@ -336,12 +334,7 @@ exec(src)
 """
 
 
-@pytest.mark.parametrize("isolation", [
-    pytest.param("process", marks=pytest.mark.xfail(strict=True, reason=(
-        "hole: under `process` the audit hook decides from os.fsdecode/os.path.normpath, which look up "
-        "os.fspath at call time; a typed loader that rebinds os.fspath reads hidden code from /tmp "
-        "unreported (status ok, task_correct 1)"))),
-    "bwrap"])
+@pytest.mark.parametrize("isolation", LEVELS)
 def test_loader_that_blinds_the_hook_runs_hidden_code(short_tmp: Path, isolation: str) -> None:
     """The child's code is typed only as base64 into /tmp; h1.py is a loader that rebinds
     os.fspath (which the hook's path check calls) and execs the hidden file."""
@@ -350,24 +343,23 @@ def test_loader_that_blinds_the_hook_runs_hidden_code(short_tmp: Path, isolation
     source = (prelude("h2_writer") + f"line('echo {encoded} | base64 -d > {hidden}')\n"
               + typed("h1.py", HIDDEN_LOADER.format(path=hidden)) + "line('python3 h1.py')\nwait_child()\n")
     result = tower(source, 2, short_tmp / "e", isolation)
-    assert result.status in ("invalid", "failed"), result.metrics
+    assert result.status == "invalid"
+    assert f"runtime audit (harnesses see only their terminal): the level bound to h1_writer tried open({hidden!r})" \
+        in reason(result)
     assert result.metrics["task_correct"] == 0
     assert not Path(hidden).exists()
 
 
-@pytest.mark.parametrize("isolation", [
-    pytest.param("process", marks=pytest.mark.xfail(strict=True, reason=(
-        "hole: under `process` a top level that rebinds os.fspath reads its own h1.py at runtime (path taken "
-        "from `ls` on its screen); neither the audit hook nor the static self_read scan sees it (status ok)"))),
-    "bwrap"])
+@pytest.mark.parametrize("isolation", LEVELS)
 def test_blinded_hook_self_read_of_a_path_from_the_screen(short_tmp: Path, isolation: str) -> None:
     source = (prelude("h1_writer") + "import os\nline('ls $PWD/h*')\n"
               "rows = [r.strip() for r in t.capture(S)['capture'].splitlines() if r.startswith('/')]\n"
               "real = os.fspath\nos.fspath = lambda p: '/dev/null'\nme = open(rows[0]).read()\nos.fspath = real\n"
               "line('echo hello world')\n")
     result = tower(source, 1, short_tmp / "e", isolation)
-    assert result.status in ("invalid", "failed"), result.metrics
-    assert "self_read" in reason(result) or isolation == "bwrap"
+    assert result.status == "invalid"
+    assert "runtime audit (self_read): the level bound to h1_writer tried open(" in reason(result)
+    assert "h1.py') of its own source" in reason(result)
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
@@ -376,7 +368,6 @@ def test_child_symlinked_into_tower(short_tmp: Path, isolation: str) -> None:
               + "line('ln -s .tower/c.py h1.py')\nline('python3 h1.py')\nwait_child()\n")
     result = tower(source, 2, short_tmp / "e", isolation)
     assert result.status == "invalid" and "constraint violated: tamper=" in reason(result)
-    assert "python3: h1.py is not a recorded file of the work tree" in last_screen(result, "h2_writer")
     assert result.metrics["task_correct"] == 0 and "h1_writer" not in sessions_of(result)
 
 
@@ -386,7 +377,6 @@ def test_every_level_a_three_byte_symlink(short_tmp: Path, isolation: str) -> No
     source = prelude("h3_writer") + "line('ln -s h3.py h2.py; ln -s h3.py h1.py')\nline('python3 h2.py')\nwait_child('h2.py')\n"
     result = tower(source, 3, short_tmp / "e", isolation)
     assert result.status == "invalid" and "constraint violated: tamper=" in reason(result)
-    assert "python3: h2.py is not a recorded file of the work tree" in last_screen(result, "h3_writer")
     assert result.metrics["task_correct"] == 0 and sessions_of(result) == {"h3_writer"}
 
 
@@ -411,12 +401,9 @@ def test_child_run_from_another_file_than_h1_py(short_tmp: Path, isolation: str,
     assert "h1_writer" not in sessions_of(result)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole (both isolations): Recorder._quote_path quotes names for git fast-import with json.dumps, whose "
-    "\\uXXXX escapes git does not read: a file named é\"x.py is recorded as the literal name "
-    "'\"\\u00e9\\\"x.py\"', which no longer ends in .py, so its untyped code escapes untyped_chars"))
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_untyped_code_in_a_file_whose_name_needs_quoting(short_tmp: Path, isolation: str) -> None:
+    """A name git must quote (a quote and non-ASCII) is recorded as itself, so its code is measured."""
     encoded = base64.b64encode(CHILD.encode()).decode()
     command = f"echo {encoded} | base64 -d > " + "'é\"x.py'"
     source = prelude("h1_writer") + f"line({command!r})\nline('echo hello world')\n"
@@ -513,17 +500,15 @@ def test_expected_output_written_into_the_task_terminal_from_another_pane(short_
     assert result.metrics["task_correct"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole (both isolations): a text send may hold control characters, so keys outside the ctrl allowlist "
-    "reach the pane as text (\\x1a suspends a job like the refused C-z, \\r submits, \\x12 searches history, "
-    "\\x19 yanks); the recorder accepts them and keys_audit counts 0"))
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_control_keys_smuggled_in_text_sends(short_tmp: Path, isolation: str) -> None:
     source = (prelude("h1_writer") + "line('sleep 30')\n"
               "try:\n    t.send(S, '\\x1a', 'text')\n    t.send(S, 'echo hi\\r', 'text')\n"
               "except ft.TowerError as e:\n    raise SystemExit('refused: ' + str(e))\n")
     result = tower(source, 1, short_tmp / "e", isolation)
-    assert result.metrics["keys_audit"] > 0 or (result.status == "failed" and "refused" in reason(result))
+    assert result.status == "failed"
+    assert "text send holding the control character '\\x1a' refused" in reason(result)
+    assert result.metrics["keys_audit"] == 0  # nothing of it reached the trajectory
 
 
 # ======================================================================================
@@ -664,15 +649,12 @@ def test_unrecordable_work_tree_fails_with_its_reason(short_tmp: Path, isolation
     no_leftovers(result)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole: a work tree that becomes unrecordable after the last key (seen only by the closing `done` "
-    "snapshot) is reported ok: run_tower decides the status before Sandbox.finish, and Recorder.finish "
-    "swallows the Unrecordable, so the trajectory misses the final tree and is still called ok"))
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_unrecordable_after_the_last_key_is_not_called_ok(short_tmp: Path, isolation: str) -> None:
     source = prelude("h1_writer") + "line('echo hello world; sleep 0.3; mkdir -p sub/.git')\ntime.sleep(2)\n"
     result = tower(source, 1, short_tmp / "e", isolation)
-    assert result.status == "failed" and "nested git" in reason(result)
+    assert result.status == "failed"
+    assert reason(result) == "work tree cannot be recorded: a nested git directory or file: sub/.git"
 
 
 # ======================================================================================
@@ -715,12 +697,7 @@ def shared_subdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.parametrize("isolation", [
-    pytest.param("process", marks=pytest.mark.xfail(strict=True, reason=(
-        "hole: under `process` teardown removes the sandbox user's files only at the top of /tmp, /var/tmp, "
-        "/dev/shm, /run/lock; a file left in a world-writable subdirectory (e.g. /tmp/.X11-unix) "
-        "survives and is readable by later evaluations"))),
-    "bwrap"])
+@pytest.mark.parametrize("isolation", LEVELS)
 def test_files_left_in_a_world_writable_subdirectory_are_removed(short_tmp: Path, isolation: str,
                                                                   shared_subdir: Path) -> None:
     left = shared_subdir / "left"
