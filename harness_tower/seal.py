@@ -67,6 +67,10 @@ def make_hook(send: Callable[[bytes], object], own: str,
     getcwd, getpid, kind_of, refusal = os.getcwd, os.getpid, type, PermissionError
     as_text, quote, split, join_parts = bytes.decode, str.__repr__, str.split, "/".join
     starts, ends = str.startswith, str.endswith
+    # A class's name read through `type`'s own descriptor: a metaclass can override `__name__`
+    # with a property, and `cls.__name__` would then run harness code inside the hook.
+    name_of = type.__dict__["__name__"].__get__
+    write, stop = os.write, os._exit
     controls = {c: "?" for c in (*range(32), 127)}
     busy = [False]
 
@@ -75,7 +79,7 @@ def make_hook(send: Callable[[bytes], object], own: str,
             return quote(value)[:80]  # type: ignore[arg-type]
         if kind_of(value) is int:
             return int.__repr__(value)  # type: ignore[arg-type]
-        return "<" + kind_of(value).__name__ + ">"
+        return "<" + name_of(kind_of(value)) + ">"
 
     def absolute(value: object) -> str | None:
         """The normalised absolute path `value` names, or None if it is no plain name."""
@@ -104,7 +108,7 @@ def make_hook(send: Callable[[bytes], object], own: str,
                 return None  # an already open descriptor: the pipes and the recorder connection only
             full = absolute(path)
             if full is None:
-                return "refused", "open of a " + kind_of(path).__name__ + " path"
+                return "refused", "open of a " + name_of(kind_of(path)) + " path"
             name = shown(path)
             writes = (kind_of(mode) is str and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
                 kind_of(flags) is int and (flags & write_flags) != 0)
@@ -143,8 +147,12 @@ def make_hook(send: Callable[[bytes], object], own: str,
             detail = str.translate(str.replace(str.replace(found[1], "\\", "/"), '"', "'"), controls)
             send(('{"op": "audit", "kind": "' + found[0] + '", "detail": "' + detail + '"}\n').encode(
                 "ascii", "replace"))
-        except Exception:  # noqa: BLE001, S110 - the refusal below stands even when no report gets out
-            pass
+        except Exception:  # noqa: BLE001 - no report got out: the connection was tampered with (a
+            # descriptor swapped over it) or is gone; a harness is never left running unreported
+            try:
+                write(2, b"sandbox: the runtime audit could not report a refusal; the level is stopped\n")
+            finally:
+                stop(125)
         finally:
             busy[0] = False
         raise refusal("sandbox: " + found[1] + " refused (harnesses see only their terminal)")
