@@ -299,6 +299,56 @@ def test_a_refusal_whose_report_the_harness_suppresses(short_tmp: Path, isolatio
         in reason(result)
 
 
+HOOK_NAME_PROPERTY = """import os, sys, socket
+GOT = []
+class Meta(type):
+    @property
+    def __name__(cls):
+        # runs inside the audit hook if the hook reads cls.__name__: take its `busy` flag
+        f = sys._getframe(1)
+        while f is not None:
+            if type(f.f_locals.get('busy')) is list:
+                GOT.append(f.f_locals['busy'])
+            f = f.f_back
+        return 'x'
+class S(socket.socket, metaclass=Meta):
+    pass
+try:
+    S()
+except Exception:
+    pass
+for flag in GOT:
+    flag[0] = True
+"""
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_a_metaclass_name_property_cannot_switch_the_hook_off(short_tmp: Path, isolation: str) -> None:
+    """Harness code run from inside the hook (a class whose metaclass makes `__name__` a
+    property) could reach the hook's frame and set its re-entry flag for good."""
+    source = (HOOK_NAME_PROPERTY + prelude("h1_writer")
+              + "try:\n    open('/etc/hostname').read()\n    line('echo read it')\nexcept OSError:\n    line('echo refused')\n")
+    result = tower(source, 1, short_tmp / "e", isolation)
+    assert result.status == "invalid"
+    assert "runtime audit (harnesses see only their terminal): the level bound to h1_writer tried socket.__new__(<S>" \
+        in reason(result)
+    assert result.metrics["audit_refusals"] == 2  # the socket and the later open, both reported
+    assert "refused" in last_screen(result, "h1_writer") and "read it" not in last_screen(result, "h1_writer")
+
+
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_reports_silenced_by_swapping_the_recorder_descriptor(short_tmp: Path, isolation: str) -> None:
+    """/dev/null dup2'ed over the recorder connection while a refused open is tried, then put back."""
+    source = ("import os\nfrom harness_tower import ft\nfd = ft.connection().sock.fileno()\nsaved = os.dup(fd)\n"
+              "os.dup2(os.open('/dev/null', os.O_RDONLY), fd)\n"
+              "try:\n    open('/etc/passwd').read()\nexcept OSError:\n    pass\nos.dup2(saved, fd)\n"
+              + prelude("h1_writer") + "line('echo hello world')\n")
+    result = tower(source, 1, short_tmp / "e", isolation)
+    assert result.status == "failed"
+    assert "sandbox: the runtime audit could not report a refusal; the level is stopped" in reason(result)
+    assert result.metrics["task_correct"] == 0
+
+
 # ======================================================================================
 # Code hidden outside what is measured
 # ======================================================================================
