@@ -17,6 +17,7 @@ import os
 import secrets
 import shlex
 import shutil
+import socket
 import stat
 import threading
 import time
@@ -755,6 +756,32 @@ def test_files_left_in_a_world_writable_subdirectory_are_removed(short_tmp: Path
     result = tower(source, 1, short_tmp / "e", isolation)
     assert result.status == "ok", reason(result)
     assert not left.exists()
+
+
+@pytest.mark.parametrize("isolation", [
+    pytest.param("process", marks=pytest.mark.xfail(strict=True, reason=(
+        "hole: under `process` pane shells share the host's network, loopback included: a typed command "
+        "reaches any local service (an expert server past the relay, a Ray dashboard's job API that runs "
+        "commands as the Ray user); nothing refuses or reports it"))),
+    "bwrap"])
+def test_a_pane_cannot_reach_a_loopback_service(short_tmp: Path, isolation: str) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    probe = (f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), 2)\n    print('REACHED')\n"
+             "except OSError as e:\n    print('UNREACHABLE', e.errno)\n")
+    source = prelude("h1_writer") + f"run_to_end({pane_python(probe)!r})\n"
+    try:
+        result = tower(source, 1, short_tmp / "e", isolation)
+        try:
+            accepted = listener.accept()[0]
+            accepted.close()
+        except OSError:
+            accepted = None
+    finally:
+        listener.close()
+    screen = last_screen(result, "h1_writer")
+    assert accepted is None and any(row.startswith("UNREACHABLE ") for row in screen.splitlines()), screen
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
