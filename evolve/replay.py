@@ -160,7 +160,8 @@ def checkout(repo: Path, dest: Path) -> None:
         raise EvolveError(f"--checkout {dest}: exists and is not empty")
     if shutil.which("git") is None:
         raise EvolveError("git is not installed")
-    proc = subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(dest)],
+    proc = subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", "-c", "core.symlinks=false", str(repo),
+                           str(dest)],
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise EvolveError(f"cannot clone trajectory {repo}: {proc.stderr.strip()[:300]}")

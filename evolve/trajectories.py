@@ -30,7 +30,9 @@ def unpack_bundle(data: bytes, run_dir: Path, individual_id: str) -> str:
     bundle = root / f".{individual_id}.bundle"
     bundle.write_bytes(data)
     try:
-        _git(["clone", "--quiet", str(bundle), str(dest)], cwd=root)
+        # A link a harness recorded is checked out as a plain file naming its target (never
+        # followed by whoever opens the run directory later).
+        _git(["clone", "--quiet", "-c", "core.symlinks=false", str(bundle), str(dest)], cwd=root)
         _git(["remote", "remove", "origin"], cwd=dest)
     finally:
         bundle.unlink(missing_ok=True)

@@ -42,6 +42,7 @@ class ControlClient:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env)
         self._cond = threading.Condition()
+        self._exclusive = threading.Lock()
         self._replies: deque[tuple[bool, list[bytes]]] = deque()
         self.output = bytearray()  # the newest bytes the pane produced (a bounded tail)
         self.total = 0  # how many bytes the pane produced since attach
@@ -92,6 +93,13 @@ class ControlClient:
         return self.commands([line], timeout)[0]
 
     def commands(self, lines: list[str], timeout: float = 10.0) -> list[list[bytes]]:
+        # One caller at a time: replies come back in order, and a second caller's clear() or
+        # popleft() would take the first one's (a harness killed mid-request while the
+        # evaluator captures its screen made one of them wait out the timeout).
+        with self._exclusive:
+            return self._commands(lines, timeout)
+
+    def _commands(self, lines: list[str], timeout: float) -> list[list[bytes]]:
         assert self.proc.stdin is not None
         with self._cond:
             self._replies.clear()
@@ -355,7 +363,10 @@ class Recorder:
             self.tree.close()
         deliver_to.mkdir(parents=True)
         shutil.move(str(self.git_dir), deliver_to / ".git")
-        for args in (["config", "core.bare", "false"], ["checkout", "-q", "-f", "main"]):
+        # Links a harness made are checked out as plain files naming their target: nothing that
+        # opens the delivered trajectory later follows one of them out of it.
+        for args in (["config", "core.bare", "false"], ["config", "core.symlinks", "false"],
+                     ["checkout", "-q", "-f", "main"]):
             subprocess.run(["git", "-C", str(deliver_to), *args], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return result

@@ -170,33 +170,26 @@ class Sandbox:
                 "--inh-caps=-all", "--bounding-set=-all"]
 
     def seal(self) -> list[str]:
-        """The argv of a sealed harness interpreter (its program comes on stdin)."""
-        prefix: list[str] = []
-        if self.isolation == "bwrap":
-            prefix = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
-                      "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "tower",
-                      "--ro-bind", "/usr", "/usr"]
-            for top in ("bin", "lib", "lib64", "sbin"):
-                path = f"/{top}"
-                if os.path.islink(path):
-                    prefix += ["--symlink", os.readlink(path), path]
-                elif os.path.isdir(path):
-                    prefix += ["--ro-bind", path, path]
-            prefix += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-            keeps = {sys.base_prefix, os.path.dirname(os.path.dirname(PYTHON)), OP_LIBRARY}
-            made: set[str] = set()
-            for keep in sorted(k for k in keeps if not (k + "/").startswith("/usr/")):
-                for parent in reversed(Path(keep).parents):  # bwrap makes missing parents 0700
-                    if str(parent) != "/" and str(parent) not in made:
-                        made.add(str(parent))
-                        prefix += ["--perms", "0755", "--dir", str(parent)]
-                prefix += ["--ro-bind", keep, keep]
-            prefix += ["--dev", "/dev", "--proc", "/proc", "--remount-ro", "/", "--chdir", "/"]
-            return prefix + self._as_user() + boot_command(PYTHON, PROJECT_ROOT)  # bound where it is
-        return self._as_user() + boot_command(user_python(), PROJECT_ROOT)
+        """The argv of a sealed harness interpreter (its program comes on stdin).
+
+        Under `bwrap` its root holds the system's programs and libraries, the interpreter
+        and the op library, all read-only, and nothing else: no work tree, no /tmp, no
+        writable place at all.
+        """
+        if self.isolation != "bwrap":
+            return self._as_user() + boot_command(user_python(), PROJECT_ROOT)
+        prefix = ["bwrap", "--die-with-parent", "--new-session", *NAMESPACES,
+                  *_system_view(etc=False), *_keep_visible({_prefix_of(PYTHON), OP_LIBRARY}),
+                  "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/", "--chdir", "/"]
+        return prefix + self._as_user() + boot_command(PYTHON, PROJECT_ROOT)  # bound where it is
 
     def _pane(self, session: str) -> list[str]:
-        """The argv of a pane's shell, inside this sandbox's isolation level."""
+        """The argv of a pane's shell, inside this sandbox's isolation level.
+
+        Under `bwrap` a pane sees the system's programs (/usr, /etc) read-only, the op library
+        (for the launcher), a private size-capped /tmp and /dev/shm, its home and the work
+        tree; not the host's other files (run directories, other trajectories, task suites).
+        """
         writer = session != "h1_writer"  # the task's terminal runs python3 itself; writers run levels
         bin_dir = self.tmp / ("bin" if writer else "pybin")
         env = ["env", "-u", "TMUX", "-u", "TMUX_PANE", "PS1=$ ", "PS2=> ",
@@ -206,24 +199,18 @@ class Sandbox:
         prefix: list[str] = []
         if self.isolation == "bwrap":
             home = str(self.tmp / "home")
-            prefix += ["bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc",
-                       "--unshare-uts", "--unshare-cgroup-try", "--hostname", "tower",
-                       "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            prefix += ["bwrap", "--die-with-parent", *NAMESPACES, *_system_view(etc=True),
+                       "--dev", "/dev", "--proc", "/proc",
                        "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-                       "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm"]
-            visible = [self.live, bin_dir, Path(home)] + ([self.recorder_socket] if writer else [])
-            # Directories bwrap makes on its own are 0700 (root's): make the way down traversable.
-            made: set[str] = set()
-            for target in [*visible, *map(Path, _visible_under_tmp())]:
-                for parent in reversed(target.parents):
-                    if str(parent).startswith("/tmp/") and str(parent) not in made:
-                        made.add(str(parent))
-                        prefix += ["--perms", "0755", "--dir", str(parent)]
-            for keep in _visible_under_tmp():  # a checkout or interpreter under /tmp stays visible
-                prefix += ["--ro-bind", keep, keep]
-            prefix += ["--bind", str(self.live), str(self.live), "--ro-bind", str(bin_dir), str(bin_dir)]
+                       "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm",
+                       *_keep_visible({_prefix_of(user_python()), OP_LIBRARY})]
+            mounts = [("--bind", self.live), ("--ro-bind", bin_dir)]
             if writer:
-                prefix += ["--bind", str(self.recorder_socket), str(self.recorder_socket)]
+                mounts.append(("--bind", self.recorder_socket))
+            for _, target in mounts:  # the way down to each must be traversable (bwrap makes 0700)
+                prefix += _parents(target)
+            for how, target in mounts:
+                prefix += [how, str(target), str(target)]
             prefix += ["--perms", "0777", "--dir", home, "--chdir", str(self.live)]
         return prefix + self._as_user() + env + ["bash", "--norc", "--noprofile", "+H"]
 
@@ -443,10 +430,43 @@ def _entries(top: str) -> Iterator[str]:
 _ISOLATION_PROBE: dict[str, bool] = {}
 
 
-def _visible_under_tmp() -> list[str]:
-    """Paths below /tmp that pane shells need read-only: the project, the interpreter."""
-    wanted = [PROJECT_ROOT, sys.base_prefix, os.path.dirname(PYTHON)]
-    return sorted({p for p in wanted if p.startswith("/tmp/")})
+NAMESPACES = ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+              "--hostname", "tower")
+
+
+def _system_view(*, etc: bool) -> list[str]:
+    """bwrap arguments for a read-only view of the system's programs and libraries."""
+    out = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "lib", "lib64", "sbin"):
+        path = f"/{top}"
+        if os.path.islink(path):  # a merged /usr: the same links in the sandbox
+            out += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            out += ["--ro-bind", path, path]
+    out += ["--ro-bind", "/etc", "/etc"] if etc else ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    return out
+
+
+def _parents(target: Path) -> list[str]:
+    """bwrap arguments making the directories above `target` traversable (0755)."""
+    out: list[str] = []
+    for parent in reversed(target.parents):
+        if str(parent) != "/" and not (str(parent) + "/").startswith(("/usr/", "/etc/", "/dev/", "/proc/")):
+            out += ["--perms", "0755", "--dir", str(parent)]
+    return out
+
+
+def _keep_visible(paths: set[str]) -> list[str]:
+    """bwrap arguments binding `paths` read-only where they are (those outside /usr)."""
+    out: list[str] = []
+    for path in sorted(p for p in paths if not (p + "/").startswith("/usr/")):
+        out += [*_parents(Path(path)), "--ro-bind", path, path]
+    return out
+
+
+def _prefix_of(python: str) -> str:
+    """The installation an interpreter runs from (`/usr` for `/usr/bin/python3`)."""
+    return sys.base_prefix if python == PYTHON else os.path.dirname(os.path.dirname(python))
 
 
 def bwrap_works() -> bool:

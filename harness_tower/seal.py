@@ -81,6 +81,12 @@ def make_hook(send: Callable[[bytes], object], own: str,
             return int.__repr__(value)  # type: ignore[arg-type]
         return "<" + name_of(kind_of(value)) + ">"
 
+    def as_name(value: object) -> str:
+        return as_text(value, "utf-8", "surrogateescape") if kind_of(value) is bytes else value  # type: ignore
+
+    def pseudo(value: object) -> bool:
+        return kind_of(value) is str and starts(value, "<") and ends(value, ">") and "/" not in value  # type: ignore
+
     def absolute(value: object) -> str | None:
         """The normalised absolute path `value` names, or None if it is no plain name."""
         if kind_of(value) is bytes:
@@ -117,9 +123,12 @@ def make_hook(send: Callable[[bytes], object], own: str,
                 return "self_read", "open(" + name + ") of its own source"
             if writes:
                 return "refused", "open(" + name + ") for writing"
+            if not starts(as_name(path), "/") and not pseudo(path):
+                # the event does not say which directory (dir_fd) a relative name is resolved in
+                return "refused", "open(" + name + ") by a relative name"
             if full == "/dev/null" or full == "/dev/urandom" or starts(full, readable):
                 return None
-            if kind_of(path) is str and starts(path, "<") and ends(path, ">") and "/" not in path:
+            if pseudo(path):
                 return None  # a pseudo file name (`<unknown>`): a SyntaxError looking for its source line
             return "refused", "open(" + name + ")"
         if event == "os.listdir" or event == "os.scandir":  # the import system lists package directories
