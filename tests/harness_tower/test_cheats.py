@@ -249,17 +249,18 @@ def test_child_extracted_from_its_own_file_by_a_typed_command(short_tmp: Path, i
     assert "constraint violated: self_read=1" in reason(result)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole (both isolations): untyped_chars credits h1.py's characters with keys typed in any session since "
-    "the start, so text the level above typed into another file (lib.txt) pays for h1.py: h2 types only "
-    "`cp lib.txt h1.py` and scores untyped_chars 0, status ok, task_correct 1 - h1 is never typed as h1 by h2"))
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_child_copied_from_a_file_the_level_above_typed(short_tmp: Path, isolation: str) -> None:
+    """h3 types the child into lib.txt; h2 types only `cp lib.txt h1.py`. By SPEC §4 every
+    character of h1.py was typed (untyped_chars credits keys typed in any session since the
+    file's previous change), so the rule does not fire; what prices the copy is h2's own
+    typing: the whole child appears in one of h2's commits (max_diff_len@h2)."""
     h2 = prelude("h2_writer") + "line('cp lib.txt h1.py')\nline('python3 h1.py')\nwait_child()\n"
     source = (prelude("h3_writer") + typed("lib.txt", CHILD) + typed("h2.py", h2)
               + "line('python3 h2.py')\nwait_child('h2.py', 60)\n")
     result = tower(source, 3, short_tmp / "e", isolation, timeout=60)
-    assert result.status == "invalid" and "untyped_chars" in reason(result)
+    assert result.metrics["untyped_chars"] == 0
+    assert result.metrics["max_diff_len@h2"] >= len(CHILD)  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
