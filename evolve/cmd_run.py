@@ -62,9 +62,14 @@ def run(args: argparse.Namespace) -> int:
              "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.lanes)
              else "embedded Ray")
     err.print(f"run {run_id} → {run_dir}  ({where})")
-    if any(p.name == "tower" for p in resolved.lanes):
-        from harness_tower.sandbox import isolation_notice
-        err.print(isolation_notice(), markup=False)
+    for part in resolved.lanes:
+        if part.name == "tower":  # what its sandboxes guarantee (as this machine resolves the setting)
+            from harness_tower.errors import TowerError
+            from harness_tower.sandbox import isolation_notice
+            try:
+                err.print(isolation_notice(part.species.isolation), markup=False)
+            except TowerError as exc:
+                raise EvolveError(f"species.params.isolation: {exc}") from None
     try:
         summary = run_evolution(resolved, run_id, run_dir, address=address, observer=observer)
     finally:

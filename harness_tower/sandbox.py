@@ -489,9 +489,10 @@ def isolation_notice(isolation: str = "auto") -> str:
     if level == "bwrap":
         line = "sandboxes: bwrap (harnesses see only their terminal; the kernel enforces it)"
     else:
-        line = ("sandboxes: process - bubblewrap is not usable here, so the kernel does not keep harnesses "
-                "from the work tree: a runtime audit refuses what it sees and the validators (untyped_chars, "
-                "tamper) catch the rest after the fact")
+        why = "as configured" if isolation == "process" else "bubblewrap is not usable here"
+        line = (f"sandboxes: process ({why}) - the kernel does not keep harnesses from the work tree or "
+                "panes from the network: a runtime audit refuses what it sees and the validators "
+                "(untyped_chars, tamper) catch the rest after the fact")
     if os.geteuid() != 0:
         line += ("; not root: sandboxes share this user, so a process that detaches and clears its "
                  "environment can outlive its evaluation")

@@ -66,7 +66,10 @@ class TowerSpecies(Species[TowerGenome]):
     def __init__(self, depth: int = 2, seeds: Sequence[str] | None = None,
                  content_sources: Sequence[str] = ("literal", "kernel"),
                  typing_modes: Sequence[str] = TYPING_MODES, crossover_prob: float = 0.9,
-                 mutations: dict[str, float] | None = None, max_mutations: int = 2) -> None:
+                 mutations: dict[str, float] | None = None, max_mutations: int = 2,
+                 isolation: str = "auto") -> None:
+        if isolation not in ("auto", "bwrap", "process"):
+            raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
             raise SpeciesError(f"depth must be an integer in 1..8 (got {depth!r})", species=self.name)
         for cs in content_sources:
@@ -81,6 +84,7 @@ class TowerSpecies(Species[TowerGenome]):
             raise SpeciesError(f"mutations: unknown operator(s) {unknown} (known: {', '.join(MUTATIONS)})"
                                if unknown else "mutations: give at least one positive weight", species=self.name)
         self.depth = depth
+        self.isolation = isolation  # resolved where each evaluation runs (`auto`: bwrap where it works)
         self.crossover_prob = crossover_prob
         self.max_mutations = max(1, max_mutations)
         self.seed_names, self.seed_genomes = _load_seeds(seeds)
@@ -209,7 +213,8 @@ class TowerSpecies(Species[TowerGenome]):
                 # built here, where the evaluation runs: its environment fills what the run config leaves out
                 experts = ExpertEndpoints.from_config(self.experts)
                 res = run_tower(it.genome, depth=self.depth, out_dir=out_dir, seed=it.seed, timeout=timeout,
-                                run_id=run_id, individual_id=it.individual_id, experts=experts)
+                                run_id=run_id, individual_id=it.individual_id, experts=experts,
+                                isolation=self.isolation)
                 bundle = None
                 if res.trajectory is not None and (Path(res.trajectory) / ".git").exists():
                     bundle = git_bundle(Path(res.trajectory))

@@ -115,6 +115,8 @@ def test_bad_parameters_are_refused() -> None:
         TowerSpecies(seeds=["does_not_exist"])
     with pytest.raises(SpeciesError, match="unknown operator"):
         TowerSpecies(mutations={"teleport": 1.0})
+    with pytest.raises(SpeciesError, match="isolation must be auto, bwrap or process"):
+        TowerSpecies(isolation="sideways")
 
 
 @pytest.mark.tmux
@@ -134,3 +136,13 @@ def test_evaluation_returns_metrics_and_a_trajectory_bundle(tower: TowerSpecies,
                          check=True).stdout.splitlines()
     assert log[-1] == "init" and any(s.startswith("h2_writer:") for s in log)
     assert (repo / "h1.py").exists() and (repo / "h2.py").exists()
+    from harness_tower.sandbox import resolve_isolation
+    assert out.isolation == resolve_isolation("auto")
+
+
+@pytest.mark.tmux
+def test_the_configured_isolation_is_the_one_evaluations_run_under(tmp_path: Path) -> None:
+    species = make_species("tower", {"depth": 1, "isolation": "process"})
+    g = species.seed_genomes[0]  # type: ignore[attr-defined]
+    (out,) = species.evaluate([EvalItem("ind-1", g, g.hash(), 1)], workdir=tmp_path / "box", timeout=60, run_id="t")
+    assert out.status == "ok" and out.isolation == "process", out.error
