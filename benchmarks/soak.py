@@ -5,7 +5,8 @@ entry of `tests/harness_tower/cheats.py`'s CATALOGUE (the harness programs test_
 plus the hostile genomes of the old soak (test_adversarial's expectations). Roughly half
 the evaluations are honest. Workers are threads of this driver calling `evaluate` /
 `run_tower` (every harness, pane and tmux server runs in subprocesses; the recorder and
-gateway of each evaluation run in the driver, as they do in an evaluator actor).
+gateway of each evaluation run in the driver), or with `--pool processes` forked worker
+processes running one evaluation at a time, as evaluator actors do.
 
 Reports evaluations per hour; per case its outcomes (status and a normalised reason); how
 many cheat evaluations ended exactly as their catalogue entry says ("caught") and how many
@@ -15,7 +16,8 @@ soak's TOWER_TMPDIR, claimed user ids, files of sandbox users in the shared temp
 directories, the driver's open descriptors and threads. Each evaluation is also checked
 right after it returns: no process and no shared-temp file of its own user id is left.
 
-Run: .venv/bin/python benchmarks/soak.py [--n 500] [--workers 2] [--isolation auto|process|bwrap|both]
+Run: .venv/bin/python benchmarks/soak.py [--n 500] [--workers 2] [--pool threads|processes]
+                                          [--isolation auto|process|bwrap|both]
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import argparse
 import collections
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -33,8 +36,14 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    Executor,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,7 +240,7 @@ def normalise(status: str, error: str | None, root: Path) -> str:
     if status == "ok" and not error:
         return "ok"
     text = (error or "").splitlines()[0] if error else ""
-    text = text.replace(str(root), "<soak>")
+    text = re.sub(re.escape(str(root)) + r"/hes-\w+", "<sandbox>", text)
     text = re.sub(r"/tmp/[\w.\-/]+", "<tmp>", text)
     text = re.sub(r"[0-9a-f]{8,}", "<hex>", text)
     text = re.sub(r"[0-9]+", "N", text)
@@ -240,15 +249,24 @@ def normalise(status: str, error: str | None, root: Path) -> str:
 
 @dataclass
 class Outcome:
-    case: Case
+    """How one case ended (plain data: it comes back from a worker process too)."""
+
+    kind: str
+    name: str
+    isolation: str
     status: str
     label: str
     problems: list[str]
     seconds: float
     own_leftovers: list[str]
+    uids: list[int]
 
 
-def run_case(i: int, case: Case, root: Path) -> Outcome:
+CASES: list[Case] = []  # the plan, set before the workers start (forked workers inherit it)
+
+
+def run_case(i: int, root: Path) -> Outcome:
+    case = CASES[i]
     out = root / "out" / f"e{i:05d}"
     _local.uids = []
     start = time.monotonic()
@@ -256,21 +274,25 @@ def run_case(i: int, case: Case, root: Path) -> Outcome:
         result, problems = case.run(out, case.isolation)
         status, label = result.status, normalise(result.status, result.error, root)
     except Exception as exc:  # noqa: BLE001 - a crash of the evaluator is an outcome to report, not to stop on
-        status, label, problems = "crash", f"crash: {type(exc).__name__}: {exc}"[:160], [f"raised {exc!r}"]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                            for f in reversed(traceback.extract_tb(exc.__traceback__)[-4:]))
+        status, label, problems = "crash", f"crash: {type(exc).__name__}: {exc}"[:160], [f"raised at {where}"]
     seconds = time.monotonic() - start
     own: list[str] = []
     for uid in _local.uids:  # right after it returned: nothing of its user may be left
-        pids = sandbox_user_processes().get(uid, [])
-        own += [f"uid {uid}: process {pid}" for pid in pids]
+        own += [f"uid {uid}: process {pid}" for pid in sandbox_user_processes().get(uid, [])]
         own += [f"uid {uid}: file {path}" for path in sandbox_user_files({uid})]
     shutil.rmtree(out, ignore_errors=True)
-    return Outcome(case, status, label, problems, seconds, own)
+    return Outcome(case.kind, case.name, case.isolation, status, label, problems, seconds, own, list(_local.uids))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=500, help="evaluations (default 500)")
     ap.add_argument("--workers", type=int, default=2, help="evaluations at once (default 2)")
+    ap.add_argument("--pool", default="threads", choices=["threads", "processes"],
+                    help="workers as threads of this driver (default) or as forked processes, one "
+                         "evaluation at a time each, as evaluator actors run them")
     ap.add_argument("--isolation", default="auto", choices=["auto", "process", "bwrap", "both"],
                     help="isolation of every case (auto: the machine's; both: process and bwrap)")
     ap.add_argument("--depth", type=int, default=2, help="depth of the honest towers (default 2)")
@@ -285,6 +307,7 @@ def main() -> None:
     os.environ["TOWER_TMPDIR"] = str(root)
     sandbox.claim_uid = _noting_claim_uid  # type: ignore[assignment]
     cases = plan(args.n, levels, args.depth, args.timeout, not args.no_hostile)
+    CASES[:] = cases
     OUTSIDE.unlink(missing_ok=True)
 
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
@@ -293,23 +316,27 @@ def main() -> None:
           f"{'root' if os.geteuid() == 0 else 'not root'}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     n_honest = sum(c.kind == "honest" for c in cases)
-    print(f"{len(cases)} evaluations, {args.workers} workers (threads), isolation {'+'.join(levels)}; "
+    print(f"{len(cases)} evaluations, {args.workers} workers ({args.pool}), isolation {'+'.join(levels)}; "
           f"{n_honest} honest (depth {args.depth}, {len(SEEDS)} seeds), {len(cases) - n_honest} cheats "
           f"({len({(c.name, c.isolation) for c in cases if c.kind == 'cheat'})} catalogue cheat/level pairs of "
-          f"{sum(len(c.levels) for c in CATALOGUE if set(c.levels) & set(levels))}, "
+          f"{sum(len(set(c.levels) & set(levels)) for c in CATALOGUE)}, "
           f"{sum(c.kind == 'hostile' for c in cases)} hostile genomes); TOWER_TMPDIR={root}", flush=True)
 
     gc.collect()
     before = left_behind(root)
     outcomes: list[Outcome] = []
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="soak") as pool:
-        futures = [pool.submit(run_case, i, case, root) for i, case in enumerate(cases)]
+    pool: Executor = (ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="soak")
+                      if args.pool == "threads" else
+                      ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("fork")))
+    with pool:
+        futures = [pool.submit(run_case, i, root) for i in range(len(cases))]
         for future in as_completed(futures):
             o = future.result()
             outcomes.append(o)
+            OUR_UIDS.update(o.uids)  # those a worker process claimed, for the counts below
             if args.verbose or o.problems or o.own_leftovers:
-                print(f"  {o.case.kind} {o.case.name} [{o.case.isolation}] {o.seconds:.1f}s: {o.label}"
+                print(f"  {o.kind} {o.name} [{o.isolation}] {o.seconds:.1f}s: {o.label}"
                       + (f"  MISSED {o.problems}" if o.problems else "")
                       + (f"  LEFT {o.own_leftovers}" if o.own_leftovers else ""), file=sys.stderr, flush=True)
             if len(outcomes) % 50 == 0:
@@ -326,7 +353,7 @@ def main() -> None:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     per_kind: dict[str, list[Outcome]] = collections.defaultdict(list)
     for o in outcomes:
-        per_kind[o.case.kind].append(o)
+        per_kind[o.kind].append(o)
     for kind in ("honest", "cheat", "hostile"):
         group = per_kind.get(kind, [])
         if not group:
@@ -335,7 +362,7 @@ def main() -> None:
         print(f"\n{kind}: {len(group)} evaluations, median {secs[len(secs) // 2]:.1f}s, max {secs[-1]:.1f}s")
         by_case: dict[tuple[str, str], collections.Counter[str]] = collections.defaultdict(collections.Counter)
         for o in group:
-            by_case[(o.case.name, o.case.isolation)][o.label] += 1
+            by_case[(o.name, o.isolation)][o.label] += 1
         for (name, level), labels in sorted(by_case.items()):
             print(f"  {name} [{level}]: " + "; ".join(f"{label} x{c}" for label, c in labels.most_common()))
 
@@ -343,22 +370,22 @@ def main() -> None:
     cheat_runs = per_kind.get("cheat", []) + per_kind.get("hostile", [])
     missed = [o for o in cheat_runs if o.problems]
     honest_bad = [o for o in honest_runs if o.problems]
-    distinct = {(o.case.kind, o.case.name, o.case.isolation) for o in cheat_runs}
-    distinct_missed = {(o.case.kind, o.case.name, o.case.isolation) for o in missed}
+    distinct = {(o.kind, o.name, o.isolation) for o in cheat_runs}
+    distinct_missed = {(o.kind, o.name, o.isolation) for o in missed}
     print(f"\nevery cheat caught: {len(cheat_runs) - len(missed)}/{len(cheat_runs)} cheat evaluations ended as "
           f"expected ({len(distinct) - len(distinct_missed)}/{len(distinct)} distinct cheat/level pairs)")
     for o in missed:
-        print(f"  NOT CAUGHT {o.case.kind} {o.case.name} [{o.case.isolation}]: {o.label}; missed {o.problems}")
+        print(f"  NOT CAUGHT {o.kind} {o.name} [{o.isolation}]: {o.label}; missed {o.problems}")
     print(f"every honest genome ok: {len(honest_runs) - len(honest_bad)}/{len(honest_runs)} ok with "
           "untyped_chars, tamper, self_read, keys_audit, audit/binding refusals 0 and task_correct 1")
     for o in honest_bad:
-        print(f"  NOT OK {o.case.name} [{o.case.isolation}]: {o.label}; {o.problems}")
+        print(f"  NOT OK {o.name} [{o.isolation}]: {o.label}; {o.problems}")
     crashes = [o for o in outcomes if o.status == "crash"]
     print(f"evaluator crashes: {len(crashes)}")
     own = [o for o in outcomes if o.own_leftovers]
     print(f"evaluations leaving a process or shared-temp file of their own uid right after returning: {len(own)}")
     for o in own:
-        print(f"  {o.case.kind} {o.case.name} [{o.case.isolation}]: {o.own_leftovers[:5]}")
+        print(f"  {o.kind} {o.name} [{o.isolation}]: {o.own_leftovers[:5]}")
     print("left behind (before -> after):")
     for k in before:
         print(f"  {k:40s} {before[k]:5d} -> {after[k]:5d}   leak {after[k] - before[k]}")
