@@ -14,6 +14,7 @@ all levels n >= 2 have the same size: the fixed point).
 from __future__ import annotations
 
 import ast
+import threading
 
 from harness_tower.errors import GenomeError
 from harness_tower.ft import (
@@ -30,6 +31,11 @@ from harness_tower.ft import (
     should_flush,
 )
 from harness_tower.genome import ExperienceEntry, TowerGenome
+
+# CPython 3.11's ast module keeps one recursion counter for all threads (gh-106905): two threads
+# parsing at once can raise SystemError. Evaluations run one per process in actors, but a
+# driver that evaluates on threads (the soak, a test) must not lose one to it.
+_PARSE = threading.Lock()
 
 H1_TEMPLATE = '''#!/usr/bin/env python3
 """h1: drives its terminal h1_writer to do the task; the screen's answer is H0."""
@@ -163,7 +169,8 @@ def render(genome: TowerGenome, n: int) -> str:
     else:
         source = render_expert(genome, n)
     try:
-        ast.parse(source)
+        with _PARSE:
+            ast.parse(source)
     except SyntaxError as exc:  # a genome whose text breaks the program (e.g. odd quoting)
         raise GenomeError(f"rendered h{n}.py does not parse: {exc.msg} (line {exc.lineno})") from None
     return source
