@@ -403,6 +403,21 @@ class Recorder:
                 raise TowerError("shell prompt did not appear within 10s", session=name)
             client.wait_output(client.total, lambda out: len(out) > 0, 0.5)
 
+    def renew(self, name: str) -> None:
+        """Give session `name` a fresh pane (the sandbox says where it starts): everything running
+        in the old one ends; the session's key sequence goes on."""
+        with self.lock:
+            old = self.sessions.pop(name, None)
+            if old is not None:
+                old.client.close()
+                subprocess.run([*self.tmux, "kill-session", "-t", f"={name}"], env=self.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                _kill_session_processes(old.pane_pid)
+        self.open(name)
+        if old is not None:
+            with self.lock:
+                self.sessions[name].seq = old.seq
+
     def session_of(self, sid: int) -> str | None:
         """The session whose pane has session id `sid` (the processes running in that pane)."""
         for name, sess in list(self.sessions.items()):
@@ -505,6 +520,18 @@ def foreground_asleep(pane_pid: int) -> bool:
         return state not in (b"R", b"D")
     members = [st for st in map(_state, _group(tpgid)) if st is not None and st not in (b"Z", b"X")]
     return bool(members) and all(st not in (b"R", b"D") for st in members)
+
+
+def _kill_session_processes(sid: int) -> None:
+    """SIGKILL what still runs in a closed pane (its processes share the pane's session id)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    if int(fh.read().rsplit(b")", 1)[1].split()[3]) == sid:
+                        os.kill(int(entry), 9)
+            except (OSError, IndexError, ValueError):
+                continue
 
 
 def _state(pid: int) -> bytes | None:

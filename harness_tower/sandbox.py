@@ -129,6 +129,9 @@ class Sandbox:
         self.uid = claim_uid() if self.drop_uid else os.geteuid()
         self.recorder: Recorder | None = None
         self.gateway: Gateway | None = None
+        self.tasks = self.tmp / "t"  # task directories (outside the work tree)
+        self.pane_cwd: dict[str, Path] = {}
+        self.pane_banner: dict[str, str] = {}
         self.log = self.out_dir / "harness.log"
         self._log_lock = threading.Lock()
         self._log_bytes = 0
@@ -183,42 +186,95 @@ class Sandbox:
                   "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/", "--chdir", "/"]
         return prefix + self._as_user() + boot_command(PYTHON, PROJECT_ROOT)  # bound where it is
 
-    def _pane(self, session: str) -> list[str]:
-        """The argv of a pane's shell, inside this sandbox's isolation level.
+    def _confine(self, argv: list[str], *, cwd: Path, binds: list[tuple[str, Path]], interactive: bool) -> list[str]:
+        """`argv` as the sandbox user, inside this sandbox's isolation level, started in `cwd`.
 
-        Under `bwrap` a pane sees the system's programs (/usr, /etc) read-only, the op library
-        (for the launcher), a private size-capped /tmp and /dev/shm, its home and the work
-        tree; not the host's other files (run directories, other trajectories, task suites).
+        Under `bwrap` it sees the system's programs (/usr, /etc) read-only, the op library (for
+        the launcher), a private size-capped /tmp and /dev/shm, its home and `binds` (the work
+        tree, a task's directory, ...); not the host's other files (run directories, other
+        trajectories, task suites). A command that is not a pane shell loses the terminal.
         """
-        writer = session != "h1_writer"  # the task's terminal runs python3 itself; writers run levels
+        if self.isolation != "bwrap":
+            return self._as_user() + argv
+        home = str(self.tmp / "home")
+        prefix = ["bwrap", "--die-with-parent", *NAMESPACES, *_system_view(etc=True),
+                  "--dev", "/dev", "--proc", "/proc",
+                  "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+                  "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm",
+                  *_keep_visible({_prefix_of(user_python()), OP_LIBRARY})]
+        for _, target in binds:  # the way down to each must be traversable (bwrap makes 0700)
+            prefix += _parents(target)
+        for how, target in binds:
+            prefix += [how, str(target), str(target)]
+        prefix += ["--perms", "0777", "--dir", home, "--chdir", str(cwd)]
+        if not interactive:
+            prefix.append("--new-session")
+        return prefix + self._as_user() + argv
+
+    def _pane(self, session: str) -> list[str]:
+        """The argv of a pane's shell: writers run levels (`python3` is the launcher) in the work
+        tree; the task's terminal runs the interpreter itself, in its task's directory if it has one."""
+        writer = session != "h1_writer"
         bin_dir = self.tmp / ("bin" if writer else "pybin")
         env = ["env", "-u", "TMUX", "-u", "TMUX_PANE", "PS1=$ ", "PS2=> ",
                f"PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin"]
+        binds: list[tuple[str, Path]] = [("--bind", self.live), ("--ro-bind", bin_dir)]
         if writer:
             env.append(f"TOWER_RECORDER={self.recorder_socket}")
-        prefix: list[str] = []
-        if self.isolation == "bwrap":
-            home = str(self.tmp / "home")
-            prefix += ["bwrap", "--die-with-parent", *NAMESPACES, *_system_view(etc=True),
-                       "--dev", "/dev", "--proc", "/proc",
-                       "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-                       "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm",
-                       *_keep_visible({_prefix_of(user_python()), OP_LIBRARY})]
-            mounts = [("--bind", self.live), ("--ro-bind", bin_dir)]
-            if writer:
-                mounts.append(("--bind", self.recorder_socket))
-            for _, target in mounts:  # the way down to each must be traversable (bwrap makes 0700)
-                prefix += _parents(target)
-            for how, target in mounts:
-                prefix += [how, str(target), str(target)]
-            prefix += ["--perms", "0777", "--dir", home, "--chdir", str(self.live)]
-        return prefix + self._as_user() + env + ["bash", "--norc", "--noprofile", "+H"]
+            binds.append(("--bind", self.recorder_socket))
+        else:
+            binds.append(("--bind", self.tasks))
+        cwd = self.pane_cwd.get(session, self.live)
+        return self._confine(env + ["bash", "--norc", "--noprofile", "+H"], cwd=cwd, binds=binds, interactive=True)
 
     def _shell(self, session: str) -> str:
         lim = self.limits
         nproc = f"-u {lim.processes} " if self.drop_uid else ""
+        banner = self.pane_banner.get(session)
+        shown = f"printf '%s\\n' {shlex.quote(banner)}; " if banner else ""
+        cwd = shlex.quote(str(self.pane_cwd.get(session, self.live)))
         return (f"ulimit -S -t {lim.cpu_seconds} -v {lim.memory_bytes // 1024} -f {lim.file_bytes // 1024} "
-                f"{nproc}2>/dev/null; exec {shlex.join(self._pane(session))}")
+                f"{nproc}2>/dev/null; {shown}cd {cwd} && exec {shlex.join(self._pane(session))}")
+
+    # --- task directories -------------------------------------------------------------
+    def task_dir(self, name: str) -> Path:
+        """A fresh directory for one task, the sandbox user's, outside the work tree."""
+        if not name or "/" in name or name in (".", ".."):
+            raise TowerError(f"invalid task directory name {name!r}")
+        path = self.tasks / name
+        path.mkdir(mode=0o755)
+        if self.drop_uid:
+            os.chown(path, self.uid, self.uid)
+        return path
+
+    def open_task_terminal(self, session: str, cwd: Path, banner: str | None = None) -> None:
+        """Give `session` a new pane started in `cwd` (its old pane and everything running in it
+        ends), showing `banner` above the first prompt; its key sequence goes on."""
+        assert self.recorder is not None
+        self.pane_cwd[session], self.pane_banner[session] = cwd, banner or ""
+        self.recorder.renew(session)
+
+    def run_confined(self, command: str, cwd: Path, *, stdin: bytes = b"", timeout: float = 30.0,
+                     env: dict[str, str] | None = None) -> tuple[int | None, str]:
+        """Run a shell command as the sandbox user in `cwd` (a task's set-up or check): its exit
+        status (None on timeout) and the tail of its output. Nothing it does is recorded."""
+        lim = self.limits
+        binds: list[tuple[str, Path]] = [("--bind", cwd)]
+        argv = self._confine(["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8",
+                              "TZ=UTC", f"HOME={self.tmp / 'home'}", f"TOWER_SANDBOX={self.token}",
+                              *[f"{k}={v}" for k, v in (env or {}).items()],
+                              "prlimit", f"--cpu={lim.cpu_seconds}", f"--as={lim.memory_bytes}",
+                              f"--fsize={lim.file_bytes}", "bash", "--norc", "--noprofile", "-c", command],
+                             cwd=cwd, binds=binds, interactive=False)
+        try:
+            proc = subprocess.run(argv, input=stdin, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=timeout, start_new_session=True, check=False)
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout or b""
+            if self.drop_uid:
+                kill_user(self.uid, timeout=5.0)  # what it started (the panes' processes go too)
+            return None, out[-4000:].decode("utf-8", "replace")
+        return proc.returncode, proc.stdout[-4000:].decode("utf-8", "replace")
 
     def _start(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
@@ -227,7 +283,8 @@ class Sandbox:
         # Only this sandbox's user (by its group) may enter: another sandbox cannot reach its
         # sockets or its work tree even under `process` isolation.
         os.chmod(self.tmp, 0o710)
-        for sub, mode in (("home", 0o700), ("bin", 0o755), ("pybin", 0o755), ("tmux", 0o700), ("w", 0o755)):
+        for sub, mode in (("home", 0o700), ("bin", 0o755), ("pybin", 0o755), ("tmux", 0o700), ("w", 0o755),
+                          ("t", 0o755)):
             (self.tmp / sub).mkdir(mode=mode)
             os.chmod(self.tmp / sub, mode)
         self.live.mkdir()
