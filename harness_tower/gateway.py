@@ -38,6 +38,7 @@ from harness_tower.recorder import Recorder
 from harness_tower.worktree import ChangedSinceRecorded
 
 WRITER_RE = re.compile(r"h([1-9][0-9]?)_writer")
+TASK_SESSION = "h1_writer"  # the task level's terminal
 AUDIT_PREFIX = b'{"op": "audit"'  # how the seal's audit hook starts its reports (see seal.make_hook)
 MAX_LAUNCH = 1 << 16  # bytes in a launcher's one request line
 # Control sequences and control characters a harness might print to steer the terminal it
@@ -49,6 +50,20 @@ class Relay(Protocol):
     """The expert relay (harness_tower.backends.relay.ExpertRelay)."""
 
     def handle(self, request: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class TaskHost(Protocol):
+    """The evaluator's side of a task sample: what the task level asks for and reports."""
+
+    def next_task(self) -> dict[str, Any]:
+        """Set up the next task and open its terminal: `{"instruction", "index", "count"}`, or
+        `{"done": True}` when the sample is worked through."""
+        ...
+
+    def task_done(self) -> dict[str, Any]:
+        """The level says it has finished the current task: check it (the result is kept on the
+        evaluator's side and not told to the level: a check must not become an oracle)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -94,13 +109,15 @@ class Gateway:
 
     def __init__(self, recorder: Recorder, *, seal: Callable[[], list[str]], env: Mapping[str, str],
                  launcher_socket: Path, relay: Relay | None = None, caps: GatewayCaps = GatewayCaps(),
-                 socket_owner: tuple[int, int] | None = None) -> None:
+                 socket_owner: tuple[int, int] | None = None, tasks: TaskHost | None = None) -> None:
         self.recorder, self.seal, self.env, self.relay, self.caps = recorder, seal, dict(env), relay, caps
+        self.tasks = tasks
         self.lock = threading.Condition()
         self.fatal: str | None = None
         self.audits: list[tuple[str, str, str]] = []      # (session, kind, detail)
         self.refusals: list[tuple[str, str]] = []         # (session, what was refused)
         self.harnesses: list[Harness] = []
+        self._task_lock = threading.Lock()
         self._launchers = 0
         self._closed = False
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -256,6 +273,15 @@ class Gateway:
             if self.relay is None:
                 raise TowerError("no expert endpoint is configured for this evaluation")
             return self.relay.handle(req)
+        if op in ("task", "task_done"):  # only the task level works on tasks
+            if bound != TASK_SESSION:
+                with self.lock:
+                    self.refusals.append((bound, op))
+                raise TowerError(f"only the level bound to {TASK_SESSION} works on tasks; {op} refused")
+            if self.tasks is None:
+                raise TowerError("this evaluation has no task sample")
+            with self._task_lock:
+                return self.tasks.next_task() if op == "task" else self.tasks.task_done()
         if op not in ("open", "send", "capture", "wait_output"):
             raise TowerError(f"unknown request {op!r}")
         asked = req.get("session")
