@@ -33,7 +33,7 @@ from collections.abc import Mapping
 _QUOTED = re.compile(r"'([^'\n]+)'|\"([^\"\n]+)\"")
 _FILE = re.compile(r"(?<![\w/.-])((?:\.{0,2}/)?(?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,5}|(?:\.{0,2}/)?[\w-]+(?:/[\w.-]+)+)"
                    r"(?![\w/-])")
-_DIR = re.compile(r"\b(?:directory|folder|dir)\s+(?:called\s+|named\s+)?([\w.-]+)", re.I)
+_DIR = re.compile(r"\b(?:directory|folder|dir)\s+(?:called\s+|named\s+)?([\w.-]+)", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 _SLOT = re.compile(r"\{([a-z]+[0-9]*)(_q)?\}")
 
@@ -99,5 +99,6 @@ def generalise(command: str, slots: Mapping[str, str]) -> str:
         if quoted != value and quoted in out:
             out = out.replace(quoted, "{" + name + "_q}")
         else:
-            out = re.sub(rf"(?<![\w.{{-]){re.escape(value)}(?![\w}}-])", lambda _: "{" + name + "}", out)
+            placeholder = "{" + name + "}"
+            out = re.sub(rf"(?<![\w.{{-]){re.escape(value)}(?![\w}}-])", lambda _, p=placeholder: p, out)
     return out
