@@ -1,4 +1,8 @@
-"""The tower's root exception: one type with structured fields (session, seq)."""
+"""The tower's root exception: one type with structured fields (session, seq).
+
+One type for the whole package, the harness side included: the op library (`ft`, standard
+library only) raises it too, which is why this module imports nothing.
+"""
 from __future__ import annotations
 
 
@@ -21,3 +25,7 @@ class TowerError(Exception):
 
 class GenomeError(TowerError):
     """A tower genome that is malformed or cannot be rendered."""
+
+
+class GraphError(TowerError):
+    """An op composition whose types do not fit, found before anything runs (`ft`)."""

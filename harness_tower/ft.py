@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from harness_tower.errors import GraphError, TowerError
+
 PROMPT = "$ "
 EOF_MARK = "__TOWER_EOF__"
 END_MARK = "__TOWER_END__"  # the value an expert gives when the child file is complete
@@ -35,14 +37,6 @@ MAX_TEXT = 16
 
 # Value types flowing along graph edges.
 SCREEN, TEXT, STATUS, BOOL, PLAN = "Screen", "Text", "Status", "Bool", "Plan"
-
-
-class TowerError(Exception):
-    """Raised inside a harness: refused keys, an impasse, a recorder problem, a bad graph."""
-
-
-class GraphError(TowerError):
-    """A composition whose types do not fit, found before anything runs."""
 
 
 # --------------------------------------------------------------------------------------
