@@ -1,7 +1,7 @@
 """Expert backends: what turns retrieved experience + a query into a value.
 
 `retrieval` lives inline in `harness_tower.ft` (offline, deterministic). The others are
-modules here, imported by `ft._backend(name)` only when a harness uses them; each exposes
+modules here, imported by `ft.load_backend(name)` only when a harness uses them; each exposes
 `translate(experience, query, topk) -> str | None` and `backend(config) -> translate`:
 
 - `openai`: any OpenAI-compatible endpoint (`evolve serve`, llama.cpp, vLLM, Ollama, ...).

@@ -59,7 +59,7 @@ def line(s=''):
     key('Enter')
 def wait_child(child='h1.py', timeout=30):
     st = ft.wait_child(t, S, child, timeout)
-    if st != 'ok':
+    if not st.ok:
         raise SystemExit(st)
 ENDS = [6]
 def run_to_end(command, timeout=60):
