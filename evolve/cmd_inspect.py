@@ -109,7 +109,7 @@ def fronts(args: argparse.Namespace) -> int:
     from evolve.errors import EvolveError
     from evolve.loop import find_run
     from evolve.store import Store
-    from evolve.tables import front_rows, front_table, species_of
+    from evolve.tables import front_rows, front_table
 
     fmt = "json" if args.json else args.format
     run_dir = find_run(Path(args.out), args.run_dir)
@@ -142,7 +142,6 @@ def fronts(args: argparse.Namespace) -> int:
                 out.writerow([r["species"], r["individual_id"], r["generation"], *[mine.get(c, "") for c in columns],
                               r["crowding"], r["trajectory"], r["genome"]])
         else:
-            Console().print(front_table(store, args.generation, species=species_of(run, args.species),
-                                        of=args.species))
+            Console().print(front_table(store, args.generation, of=args.species))
     return 0
 

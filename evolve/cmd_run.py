@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if info["status"] == "finished":
             with Store.open(run_dir, read_only=True) as store:
                 out.print(f"run {run_id} has already finished; its front:")
-                out.print(front_table(store, species=resolved.species))
+                out.print(front_table(store, species={p.name: p.species for p in resolved.parts}))
             return 0
     else:
         run_id, run_dir = create_run(resolved, runs_root, run_id=args.run_id)
@@ -57,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
     address = choose_address(args.address, cfg.ray.address)
     err = Console(stderr=True)
     observer = _quiet() if args.quiet else (LiveProgress(err) if err.is_terminal else LineProgress(err))
-    observer.species = ",".join(p.name for p in resolved.lanes)
+    observer.species = ",".join(p.name for p in resolved.parts)
     where = ("cluster " + address if address else
-             "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.lanes)
+             "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.parts)
              else "embedded Ray")
     err.print(f"run {run_id} → {run_dir}  ({where})")
-    for part in resolved.lanes:
-        if part.name == "tower":  # what its sandboxes guarantee (as this machine resolves the setting)
+    for part in resolved.parts:
+        from populations.tower import TowerSpecies
+
+        if isinstance(part.species, TowerSpecies):  # what its sandboxes guarantee (as this machine resolves it)
             from harness_tower.errors import TowerError
             from harness_tower.sandbox import isolation_notice
             try:
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         observer.close()
     with Store.open(run_dir, read_only=True) as store:
-        out.print(front_table(store, species=resolved.species))
+        out.print(front_table(store, species={p.name: p.species for p in resolved.parts}))
     hvs = {k: v[-1] for k, v in summary.hypervolumes.items() if v and v[-1] is not None}
     hv_text = (", ".join(f"{k} {v:.6g}" for k, v in hvs.items()) if len(summary.hypervolumes) > 1
                else (f"{next(iter(hvs.values())):.6g}" if hvs else ""))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,12 @@ from pydantic import (
 )
 
 from evolve.errors import EvolveError
+
+if TYPE_CHECKING:  # imported where used: reading a config needs neither numpy nor the species
+    import numpy as np
+
+    from populations.base import Species
+    from populations.objectives import Constraint, Objective
 
 
 class _Model(BaseModel):
@@ -283,9 +289,9 @@ class SpeciesPart:
     """One species of a run, bound to its settings: objectives with directions, constraints,
     population, algorithm and evaluation (its own, else the run's)."""
 
-    species: Any  # populations.base.Species
-    objectives: tuple[Any, ...]  # populations.objectives.Objective
-    constraints: tuple[Any, ...]  # populations.objectives.Constraint
+    species: Species[Any]  # of any genome type: the engine never looks inside a genome
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
     population: PopulationConfig
     algorithm: AlgorithmConfig
     evaluation: EvaluationConfig
@@ -295,43 +301,21 @@ class SpeciesPart:
         return str(self.species.name)
 
     @property
-    def ref_point(self) -> Any:
+    def ref_point(self) -> np.ndarray | None:
         """The hypervolume reference in minimisation form, or None when not configured."""
         import numpy as np
 
-        if any(o.ref is None for o in self.objectives):
-            return None
-        return np.array([o.sign * o.ref for o in self.objectives])
+        ref = [None if o.ref is None else o.sign * o.ref for o in self.objectives]
+        return None if None in ref else np.array(ref, dtype=float)
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """The config bound to its species. `species`, `objectives`, `constraints` are the first
-    (in a one-species run, the only) species'; `parts` holds every species of the run."""
+    """The config bound to its species: one part per species of the run, in config order
+    (a run of one species has one)."""
 
     config: RunConfig
-    species: Any  # populations.base.Species
-    objectives: tuple[Any, ...]  # populations.objectives.Objective
-    constraints: tuple[Any, ...]  # populations.objectives.Constraint
-    parts: tuple[SpeciesPart, ...] = ()
-
-    @property
-    def ref_point(self) -> Any:
-        """The hypervolume reference in minimisation form, or None when not configured."""
-        return self.lanes[0].ref_point
-
-    @property
-    def lanes(self) -> tuple[SpeciesPart, ...]:
-        """Every species of the run with its settings (one for a one-species config)."""
-        if self.parts:
-            return self.parts
-        cfg = self.config
-        sc = cfg.species_list[0]
-        population = sc.population or cfg.population
-        if population is None:
-            raise EvolveError("config: population: is required")
-        return (SpeciesPart(self.species, self.objectives, self.constraints, population,
-                            sc.algorithm or cfg.algorithm, sc.evaluation or cfg.evaluation),)
+    parts: tuple[SpeciesPart, ...]
 
 
 def resolve(cfg: RunConfig, *, where: str = "config") -> Resolved:
@@ -354,8 +338,7 @@ def resolve(cfg: RunConfig, *, where: str = "config") -> Resolved:
                               f"(also species[{seen[part.name]}])")
         seen[part.name] = k
         parts.append(part)
-    first = parts[0]
-    return Resolved(cfg, first.species, first.objectives, first.constraints, tuple(parts))
+    return Resolved(cfg, tuple(parts))
 
 
 def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, several: bool) -> SpeciesPart:
@@ -372,7 +355,7 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
     species.use_experts(cfg.experts.to_mapping() if cfg.experts is not None else None)
 
     evaluation = sc.evaluation or cfg.evaluation
-    if evaluation.actors == 0 and not (getattr(species, "in_driver", False) and not species.accelerated):
+    if evaluation.actors == 0 and not (species.in_driver and not species.accelerated):
         ev_at = f"{at}.evaluation" if sc.evaluation is not None else "evaluation"
         raise EvolveError(f"{where}: {ev_at}.actors: 0 (evaluate in the driver) is only for species whose "
                           f"evaluation is cheap and pure (numeric); species {species.name} needs evaluator "

@@ -162,6 +162,6 @@ def checkout(repo: Path, dest: Path) -> None:
         raise EvolveError("git is not installed")
     proc = subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", "-c", "core.symlinks=false", str(repo),
                            str(dest)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         raise EvolveError(f"cannot clone trajectory {repo}: {proc.stderr.strip()[:300]}")

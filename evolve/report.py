@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import io
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,13 +87,13 @@ def figures(data: RunData) -> dict[str, Any]:
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
         rest = [(p[2][i], p[2][j]) for p in data.points if p[0] not in front and p[3] and len(p[2]) == n]
         infeasible = [(p[2][i], p[2][j]) for p in data.points if not p[3] and len(p[2]) == n]
-        members = sorted(((p[2][i], p[2][j], p[0]) for p in data.points if p[0] in front and len(p[2]) == n))
+        members = sorted((p[2][i], p[2][j], p[0]) for p in data.points if p[0] in front and len(p[2]) == n)
         if infeasible:
             ax.scatter(*zip(*infeasible), marker="x", color="#bbbbbb", label="infeasible / failed")
         if rest:
             ax.scatter(*zip(*rest), color="#7f9fbf", alpha=0.7, label="evaluated")
         if members:
-            xs, ys, names = zip(*members)
+            xs, ys, _ = zip(*members)
             ax.plot(xs, ys, "-", color="#d62728", alpha=0.4)
             ax.scatter(xs, ys, color="#d62728", s=60, zorder=3, label="Pareto front")
             same: dict[tuple[float, float], list[str]] = {}

@@ -6,7 +6,7 @@ supplies mating selection, survival, constraint handling and the hypervolume ind
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymoo.core.crossover import Crossover
@@ -18,6 +18,9 @@ from pymoo.core.sampling import Sampling
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 
 from populations.base import Candidate, Species
+
+if TYPE_CHECKING:
+    from pymoo.core.algorithm import Algorithm
 
 
 class ObjectProblem(Problem):
@@ -172,47 +175,47 @@ def make_algorithm(name: str, species: Species[Any], *, pop_size: int, n_offspri
     return algorithm
 
 
-def tell(algorithm: Any, off: Population, F: np.ndarray, G: np.ndarray) -> None:
-    """Give pymoo the evaluated offspring (F: (n, n_obj), G: (n, n_ieq_constr)).
+def tell(algorithm: Algorithm, off: Population, F: np.ndarray, G: np.ndarray) -> None:
+    """Give pymoo the evaluated offspring (F: (n, n_obj), G: (n, n_ieq_constr)), the way its
+    ask/tell interface takes values computed elsewhere: a static problem evaluated on them."""
+    from pymoo.core.evaluator import Evaluator
+    from pymoo.problems.static import StaticProblem
 
-    What `Evaluator().eval(StaticProblem(problem, F=F, G=G), off)` does, without wrapping
-    (and deep-copying) the problem every generation.
-    """
-    off.set("F", F, "G", G, "H", np.zeros((len(off), 0)))
-    for ind in off:
-        ind.evaluated.update(("F", "G", "H"))
+    Evaluator().eval(StaticProblem(algorithm.problem, F=F, G=G), off)
     algorithm.tell(infills=off)
 
 
-def rank_and_crowding(F: np.ndarray, CV: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Constrained non-dominated ranks and crowding distances of a population.
+def fronts(algorithm: Algorithm) -> tuple[np.ndarray, np.ndarray]:
+    """Rank and crowding of each member of the surviving population, as pymoo's survival
+    left them.
 
-    Feasible individuals get the ranks of their non-dominated fronts and NSGA-II crowding
-    within each front; infeasible ones follow, ranked by constraint violation (equal CV,
-    equal rank) with no crowding (NaN) — Deb's constrained domination.
+    Survival ranks the feasible members by non-dominated front, and NSGA-II's also gives
+    them their crowding distance (within the whole front, before a front that did not fit
+    was cut: the values selection used). It orders the infeasible members by violation
+    without ranking them: here they are ranked after the feasible fronts, one rank per level
+    of violation (Deb's constrained domination), with no crowding (NaN). NSGA-III keeps no
+    crowding of its own; its members get NSGA-II's crowding distance within their front.
     """
-    from pymoo.operators.survival.rank_and_crowding.metrics import (
-        calc_crowding_distance,
-    )
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
-    n = len(F)
-    rank = np.zeros(n, dtype=int)
-    crowding = np.full(n, np.nan)
+    pop = algorithm.pop
+    CV = pop.get("CV")[:, 0].astype(float)  # (n,)
     feasible = CV <= 0.0
-    idx = np.flatnonzero(feasible)
-    n_fronts = 0
-    if len(idx):
-        fronts = NonDominatedSorting().do(F[idx].astype(float))
-        for k, front in enumerate(fronts):
-            members = idx[front]
-            rank[members] = k
-            crowding[members] = calc_crowding_distance(F[members].astype(float))
-        n_fronts = len(fronts)
+    rank = np.array([r if f else -1 for r, f in zip(pop.get("rank"), feasible)], dtype=int)
+    n_fronts = int(rank.max()) + 1 if feasible.any() else 0
     bad = np.flatnonzero(~feasible)
-    if len(bad):
-        levels = np.unique(CV[bad])
-        rank[bad] = n_fronts + np.searchsorted(levels, CV[bad])
+    rank[bad] = n_fronts + np.searchsorted(np.unique(CV[bad]), CV[bad])
+    if isinstance(algorithm.survival, RankAndCrowding):
+        crowding = np.array([c if f else np.nan for c, f in zip(pop.get("crowding"), feasible)], dtype=float)
+    else:
+        from pymoo.operators.survival.rank_and_crowding.metrics import (
+            get_crowding_function,
+        )
+
+        crowding = np.full(len(pop), np.nan)
+        F = pop.get("F").astype(float)
+        distance = get_crowding_function("cd")
+        for k in range(n_fronts):
+            members = np.flatnonzero(rank == k)
+            crowding[members] = distance.do(F[members])
     return rank, crowding
 
 

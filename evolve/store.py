@@ -3,8 +3,8 @@
 The driver is the only writer. A generation is committed in one transaction: its
 individuals, their evaluations, the surviving population's fronts, the generation's
 statistics and (now and then) the engine checkpoint used by `--resume`. Generations
-cheaper than a second may share one transaction; none is ever stored in part. Evaluations that finish while a
-generation is still running are staged (one small transaction each) so that a killed
+cheaper than a second may share one transaction; none is ever stored in part. Evaluations
+that finish while a generation is still running are staged (one small transaction each) so that a killed
 driver loses none of them; the generation's commit moves them into `evaluations`.
 
 A run may evolve several species side by side (SPEC §7): each has its own population,
@@ -19,13 +19,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from evolve.errors import EvolveError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+    from duckdb import DuckDBPyConnection
 
 STORE_FILE = "store.duckdb"
 
@@ -132,26 +138,10 @@ CREATE TABLE IF NOT EXISTS staged (
     generation    INTEGER NOT NULL,
     individual_id VARCHAR NOT NULL,
     hash          VARCHAR NOT NULL,
-    outcome       BLOB NOT NULL,            -- pickled populations.base.Outcome (bundle removed)
+    outcome       BLOB NOT NULL,            -- pickled evolve.evaluated.Evaluated (the driver's record)
     PRIMARY KEY (run_id, individual_id)
 );
 """
-
-# Stores made before a column existed gain it (appended, as in SCHEMA's order).
-MIGRATIONS = """
-ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS artifact VARCHAR;
-ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS isolation VARCHAR;
-ALTER TABLE generations ADD COLUMN IF NOT EXISTS species VARCHAR;
-UPDATE generations SET species = (SELECT r.species FROM runs r WHERE r.run_id = generations.run_id)
-WHERE species IS NULL;
-"""
-
-EVALUATION_COLUMNS = ("run_id", "individual_id", "generation", "status", "objectives", "metrics", "constraints",
-                      "cv", "feasible", "note", "wall_seconds", "node", "trajectory", "error", "attempts",
-                      "result_bytes", "artifact", "isolation")
-EVALUATION_CASTS = ("", "", "", "", "::DOUBLE[]", "::JSON", "::DOUBLE[]", "", "", "", "", "", "", "", "", "", "", "")
-GENERATION_COLUMNS = ("run_id", "generation", "hypervolume", "evaluations", "failed", "reused", "population",
-                      "front_size", "wall_seconds", "committed_at", "species")
 
 VIEWS = """
 CREATE OR REPLACE VIEW pareto_front AS
@@ -196,9 +186,9 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def metrics_json(metrics: Mapping[str, Any]) -> str:
+def metrics_json(metrics: Mapping[str, object]) -> str:
     """Strict JSON: non-finite floats become strings ("inf"), booleans 0/1."""
-    clean: dict[str, Any] = {}
+    clean: dict[str, object] = {}
     for k, v in metrics.items():
         if isinstance(v, bool):
             v = int(v)
@@ -211,33 +201,111 @@ def metrics_json(metrics: Mapping[str, Any]) -> str:
 _METRICS_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # json.dumps builds one per call
 
 
-def _num(v: Any) -> float | None:
-    return None if v is None else float(v)
+# --- rows: one dataclass per table, its fields named as the table's columns ----------------------
+# `run_id` is no field: every row of a commit belongs to the run being committed. Plain (not
+# frozen) slotted dataclasses: a generation of ZDT1 builds hundreds of rows, and frozen
+# dataclasses pay an object.__setattr__ per field.
+@dataclass(slots=True)
+class IndividualRow:
+    individual_id: str
+    species: str
+    generation: int
+    hash: str
+    genome: str  # canonical JSON
+    parents: list[str]
+    seed: int
+    origin: str
+
+
+@dataclass(slots=True)
+class EvaluationRow:
+    individual_id: str
+    generation: int
+    status: str
+    objectives: list[float | None]  # natural units
+    metrics: str  # strict JSON (`metrics_json`)
+    constraints: list[float]  # pymoo G of the configured constraints
+    cv: float
+    feasible: bool
+    note: str | None
+    wall_seconds: float
+    node: str
+    trajectory: str | None
+    error: str | None
+    attempts: int
+    result_bytes: int
+    artifact: str | None
+    isolation: str | None
+
+
+@dataclass(slots=True)
+class FrontRow:
+    generation: int
+    individual_id: str
+    rank: int
+    crowding: float | None
+
+
+@dataclass(slots=True)
+class GenerationRow:
+    generation: int
+    species: str
+    hypervolume: float | None
+    evaluations: int
+    failed: int
+    reused: int
+    population: int
+    front_size: int
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    generation: int
+    individual_id: str
+    hash: str
+    outcome: bytes  # the driver's pickled record of the evaluation
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """A checkpoint as stored: the engine state to resume from and who wrote it."""
+
+    generation: int  # the next generation to ask for
+    state: bytes
+    versions: Mapping[str, str]
+
+
+# What DuckDB cannot infer from the Python value bound to a column (by column name).
+CASTS = {"genome": "::JSON", "parents": "::VARCHAR[]", "seed": "::UBIGINT", "objectives": "::DOUBLE[]",
+         "metrics": "::JSON", "constraints": "::DOUBLE[]", "crowding": "::DOUBLE", "hypervolume": "::DOUBLE"}
 
 
 @dataclass
 class GenerationRecord:
-    """Everything one generation commits, in column order of the tables."""
+    """Everything one species' generation commits."""
 
     generation: int
-    individuals: list[tuple[Any, ...]] = field(default_factory=list)
-    evaluations: list[tuple[Any, ...]] = field(default_factory=list)
-    fronts: list[tuple[Any, ...]] = field(default_factory=list)
+    species: str
+    individuals: list[IndividualRow]
+    evaluations: list[EvaluationRow]
+    fronts: list[FrontRow]  # the surviving population
     hypervolume: float | None = None
     evaluated: int = 0
     failed: int = 0
     reused: int = 0
     wall_seconds: float = 0.0
-    checkpoint: bytes | None = None  # the engine state after this generation, when saved
-    staged: bool = True  # whether staged rows of this generation may exist (to delete)
-    versions: Mapping[str, str] = field(default_factory=dict)
-    species: str = ""  # whose generation this is ("": the run's one species)
+
+    def row(self) -> GenerationRow:
+        return GenerationRow(self.generation, self.species, self.hypervolume, self.evaluated, self.failed,
+                             self.reused, len(self.fronts), sum(f.rank == 0 for f in self.fronts),
+                             self.wall_seconds)
 
 
 class Store:
     """A connection to one run's DuckDB file; open with `Store.open(run_dir)`."""
 
-    def __init__(self, con: Any, path: Path, read_only: bool) -> None:
+    def __init__(self, con: DuckDBPyConnection, path: Path, read_only: bool) -> None:
         self.con = con
         self.path = path
         self.read_only = read_only
@@ -265,7 +333,6 @@ class Store:
         store = cls(con, path, read_only)
         if not read_only:
             con.execute(SCHEMA)
-            con.execute(MIGRATIONS)
             con.execute(VIEWS)
         return store
 
@@ -280,50 +347,36 @@ class Store:
 
     # --- runs -----------------------------------------------------------------------------
     def create_run(self, *, run_id: str, name: str, species: str, seed: int, generations: int,
-                   objectives: Sequence[Mapping[str, Any]], constraints: Sequence[Mapping[str, Any]],
-                   config: Mapping[str, Any], versions: Mapping[str, str],
-                   parts: Sequence[Mapping[str, Any]] = ()) -> None:
-        """The run's row, and one `run_species` row per part: {species, population,
-        objectives, constraints, params}."""
+                   objectives: Sequence[Mapping[str, object]], constraints: Sequence[Mapping[str, object]],
+                   config: Mapping[str, object], versions: Mapping[str, str],
+                   parts: Sequence[SpeciesRow] = ()) -> None:
+        """The run's row, and one `run_species` row per species of the run."""
         t = now()
-        self.con.begin()
-        try:
+        with self._transaction():
             self.con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                 [run_id, name, species, seed, generations, json.dumps(list(objectives)),
                  json.dumps(list(constraints)), json.dumps(config), json.dumps(dict(versions)), t, t])
             for k, p in enumerate(parts):
                 self.con.execute("INSERT INTO run_species VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 [run_id, p["species"], k, int(p["population"]), json.dumps(list(p["objectives"])),
-                                  json.dumps(list(p["constraints"])), json.dumps(dict(p.get("params") or {}))])
-            self.con.commit()
-        except BaseException:
-            self.con.rollback()
-            raise
+                                 [run_id, p.species, k, p.population, json.dumps(list(p.objectives)),
+                                  json.dumps(list(p.constraints)), json.dumps(dict(p.params))])
 
     def species(self) -> list[dict[str, Any]]:
-        """The run's species in config order: {species, population, objectives, constraints};
-        a store from before `run_species` existed answers with the run's one species."""
-        import duckdb
-
+        """The run's species in config order: {species, population, objectives, constraints}
+        (objectives and constraints as stored: JSON lists of objects)."""
         run = self.run()
-        try:
-            rows = self.con.execute("""SELECT species, population, objectives, constraints FROM run_species
-                                       WHERE run_id = ? ORDER BY position""", [run["run_id"]]).fetchall()
-        except duckdb.CatalogException:
-            rows = []
-        if rows:
-            return [{"species": r[0], "population": r[1], "objectives": json.loads(r[2]),
-                     "constraints": json.loads(r[3])} for r in rows]
-        population = (run["config"].get("population") or {}).get("size")
-        return [{"species": run["species"], "population": population, "objectives": run["objectives"],
-                 "constraints": run["constraints"]}]
+        rows = self.con.execute("""SELECT species, population, objectives, constraints FROM run_species
+                                   WHERE run_id = ? ORDER BY position""", [run["run_id"]]).fetchall()
+        return [{"species": r[0], "population": r[1], "objectives": json.loads(r[2]),
+                 "constraints": json.loads(r[3])} for r in rows]
 
     def run(self) -> dict[str, Any]:
+        """The run's row by column name, its JSON columns decoded."""
         row = self.con.execute("SELECT * FROM runs ORDER BY created_at LIMIT 1").fetchone()
         if row is None:
             raise EvolveError(f"{self.path}: the store holds no run")
-        cols = [d[0] for d in self.con.description]
+        cols = [d[0] for d in self.con.description or ()]
         info = dict(zip(cols, row))
         for key in ("objectives", "constraints", "config", "versions"):
             info[key] = json.loads(info[key])
@@ -339,108 +392,113 @@ class Store:
             [run_id, now(), generation, kind, individual_id, message])
 
     # --- staging (evaluations finished inside a running generation) -----------------------
-    def stage(self, rows: Sequence[tuple[str, int, str, str, bytes]]) -> None:
-        """Keep finished evaluations of a running generation: (run_id, generation, id, hash, outcome)."""
+    def stage(self, run_id: str, rows: Sequence[StagedRow]) -> None:
+        """Keep finished evaluations of a running generation."""
         if not rows:
             return
+        with self._transaction():
+            self.con.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?, ?)",
+                                 [[run_id, r.generation, r.individual_id, r.hash, r.outcome] for r in rows])
+
+    def staged(self, run_id: str, generation: int) -> list[StagedRow]:
+        rows = self.con.execute(
+            "SELECT individual_id, hash, outcome FROM staged WHERE run_id = ? AND generation = ?",
+            [run_id, generation]).fetchall()
+        return [StagedRow(generation, r[0], r[1], bytes(r[2])) for r in rows]
+
+    def last_staged(self, run_id: str) -> int | None:
+        """The latest generation with staged evaluations (from before a restart), if any."""
+        row = self.con.execute("SELECT max(generation) FROM staged WHERE run_id = ?", [run_id]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    # --- generations ------------------------------------------------------------------------
+    def commit_generations(self, run_id: str, recs: Sequence[GenerationRecord],
+                           checkpoint: SavedState | None = None) -> None:
+        """Write whole generations in one transaction — all of each, or none of any — with
+        the checkpoint taken after the last of them, if one was, and drop what they staged.
+
+        Several generations share a transaction only when they are cheap (see `Cadence`):
+        a statement's fixed cost then counts once instead of once per generation.
+        """
+        if not recs:
+            return
+        constants = {"run_id": run_id}
+        with self._transaction():
+            self._insert("individuals", [r for rec in recs for r in rec.individuals], constants)
+            self._insert("evaluations", [r for rec in recs for r in rec.evaluations], constants)
+            self._insert("fronts", [r for rec in recs for r in rec.fronts], constants)
+            self._insert("generations", [rec.row() for rec in recs], {**constants, "committed_at": now()})
+            if checkpoint is not None:
+                self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                                 [run_id, checkpoint.generation, checkpoint.state,
+                                  json.dumps(dict(checkpoint.versions)), now()])
+            self.con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?",
+                             [run_id, max(rec.generation for rec in recs)])
+
+    def _insert(self, table: str, rows: Sequence[DataclassInstance], constants: Mapping[str, object]) -> None:
+        """One columnar INSERT of `rows` (dataclasses whose fields are columns of `table`),
+        with `constants` bound once for every row.
+
+        Far faster than executemany. Binding costs about a microsecond per cell, so a column
+        whose rows all hold the same value (a status, an empty list of constraints, NULLs)
+        is bound once as a scalar, repeated by the unnest of the others.
+        """
+        if not rows:
+            return
+        names = [f.name for f in fields(rows[0])]
+        columns = list(zip(*map(attrgetter(*names), rows))) if len(names) > 1 else [
+            tuple(getattr(r, names[0]) for r in rows)]
+        n_rows = len(rows)
+        values: list[object] = list(constants.values())
+        select = [f"${k + 1}" for k in range(len(values))]
+        unnested = False
+        for name, col in zip(names, columns):
+            first = col[0]
+            same = col.count(first) == n_rows
+            values.append(first if same else list(col))
+            cast = CASTS.get(name, "")
+            select.append(f"${len(values)}{cast}" if same else f"unnest(${len(values)}){cast}")
+            unnested |= not same
+        if not unnested:  # every column constant: unnest one anyway, to make n_rows rows
+            k = len(constants)
+            values[k] = [values[k]] * n_rows
+            select[k] = f"unnest(${k + 1}){CASTS.get(names[0], '')}"
+        into = ", ".join([*constants, *names])
+        self.con.execute(f"INSERT INTO {table} ({into}) SELECT {', '.join(select)}", values)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
         self.con.begin()
         try:
-            self.con.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?, ?)", [list(r) for r in rows])
+            yield
             self.con.commit()
         except BaseException:
             self.con.rollback()
             raise
 
-    def staged(self, run_id: str, generation: int) -> dict[str, tuple[str, bytes]]:
-        rows = self.con.execute(
-            "SELECT individual_id, hash, outcome FROM staged WHERE run_id = ? AND generation = ?",
-            [run_id, generation]).fetchall()
-        return {r[0]: (r[1], bytes(r[2])) for r in rows}
-
-    # --- generations ------------------------------------------------------------------------
-    def commit_generation(self, run_id: str, rec: GenerationRecord) -> None:
-        """Write one generation atomically (and drop its staged evaluations)."""
-        self.commit_generations(run_id, [rec])
-
-    def commit_generations(self, run_id: str, recs: Sequence[GenerationRecord]) -> None:
-        """Write whole generations in one transaction: all of each, or none of any.
-
-        Several generations share a transaction only when they are cheap (see the loop):
-        a statement's fixed cost then counts once instead of once per generation.
-        """
-        if not recs:
-            return
-        individuals = [row for rec in recs for row in rec.individuals]
-        evaluations = [row for rec in recs for row in rec.evaluations]
-        fronts = [row for rec in recs for row in rec.fronts]
-        t = now()
-        default_species = ""
-        if any(not rec.species for rec in recs):
-            row = self.con.execute("SELECT species FROM runs WHERE run_id = ?", [run_id]).fetchone()
-            default_species = row[0] if row else ""
-        generations = [(run_id, rec.generation, rec.hypervolume, rec.evaluated, rec.failed, rec.reused,
-                        len(rec.fronts), sum(1 for f in rec.fronts if f[3] == 0), rec.wall_seconds, t,
-                        rec.species or default_species)
-                       for rec in recs]
-        last_checkpoint = next((rec for rec in reversed(recs) if rec.checkpoint is not None), None)
-        con = self.con
-        con.begin()
-        try:
-            if individuals:
-                self._insert_columns("individuals", individuals, casts=[
-                    "", "", "", "", "", "::JSON", "::VARCHAR[]", "::UBIGINT", ""])
-            if evaluations:
-                width = len(evaluations[0])  # rows may stop before the later columns (NULL then)
-                self._insert_columns("evaluations", evaluations, casts=EVALUATION_CASTS[:width],
-                                     columns=EVALUATION_COLUMNS[:width])
-            if fronts:
-                self._insert_columns("fronts", fronts, casts=["", "", "", "", "::DOUBLE"])
-            self._insert_columns("generations", generations, casts=["", "", "::DOUBLE", "", "", "", "", "", "", "", ""],
-                                 columns=GENERATION_COLUMNS)
-            if last_checkpoint is not None:
-                con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                            [run_id, last_checkpoint.generation + 1, last_checkpoint.checkpoint,
-                             json.dumps(dict(last_checkpoint.versions)), t])
-            if any(rec.staged for rec in recs):
-                con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?",
-                            [run_id, max(rec.generation for rec in recs)])
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-
-    def _insert_columns(self, table: str, rows: Sequence[tuple[Any, ...]], casts: Sequence[str],
-                        columns: Sequence[str] | None = None) -> None:
-        # one columnar statement per table: far faster than executemany. Binding costs about a
-        # microsecond per cell, so a column whose rows all hold the same value (the run id, a
-        # status, an empty list of constraints, NULLs) is bound once as a scalar, repeated by
-        # the unnest of the others.
-        values: list[Any] = []
-        parts = []
-        n_rows = len(rows)
-        for k, (col, cast) in enumerate(zip(zip(*rows), casts)):
-            first = col[0]
-            same = col.count(first) == n_rows
-            values.append(first if same else list(col))
-            parts.append(f"${k + 1}{cast}" if same else f"unnest(${k + 1}){cast}")
-        if all(p.startswith("$") for p in parts):  # every column constant: unnest one anyway
-            values[0] = [values[0]] * n_rows
-            parts[0] = f"unnest($1){casts[0]}"
-        select = ", ".join(parts)
-        into = f"{table} ({', '.join(columns)})" if columns else table
-        self.con.execute(f"INSERT INTO {into} SELECT {select}", values)
-
-    def checkpoint(self, run_id: str) -> tuple[int, bytes, dict[str, str]] | None:
+    def checkpoint(self, run_id: str) -> SavedState | None:
         row = self.con.execute("SELECT generation, state, versions FROM checkpoints WHERE run_id = ?",
                                [run_id]).fetchone()
         if row is None:
             return None
-        return int(row[0]), bytes(row[1]), json.loads(row[2])
+        return SavedState(int(row[0]), bytes(row[1]), json.loads(row[2]))
 
     # --- reading ------------------------------------------------------------------------------
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows as DuckDB returns them (their types follow the query: Any is the honest type)."""
         return self.con.execute(sql, list(params)).fetchall()
 
     def last_generation(self, run_id: str) -> int | None:
         row = self.con.execute("SELECT max(generation) FROM generations WHERE run_id = ?", [run_id]).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class SpeciesRow:
+    """A species of the run as `run_species` stores it."""
+
+    species: str
+    population: int
+    objectives: Sequence[Mapping[str, object]]  # [{metric, direction, ref}]
+    constraints: Sequence[Mapping[str, object]]  # [{metric, le, ge, eq}]
+    params: Mapping[str, object]

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 
 from evolve.store import Store
 from populations.errors import SpeciesError
+
+if TYPE_CHECKING:
+    from populations.base import Species
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -43,16 +47,17 @@ def front_rows(store: Store, generation: int | None = None, *, of: str | None = 
     return [dict(zip(keys, r)) for r in rows]
 
 
-def front_table(store: Store, generation: int | None = None, species: Any = None, *,
-                of: str | None = None) -> RenderableType:
+def front_table(store: Store, generation: int | None = None, *, of: str | None = None,
+                species: Mapping[str, Species[Any]] | None = None) -> RenderableType:
     """The Pareto front as a table; one table per species for a run of several (or only the
-    species `of`). `species` (a Species) describes genomes."""
+    species `of`). `species` (by name) describe genomes; those not given are rebuilt from
+    the run's stored config."""
     parts = store.species()
     if of is None and len(parts) > 1:
-        return Group(*(front_table(store, generation, _species_named(store, p["species"]), of=p["species"])
-                       for p in parts))
+        return Group(*(front_table(store, generation, of=p["species"], species=species) for p in parts))
     part = next((p for p in parts if p["species"] == of), parts[0])
     run = store.run()
+    describer = (species or {}).get(part["species"]) or species_of(run, part["species"])
     rows = front_rows(store, generation, of=of)
     gen = rows[0]["generation"] if rows else (generation if generation is not None else store.last_generation(run["run_id"]))
     who = f"{of} " if of is not None and len(parts) > 1 else ""
@@ -66,11 +71,11 @@ def front_table(store: Store, generation: int | None = None, species: Any = None
     table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=28)
     for r in rows:
         table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3),
-                      _describe(species, r["genome"]))
+                      _describe(describer, r["genome"]))
     return table
 
 
-def _describe(species: Any, genome_json: str) -> str:
+def _describe(species: Species[Any] | None, genome_json: str) -> str:
     if species is not None:
         try:
             return str(species.describe(species.from_data(json.loads(genome_json))))
@@ -79,7 +84,7 @@ def _describe(species: Any, genome_json: str) -> str:
     return genome_json[:40] + ("…" if len(genome_json) > 40 else "")
 
 
-def species_of(run: dict[str, Any], name: str | None = None) -> Any:
+def species_of(run: Mapping[str, Any], name: str | None = None) -> Species[Any] | None:
     """A species of the run (the first, or the one called `name`) rebuilt from its stored
     config; None when that is not possible."""
     from populations import make_species
@@ -93,10 +98,6 @@ def species_of(run: dict[str, Any], name: str | None = None) -> Any:
     except (SpeciesError, KeyError, TypeError):  # only used to describe genomes
         return None
     return None
-
-
-def _species_named(store: Store, name: str) -> Any:
-    return species_of(store.run(), name)
 
 
 def status_table(store: Store) -> Table:

@@ -12,10 +12,10 @@ the trainers leave (at least one per species).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from evolve.actors import EvaluatorPool, EventSink
+from evolve.config import SpeciesPart
 from evolve.errors import EvolveError
 
 
@@ -32,25 +32,20 @@ def trainer_options(gpus: float | None = None) -> dict[str, float]:
     return {"num_cpus": 1.0, "num_gpus": 1.0} if gpus > 0 else {"num_cpus": 1.0}
 
 
-def placement(options: dict[str, float]) -> str:
+def placement(options: Mapping[str, float]) -> str:
     """How an actor is placed, in words: 'GPU (num_gpus=1, num_cpus=1)' or 'CPU (num_cpus=1)'."""
     asks = ", ".join(f"{k}={v:g}" for k, v in sorted(options.items(), reverse=True))
     return f"{'GPU' if options.get('num_gpus', 0) > 0 else 'CPU'} ({asks})"
 
 
-def plan_actors(parts: Sequence[Any], *, cpus: int, gpus: float, embedded: bool) -> list[tuple[int, dict[str, float]]]:
-    """(actors, Ray options) per species part, in order; `parts` are `evolve.config.SpeciesPart`."""
-    if len(parts) == 1 and not parts[0].species.accelerated:  # the one-species engine, as it always was
-        n = parts[0].evaluation.actors or max(1, cpus)
-        if embedded and n > cpus:
-            raise EvolveError(f"evaluation.actors is {n} but the embedded Ray has {cpus} CPU(s); "
-                              "lower evaluation.actors or raise ray.num_cpus")
-        return [(n, {"num_cpus": 1.0})]
+def plan_actors(parts: Sequence[SpeciesPart], *, cpus: int, gpus: float,
+                embedded: bool) -> list[tuple[int, dict[str, float]]]:
+    """(actors, Ray options) per species part, in order."""
     trainer = trainer_options(gpus)
     accelerated = [p for p in parts if p.species.accelerated]
     plain = [p for p in parts if not p.species.accelerated]
 
-    def share(group: Sequence[Any], total: int) -> None:  # `total` actors split evenly, one at least
+    def share(group: Sequence[SpeciesPart], total: int) -> None:  # `total` actors split evenly, one at least
         for k, p in enumerate(group):
             counts[id(p)] = p.evaluation.actors or max(1, total // len(group) + (k < total % len(group)))
 
@@ -71,7 +66,7 @@ def plan_actors(parts: Sequence[Any], *, cpus: int, gpus: float, embedded: bool)
     return plan
 
 
-def make_pools(parts: Sequence[Any], *, run_id: str, cpus: int, gpus: float, embedded: bool,
+def make_pools(parts: Sequence[SpeciesPart], *, run_id: str, cpus: int, gpus: float, embedded: bool,
                on_event: Callable[[str], EventSink]) -> list[EvaluatorPool]:
     """One pool per species part: trainer actors for accelerated species, evaluators otherwise.
     `on_event(species)` gives the event sink of that species' pool."""

@@ -104,20 +104,21 @@ class Product:
 
 @dataclass
 class Outcome:
-    """The result of evaluating one individual, as it comes back to the driver."""
+    """What evaluating one individual returns: a species' `evaluate` makes it, the actor (or
+    the pool, for an evaluation it gave up on) fills in where and how often it ran, and it
+    travels back through Ray. The driver reads it once into its own record
+    (`evolve.evaluated.Evaluated`: the bytes written under the run directory, their paths
+    kept) and never changes it."""
 
     individual_id: str
     status: str  # ok | failed | timeout | invalid
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     error: str | None = None
     wall_seconds: float = 0.0
-    node: str = ""
+    node: str = ""  # the Ray node that ran it (set by the actor)
     bundle: bytes | None = None  # the trajectory repository as `git bundle` bytes (tower)
     artifacts: dict[str, bytes] | None = None  # files to keep by name (accordion: "model.pt")
-    attempts: int = 1
-    trajectory: str | None = None  # set by the driver: where the bundle was unpacked
-    result_bytes: int = 0  # set by the driver: bundle size that travelled back through Ray
-    artifact: str | None = None  # set by the driver: where the artifacts were written
+    attempts: int = 1  # set by the pool: 2 when a dead actor's work was resubmitted once
     isolation: str | None = None  # the sandbox isolation a tower ran under (bwrap | process)
 
 

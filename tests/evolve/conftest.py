@@ -1,10 +1,13 @@
-"""Fixtures for the engine tests: run configs, slow species, subprocess helpers."""
+"""Fixtures for the engine tests: run configs, slow species, subprocess helpers, a two-node Ray cluster."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -64,3 +67,46 @@ def slow_species_by_value() -> Iterator[None]:
     ray.cloudpickle.register_pickle_by_value(slow_species)
     yield
     ray.cloudpickle.unregister_pickle_by_value(slow_species)
+
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _started(log: Path, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"ray start exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"ray start did not report 'Ray runtime started' within {timeout:.0f}s")
+
+
+@pytest.fixture
+def two_nodes_procs(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """(address, [head process, worker process]) of a two-node loopback cluster."""
+    temp = Path(tempfile.mkdtemp(prefix="he-r", dir="/tmp"))  # short: Ray's socket paths
+    port = _free_port()
+    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp),
+              "--disable-usage-stats", "--block"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, args in (("head", ["--head", "--port", str(port), "--include-dashboard", "false"]),
+                           ("worker", ["--address", f"127.0.0.1:{port}"])):
+            log = tmp_path / f"{name}.log"
+            with log.open("wb") as fh:
+                procs.append(subprocess.Popen([RAY, "start", *args, *common], cwd=REPO, env=cli_env(),
+                                              stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+            _started(log, procs[-1])
+        yield f"127.0.0.1:{port}", procs
+    finally:
+        for proc in reversed(procs):
+            stop_group(proc)
+        shutil.rmtree(temp, ignore_errors=True)

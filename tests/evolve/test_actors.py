@@ -1,18 +1,18 @@
 """Evaluator actors: a dead actor is replaced and its work resubmitted; overdue work is killed."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 
 import pytest
-import ray
 
 from evolve.actors import EvaluatorPool
-from evolve.config import Resolved, parse_config
+from evolve.config import parse_config, resolve
 from evolve.loop import Engine, Observer, create_run
 from evolve.store import Store
 from populations.base import EvalItem
-from populations.objectives import Objective
 from tests.evolve.slow_species import SlowNumeric
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -27,28 +27,31 @@ def _items(species: SlowNumeric, ids: list[str]) -> list[EvalItem]:
 
 def test_an_actor_killed_mid_evaluation_is_replaced_and_the_evaluation_stored_once(
         ray_local: object, slow_species_by_value: None, tmp_path: Path) -> None:
-    species = SlowNumeric(delay=1.5, problem="zdt1", n_var=5)
-    cfg = parse_config({"name": "kill", "seed": 3, "generations": 2, "population": {"size": 4},
-                        "species": {"name": "numeric"}, "evaluation": {"timeout": 30, "retries": 2, "grace": 10}})
-    resolved = Resolved(cfg, species, (Objective("f1", "min", 1.1), Objective("f2", "min", 10.0)), ())
+    resolved = resolve(parse_config({
+        "name": "kill", "seed": 3, "generations": 2, "population": {"size": 4},
+        "species": {"name": "tests.evolve.slow_species:SlowNumeric",
+                    "params": {"delay": 1.5, "problem": "zdt1", "n_var": 5}},
+        "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
+        "evaluation": {"timeout": 30, "retries": 2, "grace": 10}}))
+    species = resolved.parts[0].species
     run_id, run_dir = create_run(resolved, tmp_path, run_id="kill")
-    killed: list[str] = []
+    killed: list[int] = []
 
     with Store.open(run_dir) as store:
         engine = Engine(resolved, run_id, run_dir, store)
         pool = EvaluatorPool(species, run_id=run_id, n_actors=2, timeout=30, retries=2, grace=10,
-                             on_event=engine.pool_event)
+                             on_event=engine.pool_events(species.name))
 
         class KillOnce(Observer):
             def generation_started(self, generation: int, size: int, reused: int) -> None:
-                if generation == 0:  # the first actor is busy with g000-000 for 1.5 s
-                    victim = pool.slots[0].actor
-                    threading.Timer(0.5, lambda: (ray.kill(victim, no_restart=True), killed.append("x"))).start()
+                if generation == 0:  # the first actor's process dies 0.5 s into its 1.5 s with g000-000
+                    victim = pool.placements[0]["pid"]
+                    threading.Timer(0.5, lambda: (os.kill(victim, signal.SIGKILL), killed.append(victim))).start()
 
         engine.observer = KillOnce()
         try:
             pool.wait_ready()
-            engine.run(pool)
+            engine.run([pool])
         finally:
             pool.close()
         assert killed and pool.replaced == 1

@@ -26,23 +26,23 @@ def _error(tmp_path: Path, data: dict[str, object]) -> str:
 def test_shipped_configs_are_valid(name: str) -> None:
     path = REPO / "configs" / f"{name}.yaml"
     r = resolve(load_config(path), where=str(path))
-    assert r.ref_point is not None and len(r.objectives) >= 2
-    for lane in r.lanes:  # every tower run holds the SPEC's constraints
-        if lane.name == "tower":
-            assert {"keys_audit", "self_read", "untyped_chars", "tamper"} <= {c.metric for c in lane.constraints}
+    assert r.parts and all(p.ref_point is not None and len(p.objectives) >= 2 for p in r.parts)
+    for part in r.parts:  # every tower run holds the SPEC's constraints
+        if part.name == "tower":
+            assert {"keys_audit", "self_read", "untyped_chars", "tamper"} <= {c.metric for c in part.constraints}
 
 
 TOWER = {**BASE, "species": {"name": "tower", "params": {"depth": 2}}}
 
 
 def test_tower_constraints_and_metrics_by_default(tmp_path: Path) -> None:
-    r = resolve(load_config(write_config(tmp_path / "t.yaml", TOWER)))
-    assert [(c.metric, c.eq) for c in r.constraints] == [("keys_audit", 0), ("self_read", 0), ("untyped_chars", 0),
+    (part,) = resolve(load_config(write_config(tmp_path / "t.yaml", TOWER))).parts
+    assert [(c.metric, c.eq) for c in part.constraints] == [("keys_audit", 0), ("self_read", 0), ("untyped_chars", 0),
                                                           ("tamper", 0)]
     data = {**TOWER, "objectives": [{"metric": "idle_keys@h2"}, {"metric": "syntax_ratio@h2"}],
             "constraints": [{"metric": "tamper", "eq": 0}, {"metric": "untyped_chars", "le": 0}]}
-    r = resolve(load_config(write_config(tmp_path / "t.yaml", data)))
-    assert [o.direction for o in r.objectives] == ["min", "max"]
+    (part,) = resolve(load_config(write_config(tmp_path / "t.yaml", data))).parts
+    assert [o.direction for o in part.objectives] == ["min", "max"]
     assert _error(tmp_path, {**data, "constraints": [{"metric": "tamper@h2", "eq": 0}]}) == (
         "x.yaml: constraints[0].metric: tamper is one number per tower; drop '@h2'")
     assert _error(tmp_path, {**data, "objectives": [{"metric": "idle_keys"}]}).startswith(
@@ -55,7 +55,7 @@ def test_the_experts_section_reaches_the_tower_species(tmp_path: Path) -> None:
     experts = {"openai": {"base_url": "http://127.0.0.1:8000/v1", "model": "tiny", "retries": 1},
                "accordion": {"checkpoint": "/models/ck.pt"}}
     cfg = load_config(write_config(tmp_path / "t.yaml", {**TOWER, "experts": experts}))
-    species = resolve(cfg).species
+    species = resolve(cfg).parts[0].species
     assert species.experts == {"openai": {"base_url": "http://127.0.0.1:8000/v1", "model": "tiny", "retries": 1,
                                           "timeout": 30.0, "concurrency": 2},
                                "accordion": {"checkpoint": "/models/ck.pt"}}
@@ -63,8 +63,8 @@ def test_the_experts_section_reaches_the_tower_species(tmp_path: Path) -> None:
     ep = ExpertEndpoints.from_config(species.experts, environ={"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"})
     assert ep == ExpertEndpoints("http://127.0.0.1:8000/v1", "tiny", "/models/ck.pt", openai_retries=1)
     # no section: the species leaves it all to the evaluating process's environment
-    assert resolve(load_config(write_config(tmp_path / "t.yaml", TOWER))).species.experts is None
-    partial = resolve(load_config(write_config(tmp_path / "t.yaml", {**TOWER, "experts": {"openai": {}}}))).species
+    assert resolve(load_config(write_config(tmp_path / "t.yaml", TOWER))).parts[0].species.experts is None
+    partial = resolve(load_config(write_config(tmp_path / "t.yaml", {**TOWER, "experts": {"openai": {}}}))).parts[0].species
     ep = ExpertEndpoints.from_config(partial.experts, environ={"OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
                                                                "TOWER_EXPERT_MODEL": "m"})
     assert (ep.openai_base_url, ep.openai_model, ep.accordion_checkpoint) == ("http://127.0.0.1:1/v1", "m", None)

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from evolve.cadence import Cadence
 from evolve.config import parse_config, resolve
 from evolve.errors import EvolveError
 from evolve.loop import create_run, run_evolution
-from evolve.store import GenerationRecord, Store
+from evolve.store import EvaluationRow, FrontRow, GenerationRecord, IndividualRow, Store
 
 pytestmark = [pytest.mark.ray]
 
@@ -57,11 +58,8 @@ def test_evaluating_in_the_driver_gives_the_run_the_actors_give(ray_local: objec
         assert store.run()["status"] == "finished"
 
 
-def test_a_driver_evaluated_run_resumes_as_if_never_stopped(ray_local: object, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_driver_evaluated_run_resumes_as_if_never_stopped(ray_local: object, tmp_path: Path) -> None:
     from evolve import loop
-
-    monkeypatch.setattr(loop, "CHECKPOINT_EVERY", math.inf)
 
     class StopAt(loop.Observer):
         def generation_started(self, generation: int, size: int, reused: int) -> None:
@@ -70,8 +68,10 @@ def test_a_driver_evaluated_run_resumes_as_if_never_stopped(ray_local: object, t
 
     resolved = resolve(parse_config(_config(0)))
     _, run_dir = create_run(resolved, tmp_path, run_id="stopped")
-    with pytest.raises(KeyboardInterrupt):
-        run_evolution(resolved, "stopped", run_dir, observer=StopAt())
+    with pytest.raises(KeyboardInterrupt):  # no checkpoint before the end: generations 0..2 are replayed
+        run_evolution(resolved, "stopped", run_dir, observer=StopAt(), cadence=Cadence(checkpoint_every=math.inf))
+    with Store.open(run_dir, read_only=True) as store:
+        assert store.last_generation("stopped") == 2 and store.checkpoint("stopped") is None
     run_evolution(resolved, "stopped", run_dir)
     assert _snapshot(run_dir) == _snapshot(_run(tmp_path, "straight", _config(0)))
 
@@ -85,7 +85,7 @@ def test_only_species_that_declare_it_may_be_evaluated_in_the_driver() -> None:
         resolve(parse_config(tower))
     with pytest.raises(EvolveError, match=r"evaluation\.actors: must be >= 0 \(got -1\)"):
         parse_config(_config(-1))
-    assert resolve(parse_config(_config(0))).lanes[0].evaluation.actors == 0
+    assert resolve(parse_config(_config(0))).parts[0].evaluation.actors == 0
 
 
 def test_constant_columns_are_bound_once_and_stored_alike(tmp_path: Path) -> None:
@@ -96,14 +96,15 @@ def test_constant_columns_are_bound_once_and_stored_alike(tmp_path: Path) -> Non
 
     def rec(g: int, ids: list[str], parents: list[list[str]]) -> GenerationRecord:
         return GenerationRecord(
-            generation=g,
-            individuals=[("r", i, "numeric", g, f"h{i}", "[0.5]", p, 2**63 + 1, "sample") for i, p in zip(ids, parents)],
-            evaluations=[("r", i, g, "ok", [0.5], "{}", [], 0.0, True, None, 0.1, "n", None, None, 1, 0, None)
-                         for i in ids],
-            fronts=[("r", g, i, 0, None) for i in ids], hypervolume=None, evaluated=len(ids))
+            generation=g, species="numeric",
+            individuals=[IndividualRow(i, "numeric", g, f"h{i}", "[0.5]", p, 2**63 + 1, "sample")
+                         for i, p in zip(ids, parents)],
+            evaluations=[EvaluationRow(i, g, "ok", [0.5], "{}", [], 0.0, True, None, 0.1, "n", None, None, 1, 0,
+                                       None, None) for i in ids],
+            fronts=[FrontRow(g, i, 0, None) for i in ids], hypervolume=None, evaluated=len(ids))
 
     store.commit_generations("r", [rec(0, ["a"], [[]]), rec(1, ["b", "c"], [["a"], ["a"]])])
-    store.commit_generation("r", rec(2, ["d", "e"], [[], ["b", "c"]]))
+    store.commit_generations("r", [rec(2, ["d", "e"], [[], ["b", "c"]])])
     assert store.query("SELECT individual_id, parents, seed, genome FROM individuals ORDER BY 1") == [
         ("a", [], 2**63 + 1, "[0.5]"), ("b", ["a"], 2**63 + 1, "[0.5]"), ("c", ["a"], 2**63 + 1, "[0.5]"),
         ("d", [], 2**63 + 1, "[0.5]"), ("e", ["b", "c"], 2**63 + 1, "[0.5]")]
@@ -136,7 +137,8 @@ def test_the_faster_survival_selects_what_pymoos_selects() -> None:
 
 
 def test_a_driver_pool_evaluates_beside_actor_pools(ray_local: object) -> None:
-    from evolve.actors import DriverPool, EvaluatorPool, evaluate_together
+    from evolve.actors import EvaluatorPool
+    from evolve.pools import DriverPool, evaluate_together
     from populations.base import EvalItem
     from populations.numeric import NumericSpecies
 
@@ -161,17 +163,12 @@ def test_a_driver_pool_evaluates_beside_actor_pools(ray_local: object) -> None:
     assert {k: o.metrics for k, (_, o) in got.items() if k.startswith("d")} == direct
 
 
-def test_a_species_error_in_the_driver_is_a_failed_outcome_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evolve.actors import DriverPool
+def test_a_species_error_in_the_driver_is_a_failed_outcome_with_its_reason() -> None:
+    from evolve.pools import DriverPool
     from populations.base import EvalItem
-    from populations.numeric import NumericSpecies
+    from tests.evolve.slow_species import SlowNumeric
 
-    species = NumericSpecies("zdt1", n_var=5)
-
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise ValueError("no such thing")
-
-    monkeypatch.setattr(species, "evaluate", broken)
+    species = SlowNumeric(delay=0.0, error=["x"], problem="zdt1", n_var=5)
     pool = DriverPool(species, run_id="t", timeout=10)
     g = species.sample(1, np.random.default_rng(0))[0]
     (out,) = list(pool.evaluate([EvalItem("x", g, species.hash(g), 0)]))

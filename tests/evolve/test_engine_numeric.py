@@ -83,14 +83,14 @@ def test_nsga3_on_a_three_objective_problem(ray_local: object, tmp_path: Path) -
         assert store.query("SELECT count(*) FROM evaluations")[0][0] == 16 * 5
 
 
-def test_an_interrupted_run_resumes_by_replaying_committed_generations(
-        ray_local: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_run_resumes_by_replaying_committed_generations(ray_local: object, tmp_path: Path) -> None:
     import math
 
     from evolve import loop
+    from evolve.cadence import Cadence
     from evolve.errors import EvolveError
 
-    monkeypatch.setattr(loop, "CHECKPOINT_EVERY", math.inf)  # no checkpoint before the end: replay it all
+    no_checkpoint = Cadence(checkpoint_every=math.inf)  # none before the end: the resume replays it all
 
     class StopAt(loop.Observer):
         def generation_started(self, generation: int, size: int, reused: int) -> None:
@@ -108,7 +108,7 @@ def test_an_interrupted_run_resumes_by_replaying_committed_generations(
 
     resolved, run_dir = fresh("stopped")
     with pytest.raises(KeyboardInterrupt):
-        run_evolution(resolved, "stopped", run_dir, observer=StopAt())
+        run_evolution(resolved, "stopped", run_dir, observer=StopAt(), cadence=no_checkpoint)
     with Store.open(run_dir, read_only=True) as store:
         assert store.last_generation("stopped") == 3 and store.checkpoint("stopped") is None
         assert store.run()["status"] == "interrupted"
@@ -124,7 +124,7 @@ def test_an_interrupted_run_resumes_by_replaying_committed_generations(
     # a store whose history does not replay is refused with the reason
     resolved, bad_dir = fresh("tampered")
     with pytest.raises(KeyboardInterrupt):
-        run_evolution(resolved, "tampered", bad_dir, observer=StopAt())
+        run_evolution(resolved, "tampered", bad_dir, observer=StopAt(), cadence=Cadence(checkpoint_every=math.inf))
     with Store.open(bad_dir) as store:
         store.con.execute("UPDATE individuals SET hash = 'x' WHERE individual_id = 'g002-003'")
     with pytest.raises(EvolveError, match="replaying generation 2 does not give the stored individuals"):

@@ -13,11 +13,12 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from accordion.checkpoint import load_checkpoint
 from accordion.trial import TrialSpec
 from evolve.config import parse_config, resolve
+from evolve.evaluated import Evaluated
 from evolve.loop import Observer, create_run, run_evolution
 from evolve.store import Store
 from evolve.trainers import make_pools, plan_actors
 from harness_tower.genome import TowerGenome
-from populations.base import Outcome, blake2b_hex
+from populations.base import blake2b_hex
 
 pytestmark = [pytest.mark.ray, pytest.mark.tmux, pytest.mark.slow]
 
@@ -152,7 +153,7 @@ def test_trainer_actors_were_placed_on_cpu(both_run: Path, ray_local: object) ->
     assert placed == ["accordion: 1 trainer actor(s) on CPU (num_cpus=1)", "tower: 1 evaluator actor(s) on CPU (num_cpus=1)"]
     assert gpu == [("0.0",)]
 
-    parts = resolve(parse_config(_config(seed=1, generations=1))).lanes
+    parts = resolve(parse_config(_config(seed=1, generations=1))).parts
     pools = make_pools(parts, run_id="placement", cpus=2, gpus=0, embedded=False, on_event=lambda sp: lambda *a: None)
     try:
         trainer = pools[1]
@@ -168,7 +169,7 @@ def test_the_actor_plan_gives_trainers_gpus_where_the_cluster_has_them() -> None
     """Where the cluster has GPUs the same species ask for one per trainer (planned, not placed)."""
     from dataclasses import replace
 
-    parts = resolve(parse_config(_config(seed=1, generations=1))).lanes
+    parts = resolve(parse_config(_config(seed=1, generations=1))).parts
     free = [replace(p, evaluation=p.evaluation.model_copy(update={"actors": None})) for p in parts]
     assert plan_actors(free, cpus=16, gpus=2, embedded=False) == [(14, {"num_cpus": 1.0}),
                                                                   (2, {"num_cpus": 1.0, "num_gpus": 1.0})]
@@ -185,7 +186,7 @@ class StopInGeneration(Observer):
     def generation_started(self, generation: int, size: int, reused: int) -> None:
         self.current = generation
 
-    def evaluated(self, outcome: Outcome, feasible: bool) -> None:
+    def evaluated(self, result: Evaluated, feasible: bool) -> None:
         if self.current == self.generation:
             self.seen += 1
             if self.seen >= self.after:
@@ -221,9 +222,9 @@ def test_the_shipped_config_and_mistakes_in_a_list_of_species(tmp_path: Path) ->
     from tests.evolve.conftest import REPO, write_config
 
     path = REPO / "configs" / "both_species.yaml"
-    lanes = resolve(load_config(path), where=str(path)).lanes
-    assert [p.name for p in lanes] == list(SPECIES) and all(p.ref_point is not None for p in lanes)
-    assert lanes[1].species.accelerated and lanes[1].species.consumes == ("tower",)
+    parts = resolve(load_config(path), where=str(path)).parts
+    assert [p.name for p in parts] == list(SPECIES) and all(p.ref_point is not None for p in parts)
+    assert parts[1].species.accelerated and parts[1].species.consumes == ("tower",)
 
     def error(data: dict[str, Any]) -> str:
         path = write_config(tmp_path / "x.yaml", data)

@@ -11,7 +11,6 @@ import pytest
 
 from evolve.store import Store
 from tests.evolve.conftest import REPO, cli, cli_env, stop_group, write_config
-from tests.evolve.test_cluster import two_nodes_procs  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -10,7 +10,16 @@ import duckdb
 import pytest
 
 from evolve.errors import EvolveError
-from evolve.store import GenerationRecord, Store, metrics_json
+from evolve.store import (
+    EvaluationRow,
+    FrontRow,
+    GenerationRecord,
+    IndividualRow,
+    SavedState,
+    StagedRow,
+    Store,
+    metrics_json,
+)
 from tests.evolve.conftest import REPO
 
 RUN = "r1"
@@ -28,22 +37,28 @@ def _store(tmp_path: Path) -> Store:
 def _record(g: int, ids: list[str], parents: dict[str, list[str]], objectives: dict[str, list[float]],
             fronts: dict[str, int]) -> GenerationRecord:
     return GenerationRecord(
-        generation=g,
-        individuals=[(RUN, i, "numeric", g, f"h-{i}", "[0.5]", parents.get(i, []), 2**63 + k, "sample")
+        generation=g, species="numeric",
+        individuals=[IndividualRow(i, "numeric", g, f"h-{i}", "[0.5]", parents.get(i, []), 2**63 + k, "sample")
                      for k, i in enumerate(ids)],
-        evaluations=[(RUN, i, g, "ok", objectives[i], metrics_json({"f1": objectives[i][0], "f2": objectives[i][1],
-                                                                     "flag": True, "slow": float("inf")}),
-                      [], 0.0, True, None, 0.1, "node-a", None, None, 1, 0) for i in ids],
-        fronts=[(RUN, g, i, r, 1.0 if r == 0 else None) for i, r in fronts.items()],
-        hypervolume=0.5, evaluated=len(ids), checkpoint=b"state", versions={"pymoo": "x"})
+        evaluations=[EvaluationRow(i, g, "ok", list(objectives[i]),
+                                   metrics_json({"f1": objectives[i][0], "f2": objectives[i][1], "flag": True,
+                                                 "slow": float("inf")}),
+                                   [], 0.0, True, None, 0.1, "node-a", None, None, 1, 0, None, None) for i in ids],
+        fronts=[FrontRow(g, i, r, 1.0 if r == 0 else None) for i, r in fronts.items()],
+        hypervolume=0.5, evaluated=len(ids))
+
+
+def _state(g: int) -> SavedState:
+    return SavedState(g + 1, b"state", {"pymoo": "x"})
 
 
 def test_generations_commit_and_views_answer(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
-        store.commit_generation(RUN, _record(0, ["a", "b"], {}, {"a": [0.1, 0.9], "b": [0.9, 0.1]},
-                                             {"a": 0, "b": 0}))
-        store.commit_generation(RUN, _record(1, ["c", "d"], {"c": ["a", "b"], "d": ["c"]},
-                                             {"c": [0.2, 0.2], "d": [0.5, 0.5]}, {"a": 0, "b": 0, "c": 0, "d": 1}))
+        store.commit_generations(RUN, [_record(0, ["a", "b"], {}, {"a": [0.1, 0.9], "b": [0.9, 0.1]},
+                                               {"a": 0, "b": 0})], _state(0))
+        store.commit_generations(RUN, [_record(1, ["c", "d"], {"c": ["a", "b"], "d": ["c"]},
+                                               {"c": [0.2, 0.2], "d": [0.5, 0.5]}, {"a": 0, "b": 0, "c": 0, "d": 1})],
+                                 _state(1))
         assert store.run()["seed"] == 2**64 - 1
         front = store.query("SELECT individual_id FROM pareto_front ORDER BY 1")
         assert [r[0] for r in front] == ["a", "b", "c"]
@@ -52,29 +67,31 @@ def test_generations_commit_and_views_answer(tmp_path: Path) -> None:
         long = {(r[0], r[1]): r[2] for r in store.query(
             "SELECT individual_id, metric, value FROM metrics_long WHERE individual_id = 'c'")}
         assert long == {("c", "f1"): 0.2, ("c", "f2"): 0.2, ("c", "flag"): 1.0, ("c", "slow"): float("inf")}
-        assert store.checkpoint(RUN) == (2, b"state", {"pymoo": "x"})
+        assert store.checkpoint(RUN) == SavedState(2, b"state", {"pymoo": "x"})
         assert store.last_generation(RUN) == 1
 
 
 def test_a_failing_commit_leaves_nothing_behind(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
-        store.commit_generation(RUN, _record(0, ["a"], {}, {"a": [0.1, 0.9]}, {"a": 0}))
+        store.commit_generations(RUN, [_record(0, ["a"], {}, {"a": [0.1, 0.9]}, {"a": 0})], _state(0))
         broken = _record(1, ["b"], {}, {"b": [0.2, 0.2]}, {"a": 0, "b": 0})
-        broken.evaluations = [e[:3] + ("exploded",) + e[4:] for e in broken.evaluations]  # violates CHECK
+        broken.evaluations[0].status = "exploded"  # violates CHECK
         with pytest.raises(duckdb.ConstraintException):
-            store.commit_generation(RUN, broken)
+            store.commit_generations(RUN, [broken], _state(1))
         assert store.query("SELECT count(*) FROM individuals")[0][0] == 1
         assert store.query("SELECT count(*) FROM generations")[0][0] == 1
-        assert store.checkpoint(RUN) is not None and store.checkpoint(RUN)[0] == 1  # type: ignore[index]
+        assert store.checkpoint(RUN) == _state(0)
 
 
 def test_staged_evaluations_are_cleared_by_their_generation(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
-        store.stage([(RUN, 0, "a", "h-a", b"outcome-a"), (RUN, 0, "b", "h-b", b"outcome-b")])
-        assert store.staged(RUN, 0) == {"a": ("h-a", b"outcome-a"), "b": ("h-b", b"outcome-b")}
-        store.commit_generation(RUN, _record(0, ["a", "b"], {}, {"a": [0.1, 0.9], "b": [0.9, 0.1]},
-                                             {"a": 0, "b": 0}))
-        assert store.staged(RUN, 0) == {}
+        rows = [StagedRow(0, "a", "h-a", b"outcome-a"), StagedRow(0, "b", "h-b", b"outcome-b")]
+        store.stage(RUN, rows)
+        assert sorted(store.staged(RUN, 0), key=lambda r: r.individual_id) == rows
+        assert store.last_staged(RUN) == 0
+        store.commit_generations(RUN, [_record(0, ["a", "b"], {}, {"a": [0.1, 0.9], "b": [0.9, 0.1]},
+                                               {"a": 0, "b": 0})])
+        assert store.staged(RUN, 0) == [] and store.last_staged(RUN) is None
 
 
 def test_a_locked_store_is_one_clear_error(tmp_path: Path) -> None:

@@ -52,7 +52,9 @@ def test_every_individual_is_evaluated_once_with_its_lineage(tower_run: Path) ->
             assert (gen == 0) == (parents == [])
             assert all(p in ids and p < iid for p in parents)  # parents come from earlier generations
         assert all(node and wall > 0 for _, _, node, _, wall in ev)
-        from harness_tower.sandbox import resolve_isolation  # every evaluation says how it was sealed
+        from harness_tower.sandbox import (
+            resolve_isolation,  # every evaluation says how it was sealed
+        )
         assert {r[0] for r in store.query("SELECT isolation FROM evaluations")} == {resolve_isolation("auto")}
         lineage = store.query("SELECT individual_id, depth FROM lineage(?)", [f"g{GENS - 1:03d}-000"])
         assert lineage[0] == (f"g{GENS - 1:03d}-000", 0) and any(d >= 1 for _, d in lineage)
