@@ -133,7 +133,7 @@ def test_the_built_in_suite_covers_every_tier_in_every_split() -> None:
     assert len(suite.tasks) >= 40
     for split in SPLITS:
         assert {task.tier for task in suite.split(split)} == set(TIERS), split
-    assert len(suite.split("train")) > len(suite.split("validation")) + len(suite.split("test")) - 2
+    assert len(suite.split("train")) > max(len(suite.split("validation")), len(suite.split("test")))
     # Nothing that needs the network, the clock or chance: a task's answer never changes.
     unsteady = re.compile(r"\b(curl|wget|pip|apt|git|ssh|ping|date|RANDOM|shuf|mktemp|sleep)\b|https?:")
     for task in suite.tasks:
