@@ -186,6 +186,8 @@ class _Session:
     pane: str
     pane_pid: int  # the pane's first process: every process in the pane has it as session id
     seq: int = 0
+    shell_pid: int = -1  # the interactive shell (known once its first prompt shows)
+    journal: list[tuple[int, str, str, str]] | None = None  # (seq, kind, keys, capture) while kept
 
 
 class FastImport:
@@ -402,6 +404,23 @@ class Recorder:
             if time.monotonic() > deadline:
                 raise TowerError("shell prompt did not appear within 10s", session=name)
             client.wait_output(client.total, lambda out: len(out) > 0, 0.5)
+        sess.shell_pid = _shell_of(sess.pane_pid)
+
+    def seq(self, name: str) -> int:
+        """How many keys session `name` has been sent (its last commit's `Seq`)."""
+        return self._session(name).seq
+
+    def keep_journal(self, name: str) -> None:
+        """From now on keep what session `name` is sent and shows, key by key (see `journal`);
+        what was kept before is dropped. The history cannot be read while it is being written,
+        so this is how the evaluator judges a task the moment it is finished."""
+        with self.lock:
+            self._session(name).journal = []
+
+    def journal(self, name: str) -> list[tuple[int, str, str, str]]:
+        """(seq, kind, keys, capture) of every key since `keep_journal`."""
+        with self.lock:
+            return list(self._session(name).journal or [])
 
     def renew(self, name: str) -> None:
         """Give session `name` a fresh pane (the sandbox says where it starts): everything running
@@ -471,6 +490,8 @@ class Recorder:
             sess.seq += 1
             capture = self._screen(sess)
             self.last_capture[name] = capture
+            if sess.journal is not None:
+                sess.journal.append((sess.seq, kind, keys, capture))
             preview = json.dumps(keys, ensure_ascii=False)[1:-1] if kind == "text" else f"<{keys}>"
             message = (f"{name}: {preview}\n\nKeys: {json.dumps(keys)}\nKind: {kind}\n"
                        f"Seq: {sess.seq}\nTime: {time.time():.6f}\n")
@@ -490,7 +511,7 @@ class Recorder:
         deadline = time.monotonic() + limit
         while True:
             client.wait_quiet(QUIET, max(0.0, deadline - time.monotonic()))
-            if foreground_asleep(sess.pane_pid) or time.monotonic() >= deadline:
+            if foreground_asleep(sess.pane_pid, sess.shell_pid) or time.monotonic() >= deadline:
                 return
             client.wait_output(client.total, lambda out: len(out) > 0,
                                min(0.01, max(0.0, deadline - time.monotonic())))
@@ -500,13 +521,16 @@ class Recorder:
             sess.client.close()
 
 
-def foreground_asleep(pane_pid: int) -> bool:
+def foreground_asleep(pane_pid: int, shell_pid: int) -> bool:
     """Whether the foreground job of the terminal that `pane_pid` runs on is asleep.
 
-    /proc/PID/stat gives the terminal's foreground process group (`tpgid`); its leader's
-    state says whether that job is running or runnable (R), in uninterruptible I/O (D), or
-    asleep. A group whose leader has exited is asleep only if members of it live on and
-    sleep; with none left the shell is about to take the terminal back (not settled yet).
+    /proc/PID/stat gives the terminal's foreground process group (`tpgid`). At the prompt
+    that is the shell itself, and its state says enough. A job's group is settled only when
+    every member is asleep (not running or runnable, R; not in uninterruptible I/O, D) and
+    none is still a shell fork that has not started its program yet: bash forks each stage
+    of a pipeline and the forks wait, asleep, until the whole group is set up, so "asleep"
+    alone would end the wait before the pipeline ran. A group whose members have all gone is
+    not settled either: the shell is about to take the terminal back.
     """
     try:
         with open(f"/proc/{pane_pid}/stat", "rb") as fh:
@@ -515,11 +539,34 @@ def foreground_asleep(pane_pid: int) -> bool:
         return True  # the pane has gone: nothing more will be drawn
     if tpgid <= 0:
         return True
-    state = _state(tpgid)
-    if state is not None and state not in (b"Z", b"X"):
-        return state not in (b"R", b"D")
-    members = [st for st in map(_state, _group(tpgid)) if st is not None and st not in (b"Z", b"X")]
-    return bool(members) and all(st not in (b"R", b"D") for st in members)
+    if tpgid == shell_pid:
+        state = _stat(tpgid)
+        return state is not None and state[1] not in (b"R", b"D")
+    members = [st for st in map(_stat, _group(tpgid)) if st is not None and st[1] not in (b"Z", b"X")]
+    if not members:
+        return False
+    return all(state not in (b"R", b"D") and not (comm == b"bash" and ppid == shell_pid)
+               for comm, state, ppid in members)
+
+
+def _stat(pid: int) -> tuple[bytes, bytes, int] | None:
+    """(command name, state, parent pid) of a process, or None when it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            head, rest = fh.read().rsplit(b")", 1)
+        fields = rest.split()
+        return head.split(b"(", 1)[1], fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _shell_of(pane_pid: int) -> int:
+    """The pane's interactive shell: at its first prompt it holds the terminal (tpgid)."""
+    try:
+        with open(f"/proc/{pane_pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[5])
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 def _kill_session_processes(sid: int) -> None:
@@ -532,14 +579,6 @@ def _kill_session_processes(sid: int) -> None:
                         os.kill(int(entry), 9)
             except (OSError, IndexError, ValueError):
                 continue
-
-
-def _state(pid: int) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def _group(pgid: int) -> list[int]:

@@ -266,15 +266,19 @@ class Sandbox:
                               "prlimit", f"--cpu={lim.cpu_seconds}", f"--as={lim.memory_bytes}",
                               f"--fsize={lim.file_bytes}", "bash", "--norc", "--noprofile", "-c", command],
                              cwd=cwd, binds=binds, interactive=False)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=cwd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            proc = subprocess.run(argv, input=stdin, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=timeout, start_new_session=True, check=False)
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout or b""
-            if self.drop_uid:
-                kill_user(self.uid, timeout=5.0)  # what it started (the panes' processes go too)
+            out, _ = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Its own process group only (bwrap takes what runs inside it along): the panes and
+            # harnesses of the evaluation keep running; anything that left the group is ended
+            # with the sandbox at teardown.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
             return None, out[-4000:].decode("utf-8", "replace")
-        return proc.returncode, proc.stdout[-4000:].decode("utf-8", "replace")
+        return proc.returncode, out[-4000:].decode("utf-8", "replace")
 
     def _start(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):

@@ -113,3 +113,24 @@ def test_teardown_leaves_nothing_behind(out_dir: Path, body: str, timeout: float
     assert token_processes(token) == [] and user_processes(uid) == []
     assert not socket.exists() and not socket.parent.exists()
     assert "done" in git(box.work, "log", "-1", "--format=%s")
+
+
+def test_a_pipelines_output_is_in_the_capture_of_its_enter(out_dir: Path) -> None:
+    """Settling waits until every stage of the foreground job runs its program and sleeps (the
+    forks of a pipeline wait, asleep, before they exec: the leader alone says too little)."""
+    with Sandbox(out_dir) as box:
+        assert box.recorder is not None
+        box.recorder.init_commit({"depth": 1})
+        term = ft.Terminal(box.connect("h1_writer"))
+        term.open("h1_writer")
+        term.send("h1_writer", "seq 50 >n", "text")
+        term.send("h1_writer", "Enter", "ctrl")
+        box.recorder.keep_journal("h1_writer")
+        for _ in range(20):
+            for keys in ("sort n|uniq|tac|", "head -3|tail -1"):
+                term.send("h1_writer", keys, "text")
+            term.send("h1_writer", "Enter", "ctrl")
+        enters = [capture for _, kind, _, capture in box.recorder.journal("h1_writer") if kind == "ctrl"]
+        box.finish({"status": "ok"})
+    assert len(enters) == 20
+    assert all(capture.rstrip().splitlines()[-2:] == ["7", "$"] for capture in enters)
