@@ -86,8 +86,7 @@ def banner(task: Task) -> str:
 def session_seq(box: Sandbox) -> int:
     """The task terminal's last key sequence number (0 before any key): a segment's bounds."""
     assert box.recorder is not None
-    session = box.recorder.sessions.get(SESSION)
-    return session.seq if session is not None else 0
+    return box.recorder.seq(SESSION) if SESSION in box.recorder.sessions else 0
 
 
 def _archive(files: dict[str, str]) -> bytes:
