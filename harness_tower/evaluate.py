@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from harness_tower.genome import TowerGenome
 from harness_tower.render import render
 from harness_tower.backends.relay import ExpertEndpoints, ExpertRelay
 from harness_tower.gateway import GatewayCaps
+from harness_tower.sample import TaskResult, TaskSample
 from harness_tower.sandbox import Limits, Sandbox
+from harness_tower.tasks import Task
 from harness_tower.worktree import TreeCaps
 
 PLATFORM_VERSION = "0.1.0"
@@ -34,11 +37,12 @@ class EvalResult:
     trajectory: Path | None = None
     node: str = field(default_factory=platform.node)
     isolation: str | None = None
+    tasks: list[TaskResult] = field(default_factory=list)  # per task of the sample, in order
 
     def to_dict(self) -> dict[str, object]:
         return {"status": self.status, "metrics": self.metrics, "error": self.error,
                 "wall_seconds": self.wall_seconds, "trajectory": str(self.trajectory) if self.trajectory else None,
-                "node": self.node, "isolation": self.isolation}
+                "node": self.node, "isolation": self.isolation, "tasks": [t.to_dict() for t in self.tasks]}
 
 
 def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, timeout: float = 120.0,
@@ -72,19 +76,38 @@ RULES = {
 }
 
 
+def task_manifest(tasks: Sequence[Task]) -> dict[str, object]:
+    """What the manifest says of a task sample: each task's id, split, tier and instruction (the
+    checks stay with the evaluator); a single task printing its answer also gets the `task`
+    entry that the validator `task_correct` reads."""
+    out: dict[str, object] = {"tasks": [{"id": t.id, "split": t.split, "tier": t.tier, "instruction": t.instruction}
+                                        for t in tasks]}
+    if len(tasks) == 1 and tasks[0].check.output is not None:
+        out["task"] = {"instruction": tasks[0].instruction, "expected": "\n".join(tasks[0].check.output)}
+    return out
+
+
 def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_dir: Path, timeout: float,
               limits: Limits = Limits(), isolation: str = "auto", experts: ExpertEndpoints | None = None,
-              tree_caps: TreeCaps | None = None, gateway_caps: GatewayCaps | None = None) -> EvalResult:
-    """Run `h{depth}.py` (given as source) in a fresh sandbox and score the trajectory."""
+              tree_caps: TreeCaps | None = None, gateway_caps: GatewayCaps | None = None,
+              tasks: Sequence[Task] = ()) -> EvalResult:
+    """Run `h{depth}.py` (given as source) in a fresh sandbox and score the trajectory; with
+    `tasks`, its task level works through them (`sample.TaskSample`) and each is checked."""
     start = time.monotonic()
     relay = ExpertRelay(experts if experts is not None else ExpertEndpoints.from_env())
     manifest = dict(manifest, terminal={"width": 100, "height": 30})
+    if tasks:
+        manifest.update(task_manifest(tasks))
     with Sandbox(Path(out_dir), limits=limits, isolation=isolation, relay=relay, tree_caps=tree_caps,
                  gateway_caps=gateway_caps) as box:
         assert box.recorder is not None and box.gateway is not None
+        sample = TaskSample(box, tasks) if tasks else None
+        box.gateway.tasks = sample
         box.write_top(depth, top_source)
         box.recorder.init_commit(manifest)
         outcome = box.run_top(depth, top_source, timeout)
+        if sample is not None:
+            sample.finish()
         gate = box.gateway
         screens, output_bytes = box.recorder.evidence(settle=outcome.timed_out or outcome.returncode != 0)
         if gate.fatal:
@@ -103,10 +126,11 @@ def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_d
                 last = [line for line in screens[-1].splitlines() if line.strip()]
                 error = f"{error} (last screen line: {last[-1].strip()!r})" if last else error
         audits, refusals = list(gate.audits), list(gate.refusals)
+        results = sample.results() if sample is not None else []
         final = box.finish({"status": status, "error": error, "returncode": outcome.returncode,
                             "wall_seconds": round(outcome.wall_seconds, 6), "isolation": box.isolation,
                             "sandbox": box.token, "output_bytes": output_bytes, "audits": audits,
-                            "binding_refusals": refusals})
+                            "binding_refusals": refusals, "tasks": [r.to_dict() for r in results]})
         status, error = str(final["status"]), final["error"]  # type: ignore[assignment]
     metrics: dict[str, float | int | None] = {}
     try:
@@ -115,13 +139,18 @@ def run_tower(top_source: str, *, depth: int, manifest: dict[str, object], out_d
     except Exception as exc:  # a scoring failure is stored with its reason, not raised
         status, error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
     metrics.update(relay.usage())
+    if sample is not None:
+        metrics["task_pass_rate"] = sample.pass_rate()
+        metrics["tasks_passed"] = sum(r.passed for r in results)
+        metrics["tasks_sampled"] = len(tasks)
     metrics["audit_refusals"] = len(audits)
     metrics["binding_refusals"] = len(refusals)
     if not gate.fatal:
         broken = violations(metrics, audits, refusals)
         if broken:
             status, error = "invalid", "; ".join(broken)
-    return EvalResult(status, metrics, error, time.monotonic() - start, box.work, isolation=box.isolation)
+    return EvalResult(status, metrics, error, time.monotonic() - start, box.work, isolation=box.isolation,
+                      tasks=results)
 
 
 def violations(metrics: dict[str, float | int | None], audits: list[tuple[str, str, str]],

@@ -87,6 +87,17 @@ class Terminal:
     def capture(self, session: str) -> dict[str, Any]:
         return self.call(op="capture", session=session)
 
+    def task(self) -> dict[str, Any] | None:
+        """The next task of the evaluation's sample (`{"instruction", "index", "count"}`; the
+        task terminal is opened afresh in its directory, the instruction shown above the
+        prompt), or None when there are no more. Only the task level may ask."""
+        reply = self.call(op="task")
+        return None if reply.get("done") else reply
+
+    def task_done(self) -> None:
+        """Say the current task is finished (it is checked then; the verdict is not told)."""
+        self.call(op="task_done")
+
     def wait_output(self, session: str, timeout: float) -> bool:
         return bool(self.call(op="wait_output", session=session, timeout=timeout)["changed"])
 
