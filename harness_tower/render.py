@@ -14,21 +14,24 @@ all levels n >= 2 have the same size: the fixed point).
 from __future__ import annotations
 
 import ast
+import functools
+import re
+import string
 import threading
 
 from harness_tower.errors import GenomeError
 from harness_tower.ft import (
     END_MARK,
-    EOF_MARK,
     PROMPT,
     SCREEN,
     Const,
     Experience,
     Fixation,
+    Key,
     Screen,
-    clean_line,
+    generated,
     heredoc,
-    should_flush,
+    run,
 )
 from harness_tower.genome import ExperienceEntry, TowerGenome
 
@@ -51,13 +54,13 @@ DECISION = ft.Experience.parse({decision})
 
 # Experience: what to do -> the exact keys.
 COMMAND = ft.Experience.parse({command})
-
+{policy}
 
 def main():
     term = ft.Terminal()
     term.open(SESSION)
     screen = ft.ft_tmux_capture_pane(SESSION)
-    decide = ft.ft_expert(ft.ft_fixation(screen), DECISION, TOPK, name="decision")
+    decide = ft.ft_expert(ft.ft_fixation(screen{look}), DECISION, TOPK, name="decision")
     keys = ft.ft_expert(decide, COMMAND, TOPK, name="command")
     act = ft.ft_switch(decide, {{
         "text": ft.ft_tmux_send_text(SESSION, keys, CHUNK, SETTLE),
@@ -130,6 +133,36 @@ def child_source(level):
 '''
 
 
+# With a `fixation` table the task level's decision expert looks where that policy says.
+H1_POLICY = "\n# Experience: where to look (screen state -> fixation point).\nFIXATION = ft.Experience.parse({fixation})\n"
+H1_LOOK = ", policy=FIXATION"
+
+
+@functools.lru_cache(maxsize=16)
+def _slots(template: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The `{name}` slots of a template and its `%(name)` slots (the kernel's second stage)."""
+    braces = frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
+    percents = frozenset(m for m in re.findall(r"%%|%\((\w+)\)", template) if m)
+    return braces, percents
+
+
+def fill(template: str, **values: object) -> str:
+    """`template.format(**values)`, refusing a template whose slots are not exactly `values`: a
+    template that drifted from the code filling it fails loudly instead of rendering less."""
+    slots = _slots(template)[0]
+    if slots != set(values):
+        raise AssertionError(f"template slots {sorted(slots)} do not match the values {sorted(values)}")
+    return template.format(**values)
+
+
+def fill_percent(template: str, **values: object) -> str:
+    """`template % values`, with the same check for `%(name)` slots."""
+    slots = _slots(template)[1]
+    if slots != set(values):
+        raise AssertionError(f"template slots {sorted(slots)} do not match the values {sorted(values)}")
+    return template % values
+
+
 def experience_heredoc(entries: tuple[ExperienceEntry, ...]) -> str:
     """The inline form of an experience table: `Q:/K:/V:/W:` blocks separated by `---`."""
     blocks = []
@@ -153,19 +186,14 @@ def render(genome: TowerGenome, n: int) -> str:
     if not isinstance(n, int) or n < 1:
         raise GenomeError(f"level must be an integer >= 1, got {n!r}")
     if n == 1:
-        source = h1_template(genome).format(
-            expected=repr(genome.task_expected), topk=genome.topk, max_iterations=genome.max_iterations,
-            chunk=genome.chunk, settle=genome.settle_timeout,
-            decision=experience_heredoc(genome.experience["decision"]),
-            command=experience_heredoc(genome.experience["command"]),
-            fixation=experience_heredoc(genome.experience.get("fixation", ())))
+        source = render_h1(genome)
     elif genome.content_source == "literal":
-        source = LITERAL_TEMPLATE.format(
-            level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
-            child_timeout=genome.child_timeout, source=heredoc(render(genome, n - 1))) + WRITER_MAIN
+        source = fill(LITERAL_TEMPLATE, level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk,
+                      settle=genome.settle_timeout, child_timeout=genome.child_timeout,
+                      source=heredoc(render(genome, n - 1))) + WRITER_MAIN
     elif genome.content_source == "kernel":
         kernel = kernel_template(genome)
-        source = kernel % {"level": n, "kernel": heredoc(kernel), "h1": heredoc(render(genome, 1))}
+        source = fill_percent(kernel, level=n, kernel=heredoc(kernel), h1=heredoc(render(genome, 1)))
     else:
         source = render_expert(genome, n)
     try:
@@ -176,14 +204,27 @@ def render(genome: TowerGenome, n: int) -> str:
     return source
 
 
+def render_h1(genome: TowerGenome) -> str:
+    """The task level."""
+    fixation = genome.experience.get("fixation", ())
+    policy = fill(H1_POLICY, fixation=experience_heredoc(fixation)) if fixation else ""
+    return fill(H1_TEMPLATE, expected=repr(genome.task_expected), topk=genome.topk,
+                max_iterations=genome.max_iterations, chunk=genome.chunk, settle=genome.settle_timeout,
+                decision=experience_heredoc(genome.experience["decision"]),
+                command=experience_heredoc(genome.experience["command"]),
+                policy=policy, look=H1_LOOK if fixation else "")
+
+
 def kernel_template(genome: TowerGenome) -> str:
-    return KERNEL_TEMPLATE.format(mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
-                                  child_timeout=genome.child_timeout) + WRITER_MAIN
+    """The kernel's `%`-template: every level n >= 2 is it filled with n (WRITER_MAIN holds no '%')."""
+    return fill(KERNEL_TEMPLATE, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
+                child_timeout=genome.child_timeout) + WRITER_MAIN
 
 
 # --------------------------------------------------------------------------------------
 # The expert content source: the writer looks at its screen and asks its expert for the
-# child's next line, one line at a time (see `ft.WriteGenerated`).
+# child's next line, one line at a time (see `ft.WriteGenerated`). What it will see is
+# predicted offline by driving the same typing machine on a model of its screen.
 # --------------------------------------------------------------------------------------
 SCREEN_WIDTH, SCREEN_HEIGHT = 100, 30  # the sandbox's pane size (what the writer's screen shows)
 
@@ -222,15 +263,6 @@ if __name__ == "__main__":
 '''
 
 
-def h1_template(genome: TowerGenome) -> str:
-    """The task level's template; with a `fixation` table its decision expert looks where that policy says."""
-    if not genome.experience.get("fixation"):
-        return H1_TEMPLATE
-    policy = "\n# Experience: where to look (screen state -> fixation point).\nFIXATION = ft.Experience.parse({fixation})\n"
-    return (H1_TEMPLATE.replace("\n\ndef main():", policy + "\n\ndef main():", 1)
-            .replace("ft.ft_fixation(screen)", "ft.ft_fixation(screen, policy=FIXATION)", 1))
-
-
 def render_expert(genome: TowerGenome, n: int) -> str:
     """The expert writer of level n; its SOURCE experience holds, for every line of the child
     (as this genome renders it), what the writer's screen shows just before typing it, then
@@ -239,8 +271,8 @@ def render_expert(genome: TowerGenome, n: int) -> str:
     fixation = genome.experience.get("fixation", ())
     radius, rows = source_rows(child, f"h{n - 1}.py", genome.typing_mode, genome.source_radius, fixation)
     rows = rows + tuple(genome.experience.get("source", ()))
-    return EXPERT_TEMPLATE.format(
-        level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
+    return fill(
+        EXPERT_TEMPLATE, level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
         child_timeout=genome.child_timeout, topk=genome.topk, radius=radius, max_lines=genome.max_lines,
         max_bytes=genome.max_bytes, backend=genome.backend, backend_config=dict(sorted(genome.backend_config.items())),
         fixation=f"ft.Experience.parse({experience_heredoc(fixation)})" if fixation else "None",
@@ -253,14 +285,18 @@ class ScreenModel:
 
     def __init__(self, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> None:
         self.width, self.height = width, height
-        self.lines = [ft_prompt()]
+        self.lines = [PROMPT]
         self.index = 0
 
-    def type(self, text: str) -> None:
-        self.lines[-1] += text
-
-    def enter(self, next_row: str = "") -> None:
-        self.lines.append(next_row)
+    def press(self, key: Key) -> None:
+        """Text lands at the cursor; an Enter starts a row showing what the key says it shows;
+        another key (C-d: `cat` ends) shows that at the cursor."""
+        if key.kind == "text":
+            self.lines[-1] += key.keys
+        elif key.keys == "Enter":
+            self.lines.append(key.shows)
+        else:
+            self.lines[-1] += key.shows
 
     def screen(self) -> Screen:
         rows: list[str] = []
@@ -273,45 +309,27 @@ class ScreenModel:
         return Screen(text, cursor, self.index)
 
 
-def ft_prompt() -> str:
-    return PROMPT
-
-
 def writer_contexts(child: str, filename: str, mode: str, radius: int,
                     fixation: tuple[ExperienceEntry, ...] = ()) -> list[tuple[str, str]]:
     """(what the fixation op sees, the line typed next) for every line of `child`, then END_MARK.
 
-    Mirrors `ft.WriteGenerated` step by step on a `ScreenModel`.
+    The expert writer offline: the typing machine `ft.WriteGenerated` drives (`ft.generated`,
+    without the bounds on a rambling source: the child is known) pressing its keys on a
+    `ScreenModel`, its lines the child's, each asked for after looking at the model's screen.
     """
-    policy = Experience([e.to_list() for e in fixation]) if fixation else None  # type: ignore[misc]
+    policy = Experience([(e.query, e.key, e.value, e.weight) for e in fixation]) if fixation else None
     look = Fixation(Const("", SCREEN), radius, policy=policy)
     model = ScreenModel()
+    lines = iter(child.splitlines() + [END_MARK])
     pairs: list[tuple[str, str]] = []
-    if mode == "line":
-        model.type(f"cat > {filename}")
-        model.enter()
-    written, opened = "", False
-    pending: list[str] = []
-    for line in child.splitlines() + [END_MARK]:
-        pairs.append((look.look(model.screen()), line))
-        if line == END_MARK:
-            break
-        line = clean_line(line)
-        if mode == "statement" and not pending:
-            model.type(f"cat {'>>' if opened else '>'} {filename} <<'{EOF_MARK}'")
-            model.enter("> ")
-            opened = True
-        model.type(line)
-        if mode == "statement":
-            model.enter("> ")
-            pending.append(line)
-            if should_flush(written, pending):
-                model.type(EOF_MARK)
-                model.enter(PROMPT)
-                written += "".join(p + "\n" for p in pending)
-                pending = []
-        else:
-            model.enter()
+
+    def next_line() -> str:
+        context = look.look(model.screen())
+        line = next(lines, END_MARK)
+        pairs.append((context, line))
+        return line
+
+    run(generated(filename, mode), model.press, next_line)
     return pairs
 
 

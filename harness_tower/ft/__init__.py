@@ -74,14 +74,15 @@ from harness_tower.ft.typist import (
     MODES,
     NEXT,
     Key,
+    Machine,
     clean_line,
     generated,
     heredoc,
     run,
     should_flush,
     statement_blocks,
+    typing_machine,
     typing_plan,
-    typist,
 )
 from harness_tower.ft.writer import (
     SendPlan,
@@ -95,14 +96,14 @@ from harness_tower.ft.writer import (
 __all__ = [
     "BOOL", "END_MARK", "EOF_MARK", "MAX_BLANK", "MAX_TEXT", "MODES", "NEXT", "OK", "PLAN", "PROMPT", "SCREEN",
     "STATUS", "TEXT",
-    "Capture", "Connection", "Const", "Context", "Experience", "Expert", "Fixation", "GraphError", "Key", "Op",
+    "Capture", "Connection", "Const", "Context", "Experience", "Expert", "Fixation", "GraphError", "Key", "Machine", "Op",
     "PromptReturned", "Recurrent", "Screen", "ScreenBusy", "ScreenHasLine", "SendCtrl", "SendPlan", "SendText",
     "Sequential", "Status", "Switch", "Terminal", "TowerError", "Translate", "TypingPlan", "WriteGenerated",
     "chunks", "clean_line", "connection", "finish", "ft_const", "ft_expert", "ft_fixation", "ft_prompt_returned",
     "ft_recurrent", "ft_screen_busy", "ft_screen_has_line", "ft_sequential", "ft_switch", "ft_tmux_capture_pane",
     "ft_tmux_send_ctrl", "ft_tmux_send_text", "ft_type_file", "ft_write_generated", "generated", "heredoc",
     "keywords", "load_backend", "parse_fixation_point", "run", "screen_state", "should_flush", "statement_blocks",
-    "typing_plan", "typist", "wait_child", "write_then_run",
+    "typing_machine", "typing_plan", "wait_child", "write_then_run",
 ]
 
 

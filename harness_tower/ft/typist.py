@@ -1,6 +1,6 @@
 """Typing a file into the shell: one state machine for every way a level types its child.
 
-`typist` is that machine, a generator of keys: it yields each `Key` to press and `NEXT`
+`typing_machine` is that machine, a generator of keys: it yields each `Key` to press and `NEXT`
 when it wants the next line of the file; the driver answers `NEXT` by sending the line (or
 `None`: the file is complete), and anything else by pressing the key. Every writer drives
 it: `typing_plan` (a source known in advance, as a list of sends), the expert writer
@@ -69,7 +69,7 @@ def should_flush(written: str, pending: Sequence[str]) -> bool:
     return True
 
 
-def typist(filename: str, mode: str, flush: Flush = should_flush) -> Machine[None]:
+def typing_machine(filename: str, mode: str, flush: Flush = should_flush) -> Machine[None]:
     """The keys that type a file into `filename`, one line at a time as it is sent them."""
     if mode not in MODES:
         raise TowerError(f"unknown typing mode {mode!r}")
@@ -133,7 +133,7 @@ def _keys(machine: Machine[None], line: str | None) -> Iterator[Key]:
 
 def generated(filename: str, mode: str, max_lines: int | None = None, max_bytes: int | None = None,
               max_blank: int = MAX_BLANK) -> Machine[Status]:
-    """The typist fed by a source asked one line at a time (`NEXT` is answered with its value).
+    """The typing machine fed by a source asked one line at a time (`NEXT` is answered with its value).
 
     The source ends the file with `END_MARK`, or with `max_blank` blank lines in a row (a
     model with nothing to say); past `max_lines`/`max_bytes` the file is closed and the
@@ -141,7 +141,7 @@ def generated(filename: str, mode: str, max_lines: int | None = None, max_bytes:
     as its first line without control characters; in statement mode a line that is the
     here-document delimiter is dropped (it would close the document early).
     """
-    machine = typist(filename, mode)
+    machine = typing_machine(filename, mode)
     yield from _keys(machine, None)  # started: up to the first NEXT
     lines, size, blanks = 0, 0, 0
     status = OK
@@ -215,10 +215,10 @@ def typing_plan(source: str, filename: str, mode: str, chunk: int) -> list[tuple
         if EOF_MARK in body:
             raise TowerError(f"source contains the here-document delimiter {EOF_MARK}")
         blocks = [block.splitlines() for block in statement_blocks(body)]
-        machine = typist(filename, mode, _BlockEnds(blocks))
+        machine = typing_machine(filename, mode, _BlockEnds(blocks))
         lines = iter([line for block in blocks for line in block])
     else:
-        machine = typist(filename, mode)
+        machine = typing_machine(filename, mode)
         lines = iter(body.splitlines())
     plan: list[tuple[str, str]] = []
 

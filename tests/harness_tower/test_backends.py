@@ -562,6 +562,13 @@ def test_a_tower_with_a_fixation_policy_completes(short_tmp: Path) -> None:
     assert result.metrics["task_correct"] == 1 and "FIXATION" in (result.trajectory / "h1.py").read_text()  # type: ignore[operator]
 
 
+def _rendered_globals(source: str) -> dict[str, object]:
+    """The globals a rendered level program defines (its `main` is not run)."""
+    module: dict[str, object] = {"__name__": "rendered"}
+    exec(compile(source, "h.py", "exec"), module)  # noqa: S102 - a program this genome renders, read not run
+    return module
+
+
 def test_fixation_table_survives_generic_entry_mutations() -> None:
     import random
 
@@ -572,9 +579,22 @@ def test_fixation_table_survives_generic_entry_mutations() -> None:
                                                                  ExperienceEntry("$ echo", "typed", "-1 c-1 2"))})
     rng = random.Random(7)
     library = [("fixation", ExperienceEntry("$ ls", "listing", "0 3 0"))]
+    tables: list[tuple[ExperienceEntry, ...]] = []
     for _ in range(60):
         op = rng.choice([replace_entry, insert_entry, delete_entry])
         g = op(g, rng, library) if op is not delete_entry else op(g, rng)
-        TowerGenome.from_dict(json.loads(g.canonical_json()))
-        render(g, 1)
-        render(g.replace(content_source="expert"), 2)
+        assert TowerGenome.from_dict(json.loads(g.canonical_json())) == g
+        fixation = g.experience.get("fixation", ())  # its last entry deleted, the table goes
+        tables.append(fixation)
+        # a generic operator moves entries within their table: only fixation points land here
+        assert all(ft.parse_fixation_point(e.value) is not None for e in fixation)
+        # the task level and an expert writer carry exactly the table, or no policy once it is empty
+        expected = [(e.query, e.key, e.value, e.weight) for e in fixation]
+        h1 = render(g, 1)
+        for source in (h1, render(g.replace(content_source="expert"), 2)):
+            policy = _rendered_globals(source).get("FIXATION")
+            assert (policy.rows if isinstance(policy, ft.Experience) else []) == expected
+        assert ("ft.ft_fixation(screen, policy=FIXATION)" in h1) == bool(fixation)
+    # the mutations did reach the table: it grew, shrank, went and came back along the way
+    sizes = [len(t) for t in tables]
+    assert len(set(tables)) >= 5 and 0 in sizes and sizes[-1] > 0 and max(sizes) > 2

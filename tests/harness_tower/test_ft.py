@@ -139,7 +139,7 @@ def test_sequential_stops_at_the_first_failed_status_and_recurrent_reports_its_v
 
 
 # -- the typing machine -------------------------------------------------------------------------
-def _typed(machine: ft.typist.Machine[ft.Status], values: list[str], chunk: int = 16
+def _typed(machine: ft.Machine[ft.Status], values: list[str], chunk: int = 16
            ) -> tuple[list[tuple[str, str]], ft.Status]:
     """The sends a machine makes when its NEXTs are answered with `values` (then END_MARK)."""
     sends: list[tuple[str, str]] = []
@@ -212,7 +212,7 @@ def test_the_machine_says_where_the_writer_waits_and_what_the_screen_shows() -> 
     # open (wait for the here-document's prompt), the line, close (wait for the shell's prompt)
     assert enters == [("> ", True), ("> ", False), (ft.PROMPT, True)]
     with pytest.raises(ft.TowerError, match="unknown typing mode"):
-        ft.run(ft.typist("h1.py", "paste"), keys.append, lambda: None)
+        ft.run(ft.typing_machine("h1.py", "paste"), keys.append, lambda: None)
 
 
 def test_the_op_library_imports_only_the_standard_library_and_itself() -> None:

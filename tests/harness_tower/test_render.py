@@ -7,17 +7,28 @@ from pathlib import Path
 
 import pytest
 
+from harness_tower import ft
 from harness_tower.errors import GenomeError
-from harness_tower.genome import TowerGenome, load_genome
-from harness_tower.render import render
+from harness_tower.genome import ExperienceEntry, TowerGenome, load_genome
+from harness_tower.render import (
+    H1_TEMPLATE,
+    fill,
+    fill_percent,
+    render,
+    writer_contexts,
+)
 
 SEEDS = sorted((Path(__file__).resolve().parents[2] / "populations" / "seeds").glob("*.json"))
 
 
 def _child_source(source: str, level: int) -> str:
     module: dict[str, object] = {"__name__": "rendered"}
-    exec(compile(source, "h.py", "exec"), module)
-    return module["child_source"](level)  # type: ignore[operator,no-any-return]
+    exec(compile(source, "h.py", "exec"), module)  # noqa: S102 - a program this genome renders, read not run
+    child_source = module["child_source"]
+    assert callable(child_source)
+    child = child_source(level)
+    assert isinstance(child, str)
+    return child
 
 
 def test_seed_set_covers_modes_and_sources() -> None:
@@ -45,6 +56,43 @@ def test_kernel_levels_have_one_size_literal_levels_grow() -> None:
     literal = TowerGenome(content_source="literal")
     sizes = [len(render(literal, n).encode()) for n in range(1, 6)]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+
+
+def test_templates_refuse_values_that_do_not_match_their_slots() -> None:
+    assert fill("{a} and {b!r}", a=1, b="x") == "1 and 'x'"
+    with pytest.raises(AssertionError, match=r"slots \['a', 'b'\] do not match the values \['a'\]"):
+        fill("{a} and {b}", a=1)  # a slot the code no longer fills
+    with pytest.raises(AssertionError, match="do not match"):
+        fill("{a}", a=1, b=2)  # a value the template no longer has a place for
+    assert fill_percent("%(level)d%% %(h1)s", level=3, h1="x") == "3% x"
+    with pytest.raises(AssertionError, match="do not match"):
+        fill_percent("%(level)d", level=3, kernel="k")
+    with pytest.raises(AssertionError, match="do not match"):
+        fill(H1_TEMPLATE, **dict.fromkeys(("expected", "topk", "max_iterations", "chunk", "settle", "decision",
+                                           "command", "policy"), ""))  # `look` left out
+
+
+def test_the_task_level_looks_by_its_fixation_policy_only_when_it_has_one() -> None:
+    plain = TowerGenome()
+    table = (ExperienceEntry("$", "idle", "0 c 0"), ExperienceEntry("$ echo", "typed", "-1 c-1 2", 2.0))
+    looking = plain.replace(experience={**plain.experience, "fixation": table})
+    assert "FIXATION" not in render(plain, 1) and "ft.ft_fixation(screen)," in render(plain, 1)
+    source = render(looking, 1)
+    assert "decide = ft.ft_expert(ft.ft_fixation(screen, policy=FIXATION), DECISION" in source
+    module: dict[str, object] = {"__name__": "rendered"}
+    exec(compile(source, "h1.py", "exec"), module)  # noqa: S102 - a program this genome renders, read not run
+    policy = module["FIXATION"]
+    assert isinstance(policy, ft.Experience)
+    assert policy.rows == [(e.query, e.key, e.value, e.weight) for e in table]
+
+
+@pytest.mark.parametrize("mode", ["line", "statement"])
+def test_the_offline_writer_asks_for_every_line_of_the_child_then_its_end(mode: str) -> None:
+    for seed in SEEDS:
+        child = render(load_genome(str(seed)), 2)
+        pairs = writer_contexts(child, "h2.py", mode, 2)
+        assert [line for _, line in pairs] == [*child.splitlines(), ft.END_MARK]
+        assert len({context for context, _ in pairs}) > len(pairs) // 2  # the screen moves on as lines are typed
 
 
 def test_canonical_json_and_hash_are_stable() -> None:

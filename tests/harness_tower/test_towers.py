@@ -74,12 +74,12 @@ def test_a_hanging_tower_times_out_and_is_marked(out_dir: Path) -> None:
 def test_evolve_eval_cli(short_tmp: Path) -> None:
     run = [sys.executable, "-m", "evolve.cli", "eval"]
     ok = subprocess.run([*run, str(SEED_DIR / "kernel_line.json"), "--depth", "2", "--out", str(short_tmp / "a"),
-                         "--json"], capture_output=True, text=True, timeout=120)
+                         "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     data = json.loads(ok.stdout)
     assert data["status"] == "ok" and data["metrics"]["task_correct"] == 1
     table = subprocess.run([*run, str(SEED_DIR / "kernel_line.json"), "--depth", "2", "--out",
-                            str(short_tmp / "b")], capture_output=True, text=True, timeout=120)
+                            str(short_tmp / "b")], capture_output=True, text=True, timeout=120, check=False)
     assert table.returncode == 0 and "syntax_ratio" in table.stdout and "h2" in table.stdout
     bad = short_tmp / "bad.json"
     bad.write_text('{"chunk": 99}')
@@ -87,5 +87,5 @@ def test_evolve_eval_cli(short_tmp: Path) -> None:
                       (["missing.json", "--out", str(short_tmp / "d")], "no such genome file"),
                       ([str(SEED_DIR / "kernel_line.json"), "--out", str(short_tmp / "a")], "not an empty directory"),
                       ([str(SEED_DIR / "kernel_line.json"), "--depth", "0", "--out", str(short_tmp / "e")], "--depth")]:
-        r = subprocess.run([*run, *argv], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([*run, *argv], capture_output=True, text=True, timeout=60, check=False)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
