@@ -45,7 +45,8 @@ def zdt1(generations: int, repeats: int, root: Path) -> dict[str, Any]:
     from pymoo.problems import get_problem
 
     from evolve.config import parse_config, resolve
-    from evolve.loop import create_run, run_evolution
+    from evolve.loop import run_evolution
+    from evolve.runs import create_run
 
     hv_of = HV(ref_point=np.array([1.1, 1.1]))
     rows: dict[str, list[float]] = {"pymoo_s": [], "pymoo_hv": [], "floor_s": [], "floor_hv": []}

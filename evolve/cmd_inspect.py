@@ -46,7 +46,7 @@ def status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from evolve.errors import EvolveError
-    from evolve.loop import find_run
+    from evolve.runs import find_run
     from evolve.store import STORE_FILE, Store
     from evolve.tables import fmt, status_table
 
@@ -107,7 +107,7 @@ def fronts(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from evolve.errors import EvolveError
-    from evolve.loop import find_run
+    from evolve.runs import find_run
     from evolve.store import Store
     from evolve.tables import front_rows, front_table
 

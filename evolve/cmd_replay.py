@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def trajectory_of(runs_root: str, run: str, individual: str) -> tuple[str, Path]:
     """(individual id, trajectory repo path) from the run's store; clear errors otherwise."""
-    from evolve.loop import find_run
+    from evolve.runs import find_run
     from evolve.store import Store
 
     run_dir = find_run(Path(runs_root), run)

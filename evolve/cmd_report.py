@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from evolve.loop import find_run
     from evolve.report import load_run, write_report
+    from evolve.runs import find_run
     from evolve.store import Store
 
     run_dir = find_run(Path(args.runs), args.run)
@@ -42,7 +42,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from evolve.loop import find_run
+    from evolve.runs import find_run
     from evolve.store import Store
 
     run_dir = find_run(Path(args.runs), args.run)

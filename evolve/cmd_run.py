@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evolve.loop import Observer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from evolve.cluster import ClusterInfo
+    from evolve.evaluated import Evaluated
+    from evolve.store import GenerationRow
 
 DEFAULT_RUNS = "runs"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="evolve a population (embedded Ray, or a cluster with --address)",
                        description="Run an evolution from a YAML config; ends by printing the Pareto front.")
     p.add_argument("config", help="run config (YAML), e.g. configs/quickstart.yaml")
@@ -30,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from evolve.cluster import choose_address
     from evolve.config import load_config, resolve
     from evolve.errors import EvolveError
-    from evolve.loop import check_same_config, create_run, find_run, run_evolution
+    from evolve.loop import run_evolution
+    from evolve.runs import check_same_config, create_run, find_run
     from evolve.store import Store
     from evolve.tables import front_table
 
@@ -56,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     address = choose_address(args.address, cfg.ray.address)
     err = Console(stderr=True)
-    observer = _quiet() if args.quiet else (LiveProgress(err) if err.is_terminal else LineProgress(err))
-    observer.species = ",".join(p.name for p in resolved.parts)
+    names = [p.name for p in resolved.parts]
+    observer = Quiet() if args.quiet else (LiveProgress(err, names) if err.is_terminal else LineProgress(err, names))
     where = ("cluster " + address if address else
              "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.parts)
              else "embedded Ray")
@@ -86,33 +94,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet() -> LineProgress:
-    class Quiet(LineProgress):
-        def started(self, *args: Any) -> None: ...
+class Quiet(Observer):
+    """--quiet: nothing shown."""
 
-        def generation_done(self, stats: Any) -> None: ...
-
-        def event(self, kind: str, message: str) -> None: ...
-
-    return Quiet(None)
+    def close(self) -> None: ...
 
 
 def _hv(hv: float | None) -> str:
     return "-" if hv is None else f"{hv:.6g}"
 
 
-class LineProgress(Observer):
+class LineProgress(Quiet):
     """One line per generation (for logs and pipes)."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Console, species: Sequence[str]) -> None:
         self.console = console
         self.generations = 0
         self.done = 0
         self.failed = 0
-        self.t0 = time.monotonic()
-        self.species = ""  # "a,b" for a run of several species (set by the caller)
+        self.several = len(species) > 1  # lines then name the species
 
-    def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
+    def started(self, run_id: str, start: int, generations: int, n_actors: int,
+                cluster: ClusterInfo | None) -> None:
         self.generations = generations
         if cluster is None:
             self.console.print(f"starting at generation {start} of {generations}, evaluating in the driver")
@@ -121,15 +124,12 @@ class LineProgress(Observer):
         self.console.print(f"starting at generation {start} of {generations} with {n_actors} actor(s) "
                            f"({where})")
 
-    def generation_started(self, generation: int, size: int, reused: int) -> None:
-        self.t0 = time.monotonic()
-
-    def evaluated(self, outcome: Any, feasible: bool) -> None:
+    def evaluated(self, result: Evaluated, feasible: bool) -> None:
         self.done += 1
-        self.failed += outcome.status != "ok"
+        self.failed += result.status != "ok"
 
-    def generation_done(self, stats: Any) -> None:
-        who = f" {stats.species}" if "," in self.species else ""
+    def generation_done(self, stats: GenerationRow) -> None:
+        who = f" {stats.species}" if self.several else ""
         self.console.print(f"generation {stats.generation + 1}/{self.generations}{who}: evaluations {self.done} done, "
                            f"{self.failed} failed; front {stats.front_size}; hypervolume {_hv(stats.hypervolume)}; "
                            f"{stats.wall_seconds:.1f}s")
@@ -138,13 +138,11 @@ class LineProgress(Observer):
         if kind in ("actor_died", "retry", "timeout", "stalled", "run_resumed", "reused", "actors_placed"):
             self.console.print(f"  {kind}: {message}")
 
-    def close(self) -> None: ...
-
 
 class LiveProgress(LineProgress):
     """A rich progress display: generations, evaluations done/failed, current hypervolume."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Console, species: Sequence[str]) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -154,20 +152,21 @@ class LiveProgress(LineProgress):
             TimeElapsedColumn,
         )
 
-        super().__init__(console)
+        super().__init__(console, species)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                                  console=console)
-        self.gen_task: Any = None
-        self.eval_task: Any = None
+        self.gen_task = self.progress.add_task("generations", total=1, info="", start=False)
+        self.eval_task = self.progress.add_task("evaluations", total=1, info="", start=False)
         self.hv: float | None = None
 
-    def started(self, run_id: str, start: int, generations: int, n_actors: int, cluster: Any) -> None:
+    def started(self, run_id: str, start: int, generations: int, n_actors: int,
+                cluster: ClusterInfo | None) -> None:
         self.generations = generations
         self.progress.start()
-        self.gen_task = self.progress.add_task("generations", total=generations, completed=start,
-                                               info=f"{n_actors} actor(s)")
-        self.eval_task = self.progress.add_task("evaluations", total=1, info="")
+        self.progress.update(self.gen_task, total=generations, completed=start, info=f"{n_actors} actor(s)")
+        self.progress.start_task(self.gen_task)
+        self.progress.start_task(self.eval_task)
 
     def _info(self) -> str:
         return f"done {self.done} · failed {self.failed} · HV {_hv(self.hv)}"
@@ -176,11 +175,11 @@ class LiveProgress(LineProgress):
         self.progress.update(self.eval_task, total=size, completed=reused,
                              description=f"generation {generation + 1}", info=self._info())
 
-    def evaluated(self, outcome: Any, feasible: bool) -> None:
-        super().evaluated(outcome, feasible)
+    def evaluated(self, result: Evaluated, feasible: bool) -> None:
+        super().evaluated(result, feasible)
         self.progress.update(self.eval_task, advance=1, info=self._info())
 
-    def generation_done(self, stats: Any) -> None:
+    def generation_done(self, stats: GenerationRow) -> None:
         self.hv = stats.hypervolume
         self.progress.update(self.gen_task, completed=stats.generation + 1,
                              info=f"front {stats.front_size} · HV {_hv(self.hv)}")

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import platform
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,13 +36,14 @@ from evolve.config import Resolved, SpeciesPart
 from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
 from evolve.pools import Pool, evaluate_together
+from evolve.runs import versions
 from evolve.store import (
     EvaluationRow,
     FrontRow,
     GenerationRecord,
+    GenerationRow,
     IndividualRow,
     SavedState,
-    SpeciesRow,
     StagedRow,
     Store,
     metrics_json,
@@ -78,19 +77,6 @@ class EngineState:
     species: dict[str, SpeciesState]  # by species name
 
 
-@dataclass(frozen=True)
-class GenerationStats:
-    generation: int
-    hypervolume: float | None
-    evaluated: int
-    failed: int
-    reused: int
-    population: int
-    front_size: int
-    wall_seconds: float
-    species: str
-
-
 @dataclass
 class RunSummary:
     run_id: str
@@ -116,87 +102,14 @@ class Observer:
 
     def evaluated(self, result: Evaluated, feasible: bool) -> None: ...
 
-    def generation_done(self, stats: GenerationStats) -> None: ...
+    def generation_done(self, stats: GenerationRow) -> None: ...
 
     def event(self, kind: str, message: str) -> None: ...
-
-
-def versions() -> dict[str, str]:
-    import duckdb
-    import pymoo
-    import ray
-
-    return {"python": platform.python_version(), "pymoo": pymoo.__version__, "ray": ray.__version__,
-            "duckdb": duckdb.__version__, "numpy": np.__version__}
-
-
-def new_run_id(name: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
 
 def individual_id(generation: int, k: int) -> str:
     return f"g{generation:03d}-{k:03d}"
 
-
-# --- starting and finding runs ----------------------------------------------------------------
-def create_run(resolved: Resolved, runs_root: Path, *, run_id: str | None = None) -> tuple[str, Path]:
-    """Make `runs_root/<run_id>/` with a fresh store holding the run's row."""
-    cfg = resolved.config
-    run_id = run_id or new_run_id(cfg.name)
-    run_dir = runs_root / run_id
-    if run_dir.exists():
-        raise EvolveError(f"{run_dir}: already exists; pick another run id or --resume it")
-    run_dir.mkdir(parents=True)
-    rows = [SpeciesRow(p.name, p.population.size,
-                       [{"metric": o.metric, "direction": o.direction, "ref": o.ref} for o in p.objectives],
-                       [{"metric": c.metric, "le": c.le, "ge": c.ge, "eq": c.eq} for c in p.constraints],
-                       sc.params)
-            for p, sc in zip(resolved.parts, cfg.species_list)]
-    # runs.objectives/constraints: the one species' as they are; in a run of several, everyone's,
-    # each marked with its species (the store's documented format)
-    several = len(rows) > 1
-    mark: Callable[[SpeciesRow], dict[str, str]] = (lambda r: {"species": r.species}) if several else (lambda r: {})
-    names = ", ".join(p.name for p in resolved.parts)
-    sizes = ", ".join(f"{p.name} {p.population.size}" if several else str(p.population.size)
-                      for p in resolved.parts)
-    with Store.open(run_dir, create=True) as store:
-        store.create_run(
-            run_id=run_id, name=cfg.name, species=",".join(r.species for r in rows), seed=cfg.seed,
-            generations=cfg.generations, objectives=[{**o, **mark(r)} for r in rows for o in r.objectives],
-            constraints=[{**c, **mark(r)} for r in rows for c in r.constraints],
-            config=cfg.to_json_data(), versions=versions(), parts=rows)
-        store.event(run_id, "run_created", f"run {run_id} created (species {names}, "
-                                           f"{cfg.generations} generations of {sizes})")
-    return run_id, run_dir
-
-
-def find_run(runs_root: Path, ref: str) -> Path:
-    """A run directory from a run id (under `runs_root`) or a path."""
-    for candidate in (Path(ref), runs_root / ref):
-        if (candidate / "store.duckdb").exists():
-            return candidate
-    raise EvolveError(f"no run {ref!r}: neither {ref} nor {runs_root / ref} holds a store.duckdb")
-
-
-def check_same_config(stored: Mapping[str, object], current: Mapping[str, object], run_id: str) -> None:
-    """A resumed run must use the config it started with; name the first difference."""
-    diff = _first_difference(stored, current, "")
-    if diff:
-        raise EvolveError(f"the config differs from the one run {run_id} started with ({diff}); "
-                          "resume with the original config")
-
-
-def _first_difference(a: object, b: object, path: str) -> str | None:
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-        return None
-    if a != b:
-        return f"{path}: {a!r} then, {b!r} now"
-    return None
 
 
 # --- the engine ----------------------------------------------------------------------------
@@ -211,12 +124,11 @@ class SummarisedContext(Protocol):
 
 @dataclass
 class Lane:
-    """One species of the run: its settings, where its individual ids start, its pool."""
+    """One species of the run: its settings and where its individual ids start."""
 
     part: SpeciesPart
     index: int  # in config order
     prefix: str  # of its individual ids: "" in a run of one species, else "<species>-"
-    pool: Pool | None = None
 
     @property
     def key(self) -> str:
@@ -243,6 +155,7 @@ class Engine:
     """
 
     state: EngineState  # set by `run`
+    pools: list[Pool]  # set by `run`: one per lane
 
     def __init__(self, resolved: Resolved, run_id: str, run_dir: Path, store: Store,
                  observer: Observer | None = None, cadence: Cadence | None = None) -> None:
@@ -258,7 +171,7 @@ class Engine:
         self._versions = versions()
         self._live: dict[str, int] = {}  # this generation's counts, for the status file
         self._staged_until = -1  # staged rows (from before a restart) exist up to this generation
-        self._to_stage: list[StagedRow] = []
+        self._to_stage: list[tuple[int, Candidate, Evaluated]] = []  # landed, not yet staged
         self._pending: list[GenerationRecord] = []  # whole generations not yet committed
         self._checkpoint: SavedState | None = None  # taken, not yet committed
 
@@ -272,8 +185,7 @@ class Engine:
         """Run to the end; `pools` evaluate the species, one each, in config order."""
         if len(pools) != len(self.lanes):
             raise EvolveError(f"{len(pools)} pool(s) for {len(self.lanes)} species")
-        for lane, pool in zip(self.lanes, pools):
-            lane.pool = pool
+        self.pools = list(pools)
         self.state = self._load_state()
         start = self.generation
         last_staged = self.store.last_staged(self.run_id)
@@ -320,13 +232,14 @@ class Engine:
         with self._timed("evaluate"):
             results, reused = self._evaluate(g, batches)
         with self._timed("tell"):
-            told = [self._tell(b, results, reused, t0) for b in batches]
+            records = [self._tell(b, results, reused, t0) for b in batches]
         self.state.generation = g + 1
-        self._commit_generation([record for record, _ in told], last=g + 1 >= self.cfg.generations)
+        self._commit_generation(records, last=g + 1 >= self.cfg.generations)
         self._live = {}
-        self._write_status("running", generation_seconds=told[-1][1].wall_seconds, hv=told[0][1].hypervolume)
-        for _, stats in told:
-            self.observer.generation_done(stats)
+        self._write_status("running", generation_seconds=records[-1].row.wall_seconds,
+                           hv=records[0].row.hypervolume)
+        for record in records:
+            self.observer.generation_done(record.row)
         return True
 
     # --- ask --------------------------------------------------------------------------------
@@ -359,10 +272,10 @@ class Engine:
         if reused:
             self._event("reused", f"{len(reused)} evaluation(s) staged before the restart are kept", generation=g)
         work = []
-        for b in batches:
+        for b, pool in zip(batches, self.pools):
             context = self._context(b.lane, g) if b.lane.part.species.consumes else None
-            work.append((self._pool(b.lane), [EvalItem(c.id, c.genome, c.hash, c.seed, context)
-                                              for c in b.cands if c.id not in results]))
+            work.append((pool, [EvalItem(c.id, c.genome, c.hash, c.seed, context)
+                                for c in b.cands if c.id not in results]))
         size = len(by_id)
         self.observer.generation_started(g, size, len(reused))
         self._live = {"evaluated": len(reused), "failed": 0, "size": size}
@@ -372,7 +285,7 @@ class Engine:
             for _, outcome in evaluate_together(work):
                 lane, cand = by_id[outcome.individual_id]
                 result = receive(outcome, self.run_dir, self._lost)
-                self._to_stage.append(StagedRow(g, cand.id, cand.hash, pickle.dumps(result, protocol=5)))
+                self._to_stage.append((g, cand, result))
                 if self.cadence.stage_now(result.wall_seconds):
                     self._flush_stage()
                 scored = results[cand.id] = (result, self._score(lane, result))
@@ -388,11 +301,6 @@ class Engine:
             raise
         self._to_stage.clear()  # the generation's commit stores them all
         return results, reused
-
-    def _pool(self, lane: Lane) -> Pool:
-        if lane.pool is None:
-            raise EvolveError(f"species {lane.key} has no pool (Engine.run gives them)")
-        return lane.pool
 
     def _context(self, lane: Lane, g: int) -> object:
         """What the species makes of the other species' products before generation g; shipped
@@ -421,8 +329,9 @@ class Engine:
     def _flush_stage(self) -> None:
         """Stage what has landed and is still only buffered (also on an interrupt)."""
         if self._to_stage:
-            with self._timed("stage"):
-                self.store.stage(self.run_id, self._to_stage)
+            with self._timed("stage"):  # pickled only now: most cheap evaluations are never staged
+                self.store.stage(self.run_id, [StagedRow(g, c.id, c.hash, pickle.dumps(r, protocol=5))
+                                               for g, c, r in self._to_stage])
                 self._to_stage.clear()
             self.cadence.staged()
 
@@ -434,8 +343,8 @@ class Engine:
 
     # --- tell -----------------------------------------------------------------------------------
     def _tell(self, b: Asked, results: Mapping[str, tuple[Evaluated, Scored]], reused: set[str],
-              t0: float) -> tuple[GenerationRecord, GenerationStats]:
-        """Hand the species' scored offspring to pymoo; the generation's rows and statistics."""
+              t0: float) -> GenerationRecord:
+        """Hand the species' scored offspring to pymoo; the generation's rows."""
         from evolve.selection import fronts, hypervolume
 
         g, lane = self.generation, b.lane
@@ -447,18 +356,14 @@ class Engine:
         n_reused = sum(c.id in reused for c in b.cands)
         failed = sum(results[c.id][0].status != "ok" for c in b.cands)
         species = lane.part.species
-        record = GenerationRecord(
-            generation=g, species=lane.key,
+        return GenerationRecord(
+            GenerationRow(g, lane.key, hv, len(b.cands) - n_reused, failed, n_reused, len(pop), int(np.sum(rank == 0)),
+                          time.monotonic() - t0),
             individuals=[IndividualRow(c.id, lane.key, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
             fronts=[FrontRow(g, ind.X[0].id, int(r), None if np.isnan(cd) else float(cd))
-                    for ind, r, cd in zip(pop, rank, crowding)],
-            hypervolume=hv, evaluated=len(b.cands) - n_reused, failed=failed, reused=n_reused,
-            wall_seconds=time.monotonic() - t0)
-        stats = GenerationStats(g, hv, len(b.cands) - n_reused, failed, n_reused, len(pop), int(np.sum(rank == 0)),
-                                record.wall_seconds, lane.key)
-        return record, stats
+                    for ind, r, cd in zip(pop, rank, crowding)])
 
     def _tell_pymoo(self, lane: Lane, off: Population, scored: Sequence[Scored]) -> None:
         from evolve.selection import tell
@@ -475,7 +380,7 @@ class Engine:
             with self._timed("checkpoint"):
                 self._checkpoint = SavedState(self.generation, _dumps(self.state), self._versions)
             self.cadence.checkpointed()
-        if self.cadence.commit_now(records[-1].wall_seconds, last=last):
+        if self.cadence.commit_now(records[-1].row.wall_seconds, last=last):
             self._commit()
 
     def _commit(self) -> None:

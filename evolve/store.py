@@ -283,23 +283,12 @@ CASTS = {"genome": "::JSON", "parents": "::VARCHAR[]", "seed": "::UBIGINT", "obj
 
 @dataclass
 class GenerationRecord:
-    """Everything one species' generation commits."""
+    """Everything one species' generation commits: its `generations` row and the rows it brings."""
 
-    generation: int
-    species: str
+    row: GenerationRow
     individuals: list[IndividualRow]
     evaluations: list[EvaluationRow]
     fronts: list[FrontRow]  # the surviving population
-    hypervolume: float | None = None
-    evaluated: int = 0
-    failed: int = 0
-    reused: int = 0
-    wall_seconds: float = 0.0
-
-    def row(self) -> GenerationRow:
-        return GenerationRow(self.generation, self.species, self.hypervolume, self.evaluated, self.failed,
-                             self.reused, len(self.fronts), sum(f.rank == 0 for f in self.fronts),
-                             self.wall_seconds)
 
 
 class Store:
@@ -427,13 +416,13 @@ class Store:
             self._insert("individuals", [r for rec in recs for r in rec.individuals], constants)
             self._insert("evaluations", [r for rec in recs for r in rec.evaluations], constants)
             self._insert("fronts", [r for rec in recs for r in rec.fronts], constants)
-            self._insert("generations", [rec.row() for rec in recs], {**constants, "committed_at": now()})
+            self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
                                  [run_id, checkpoint.generation, checkpoint.state,
                                   json.dumps(dict(checkpoint.versions)), now()])
             self.con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?",
-                             [run_id, max(rec.generation for rec in recs)])
+                             [run_id, max(rec.row.generation for rec in recs)])
 
     def _insert(self, table: str, rows: Sequence[DataclassInstance], constants: Mapping[str, object]) -> None:
         """One columnar INSERT of `rows` (dataclasses whose fields are columns of `table`),

@@ -10,7 +10,8 @@ import pytest
 
 from evolve.actors import EvaluatorPool
 from evolve.config import parse_config, resolve
-from evolve.loop import Engine, Observer, create_run
+from evolve.loop import Engine, Observer
+from evolve.runs import create_run
 from evolve.store import Store
 from populations.base import EvalItem
 from tests.evolve.slow_species import SlowNumeric

@@ -10,7 +10,8 @@ import pytest
 
 from evolve.cli import main
 from evolve.config import parse_config, resolve
-from evolve.loop import STATUS_FILE, create_run
+from evolve.loop import STATUS_FILE
+from evolve.runs import create_run
 from tests.evolve.conftest import REPO
 
 

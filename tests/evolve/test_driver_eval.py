@@ -13,8 +13,16 @@ import pytest
 from evolve.cadence import Cadence
 from evolve.config import parse_config, resolve
 from evolve.errors import EvolveError
-from evolve.loop import create_run, run_evolution
-from evolve.store import EvaluationRow, FrontRow, GenerationRecord, IndividualRow, Store
+from evolve.loop import run_evolution
+from evolve.runs import create_run
+from evolve.store import (
+    EvaluationRow,
+    FrontRow,
+    GenerationRecord,
+    GenerationRow,
+    IndividualRow,
+    Store,
+)
 
 pytestmark = [pytest.mark.ray]
 
@@ -96,12 +104,12 @@ def test_constant_columns_are_bound_once_and_stored_alike(tmp_path: Path) -> Non
 
     def rec(g: int, ids: list[str], parents: list[list[str]]) -> GenerationRecord:
         return GenerationRecord(
-            generation=g, species="numeric",
+            GenerationRow(g, "numeric", None, len(ids), 0, 0, len(ids), len(ids), 0.1),
             individuals=[IndividualRow(i, "numeric", g, f"h{i}", "[0.5]", p, 2**63 + 1, "sample")
                          for i, p in zip(ids, parents)],
             evaluations=[EvaluationRow(i, g, "ok", [0.5], "{}", [], 0.0, True, None, 0.1, "n", None, None, 1, 0,
                                        None, None) for i in ids],
-            fronts=[FrontRow(g, i, 0, None) for i in ids], hypervolume=None, evaluated=len(ids))
+            fronts=[FrontRow(g, i, 0, None) for i in ids])
 
     store.commit_generations("r", [rec(0, ["a"], [[]]), rec(1, ["b", "c"], [["a"], ["a"]])])
     store.commit_generations("r", [rec(2, ["d", "e"], [[], ["b", "c"]])])

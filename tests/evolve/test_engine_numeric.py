@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from evolve.config import parse_config, resolve
-from evolve.loop import RunSummary, create_run, run_evolution
+from evolve.loop import RunSummary, run_evolution
+from evolve.runs import create_run
 from evolve.store import Store
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -14,7 +14,8 @@ from accordion.checkpoint import load_checkpoint
 from accordion.trial import TrialSpec
 from evolve.config import parse_config, resolve
 from evolve.evaluated import Evaluated
-from evolve.loop import Observer, create_run, run_evolution
+from evolve.loop import Observer, run_evolution
+from evolve.runs import create_run
 from evolve.store import Store
 from evolve.trainers import make_pools, plan_actors
 from harness_tower.genome import TowerGenome

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from evolve.config import parse_config, resolve
-from evolve.loop import create_run, run_evolution
+from evolve.loop import run_evolution
+from evolve.runs import create_run
 from evolve.store import Store
 from tests.evolve.conftest import REPO, cli, cli_env, stop_group, write_config
 

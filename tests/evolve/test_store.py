@@ -14,6 +14,7 @@ from evolve.store import (
     EvaluationRow,
     FrontRow,
     GenerationRecord,
+    GenerationRow,
     IndividualRow,
     SavedState,
     StagedRow,
@@ -37,15 +38,14 @@ def _store(tmp_path: Path) -> Store:
 def _record(g: int, ids: list[str], parents: dict[str, list[str]], objectives: dict[str, list[float]],
             fronts: dict[str, int]) -> GenerationRecord:
     return GenerationRecord(
-        generation=g, species="numeric",
+        GenerationRow(g, "numeric", 0.5, len(ids), 0, 0, len(fronts), sum(r == 0 for r in fronts.values()), 0.1),
         individuals=[IndividualRow(i, "numeric", g, f"h-{i}", "[0.5]", parents.get(i, []), 2**63 + k, "sample")
                      for k, i in enumerate(ids)],
         evaluations=[EvaluationRow(i, g, "ok", list(objectives[i]),
                                    metrics_json({"f1": objectives[i][0], "f2": objectives[i][1], "flag": True,
                                                  "slow": float("inf")}),
                                    [], 0.0, True, None, 0.1, "node-a", None, None, 1, 0, None, None) for i in ids],
-        fronts=[FrontRow(g, i, r, 1.0 if r == 0 else None) for i, r in fronts.items()],
-        hypervolume=0.5, evaluated=len(ids))
+        fronts=[FrontRow(g, i, r, 1.0 if r == 0 else None) for i, r in fronts.items()])
 
 
 def _state(g: int) -> SavedState:

@@ -10,7 +10,8 @@ import pytest
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from evolve.config import parse_config, resolve
-from evolve.loop import create_run, run_evolution
+from evolve.loop import run_evolution
+from evolve.runs import create_run
 from evolve.store import Store
 from harness_tower.genome import TowerGenome
 
