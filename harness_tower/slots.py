@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 _QUOTED = re.compile(r"'([^'\n]+)'|\"([^\"\n]+)\"")
 _FILE = re.compile(r"(?<![\w/.-])((?:\.{0,2}/)?(?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,5}|(?:\.{0,2}/)?[\w-]+(?:/[\w.-]+)+)"
@@ -99,6 +99,10 @@ def generalise(command: str, slots: Mapping[str, str]) -> str:
         if quoted != value and quoted in out:
             out = out.replace(quoted, "{" + name + "_q}")
         else:
-            placeholder = "{" + name + "}"
-            out = re.sub(rf"(?<![\w.{{-]){re.escape(value)}(?![\w}}-])", lambda _, p=placeholder: p, out)
+            # a function as replacement: the placeholder's braces and backslashes stay literal
+            out = re.sub(rf"(?<![\w.{{-]){re.escape(value)}(?![\w}}-])", _constant("{" + name + "}"), out)
     return out
+
+
+def _constant(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda _: text
