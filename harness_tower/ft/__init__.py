@@ -84,6 +84,7 @@ from harness_tower.ft.typist import (
     typing_machine,
     typing_plan,
 )
+from harness_tower.ft.work import Chose, Done, Instruction, Join, SlotExpert, work_through_tasks
 from harness_tower.ft.writer import (
     SendPlan,
     TypingPlan,
@@ -96,14 +97,15 @@ from harness_tower.ft.writer import (
 __all__ = [
     "BOOL", "END_MARK", "EOF_MARK", "MAX_BLANK", "MAX_TEXT", "MODES", "NEXT", "OK", "PLAN", "PROMPT", "SCREEN",
     "STATUS", "TEXT",
-    "Capture", "Connection", "Const", "Context", "Experience", "Expert", "Fixation", "GraphError", "Key", "Machine", "Op",
+    "Capture", "Chose", "Connection", "Done", "Instruction", "Join", "SlotExpert", "Const", "Context", "Experience", "Expert", "Fixation", "GraphError", "Key", "Machine", "Op",
     "PromptReturned", "Recurrent", "Screen", "ScreenBusy", "ScreenHasLine", "SendCtrl", "SendPlan", "SendText",
     "Sequential", "Status", "Switch", "Terminal", "TowerError", "Translate", "TypingPlan", "WriteGenerated",
     "chunks", "clean_line", "connection", "finish", "ft_const", "ft_expert", "ft_fixation", "ft_prompt_returned",
     "ft_recurrent", "ft_screen_busy", "ft_screen_has_line", "ft_sequential", "ft_switch", "ft_tmux_capture_pane",
     "ft_tmux_send_ctrl", "ft_tmux_send_text", "ft_type_file", "ft_write_generated", "generated", "heredoc",
     "keywords", "load_backend", "parse_fixation_point", "run", "screen_state", "should_flush", "statement_blocks",
-    "typing_machine", "typing_plan", "wait_child", "write_then_run",
+    "typing_machine", "typing_plan", "wait_child", "work_through_tasks", "write_then_run",
+    "ft_instruction", "ft_join", "ft_slot_expert", "ft_chose", "ft_done",
 ]
 
 
@@ -171,3 +173,23 @@ def ft_write_generated(session: str, step: Op, filename: str, mode: str, chunk: 
                        settle_timeout: float = 5.0, max_lines: int = 400, max_bytes: int = 1 << 16) -> Op:
     """Type `filename` line by line, each line the answer of `step` (see `WriteGenerated`)."""
     return WriteGenerated(session, step, filename, mode, chunk, settle_timeout, max_lines, max_bytes)
+
+
+def ft_instruction() -> Op:
+    return Instruction()
+
+
+def ft_join(first: Op, second: Op) -> Op:
+    return Join(first, second)
+
+
+def ft_slot_expert(query: Op, instruction: Op, experience: Experience, topk: int = 1, name: str = "command") -> Op:
+    return SlotExpert(query, instruction, experience, topk, name)
+
+
+def ft_chose(decision: Op, kind: str) -> Op:
+    return Chose(decision, kind)
+
+
+def ft_done() -> Op:
+    return Done()

@@ -68,11 +68,13 @@ class Context:
         self.term = term
         self.values: dict[int, Any] = {}
         self.capture_index: dict[str, int] = {}
+        self.task: dict[str, Any] | None = None  # the task being worked on (a task level's pass)
 
     def fresh(self) -> Context:
-        """A new pass (nothing memoised) that keeps counting captures where this one is."""
+        """A new pass (nothing memoised) that keeps counting captures where this one is, on
+        the same task."""
         step = Context(self.term)
-        step.capture_index = self.capture_index
+        step.capture_index, step.task = self.capture_index, self.task
         return step
 
 
