@@ -7,7 +7,12 @@
    - the floor: the engine's own pymoo ask/tell on object genomes (species operators,
      canonical JSON + blake2b per child, hash duplicates) and the species' evaluation, with
      no naming, scoring, store or checkpoint — what any engine with these guarantees pays.
-2. Tower evaluations per hour with 1 and 2 evaluator actors (scaling efficiency), and the
+2. Where the engine goes around pymoo, what that saves per generation (ZDT1, population
+   100, the engine's own object populations): NSGA-II's survival with the feasibility split
+   done on one array (`FastRankAndCrowding`) against pymoo's `RankAndCrowding`, and handing
+   evaluated values to pymoo through its `Evaluator` + `StaticProblem` (what the engine
+   does) against setting them by hand (what it did before).
+3. Tower evaluations per hour with 1 and 2 evaluator actors (scaling efficiency), and the
    bytes each evaluation sends back through Ray.
 
     .venv/bin/python benchmarks/bench_engine.py [--generations 100] [--towers 12] [--repeats 2]
@@ -99,6 +104,57 @@ def floor(generations: int, seed: int) -> np.ndarray:
     return algorithm.pop.get("F")
 
 
+def pymoo_paths(generations: int, repeats: int) -> dict[str, Any]:
+    """Milliseconds per generation of each way, median over `repeats` runs of `generations`
+    generations; both ways of a pair run on the same population, alternately."""
+    from pymoo.core.evaluator import Evaluator
+    from pymoo.core.population import Population
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+    from pymoo.problems.static import StaticProblem
+
+    from evolve.selection import FastRankAndCrowding, make_algorithm, tell
+    from populations.numeric import NumericSpecies
+
+    def by_hand(off: Any, F: np.ndarray, G: np.ndarray) -> None:
+        off.set("F", F, "G", G, "H", np.zeros((len(off), 0)))
+        for ind in off:
+            ind.evaluated.update(("F", "G", "H"))
+
+    def by_pymoo(off: Any, F: np.ndarray, G: np.ndarray) -> None:
+        Evaluator().eval(StaticProblem(algorithm.problem, F=F, G=G), off)
+
+    ways = {"survival_pymoo": RankAndCrowding(), "survival_fast": FastRankAndCrowding(),
+            "values_by_hand": by_hand, "values_by_pymoo": by_pymoo}
+    per_run: dict[str, list[float]] = {k: [] for k in ways}
+    species = NumericSpecies("zdt1")
+    for rep in range(repeats):
+        algorithm = make_algorithm("nsga2", species, pop_size=100, n_offsprings=None, n_obj=2, n_ieq_constr=1,
+                                   generations=generations, seed=1 + rep)
+        spent = dict.fromkeys(ways, 0.0)
+        for g in range(generations):
+            off = algorithm.ask()
+            F = species.problem.evaluate(np.stack([ind.X[0].genome for ind in off]))
+            G = np.zeros((len(off), 1))
+            for name in (("values_by_hand", "values_by_pymoo") if g % 2 else ("values_by_pymoo", "values_by_hand")):
+                fresh = Population.new("X", off.get("X"))
+                t = time.perf_counter()
+                ways[name](fresh, F, G)
+                spent[name] += time.perf_counter() - t
+            tell(algorithm, off, F, G)
+            merged = Population.merge(algorithm.pop, Population.new("X", off.get("X"), "F", F, "G", G,
+                                                                    "H", np.zeros((len(off), 0))))
+            for ind in merged:
+                ind.evaluated.update(("F", "G", "H"))
+            for name in (("survival_fast", "survival_pymoo") if g % 2 else ("survival_pymoo", "survival_fast")):
+                t = time.perf_counter()
+                ways[name].do(algorithm.problem, merged, n_survive=100, random_state=np.random.default_rng(g))
+                spent[name] += time.perf_counter() - t
+        for name, seconds in spent.items():
+            per_run[name].append(1000 * seconds / generations)
+    return {"generations": generations, "repeats": repeats,
+            "median_ms": {k: statistics.median(v) for k, v in per_run.items()}, "runs_ms": per_run}
+
+
 def towers(n: int, root: Path) -> dict[str, Any]:
     import ray
 
@@ -149,6 +205,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     try:
         result["zdt1"] = zdt1(args.generations, args.repeats, root)
+        result["pymoo_paths"] = pymoo_paths(args.generations, args.repeats)
         if not args.skip_towers:
             result["towers"] = towers(args.towers, root)
     finally:
@@ -175,6 +232,10 @@ def main() -> int:
         print(f"  engine phases, {label} (s): " + ", ".join(f"{k} {v:.3f}" for k, v in ph.items()))
     print("  per run (s): " + "; ".join(f"{k} " + " ".join(f"{v:.3f}" for v in vs)
                                        for k, vs in z["runs"].items() if k.endswith("_s")))
+    pm = result["pymoo_paths"]["median_ms"]
+    print(f"around pymoo, ms per generation (median of {z['repeats']} x {z['generations']} generations): "
+          f"survival {pm['survival_pymoo']:.3f} pymoo's, {pm['survival_fast']:.3f} FastRankAndCrowding; "
+          f"values {pm['values_by_pymoo']:.3f} Evaluator+StaticProblem, {pm['values_by_hand']:.3f} by hand")
     if "towers" in result:
         tw = result["towers"]
         for a in (1, 2):

@@ -23,15 +23,15 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
+from evolve.config import AnySpecies
 from evolve.errors import EvolveError
-from evolve.pools import START_TIMEOUT, Placement, Pool
-from populations.base import EvalItem, Outcome, Species
+from evolve.pools import START_TIMEOUT, Placement, Pool, Waitable
+from populations.base import EvalItem, Outcome
 
 ROOT_PREFIX = "evolve-actor-"  # + pid: a killed actor's root is removed by the next one on its node
 
@@ -42,7 +42,7 @@ EventSink = Callable[[str, str, str | None], None]  # (kind, message, individual
 class EvaluatorActor:
     """Evaluates batches of individuals of one species inside its own sandbox root."""
 
-    def __init__(self, species: Species[Any], run_id: str, sandbox_parent: str | None = None) -> None:
+    def __init__(self, species: AnySpecies, run_id: str, sandbox_parent: str | None = None) -> None:
         self.species = species
         self.run_id = run_id
         parent = Path(sandbox_parent or tempfile.gettempdir())
@@ -107,7 +107,7 @@ class EvaluatorPool(Pool):
     actors in events and errors ("evaluator", "trainer").
     """
 
-    def __init__(self, species: Species[Any], *, run_id: str, n_actors: int, timeout: float,
+    def __init__(self, species: AnySpecies, *, run_id: str, n_actors: int, timeout: float,
                  retries: int = 2, grace: float = 60.0, on_event: EventSink | None = None,
                  sandbox_parent: str | None = None, actor_options: Mapping[str, float] | None = None,
                  role: str = "evaluator") -> None:
@@ -176,7 +176,7 @@ class EvaluatorPool(Pool):
     def idle(self) -> bool:
         return not self._queue and not self._in_flight
 
-    def waiting_on(self) -> list[ray.ObjectRef[Any]]:
+    def waiting_on(self) -> list[Waitable]:
         # Work in flight, and the replacements that queued work waits for: a pool that is
         # not idle always has one or the other.
         starting = [s.starting for s in self._slots if s.starting is not None] if self._queue else []

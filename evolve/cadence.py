@@ -17,7 +17,9 @@ Each throttle trades a fixed cost against what a crash or a reader would miss:
 """
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -28,40 +30,44 @@ class Cadence:
     checkpoint_every: float = 5.0
     commit_every: float = 1.0
     status_every: float = 0.5
-    # when each was last done (time.monotonic)
-    _staged: float = field(default_factory=time.monotonic, repr=False)
-    _checkpointed: float = field(default_factory=time.monotonic, repr=False)
-    _committed: float = field(default_factory=time.monotonic, repr=False)
-    _status: float = field(default=-float("inf"), repr=False)
+    clock: Callable[[], float] = time.monotonic  # seconds; any monotonic clock
+    # when each was last done (by `clock`)
+    _staged: float = field(init=False, repr=False)
+    _checkpointed: float = field(init=False, repr=False)
+    _committed: float = field(init=False, repr=False)
+    _status: float = field(init=False, repr=False, default=-math.inf)
+
+    def __post_init__(self) -> None:
+        self._staged = self._checkpointed = self._committed = self.clock()
 
     # --- is it time? ------------------------------------------------------------------------
     def stage_now(self, wall_seconds: float) -> bool:
         """Whether to stage what has landed, the last evaluation having cost `wall_seconds`."""
-        return wall_seconds >= self.worth or time.monotonic() - self._staged >= self.stage_every
+        return wall_seconds >= self.worth or self.clock() - self._staged >= self.stage_every
 
     def checkpoint_now(self, *, last: bool) -> bool:
-        return last or time.monotonic() - self._checkpointed >= self.checkpoint_every
+        return last or self.clock() - self._checkpointed >= self.checkpoint_every
 
     def commit_now(self, generation_seconds: float, *, last: bool) -> bool:
         return (last or generation_seconds >= self.commit_every
-                or time.monotonic() - self._committed >= self.commit_every)
+                or self.clock() - self._committed >= self.commit_every)
 
     def status_now(self, generation_seconds: float = 0.0) -> bool:
-        return generation_seconds >= self.worth or time.monotonic() - self._status >= self.status_every
+        return generation_seconds >= self.worth or self.clock() - self._status >= self.status_every
 
     # --- it was done (whether it was time or not) ---------------------------------------------
     def generation_started(self) -> None:
         """Staging counts from the start of each generation's evaluations."""
-        self._staged = time.monotonic()
+        self._staged = self.clock()
 
     def staged(self) -> None:
-        self._staged = time.monotonic()
+        self._staged = self.clock()
 
     def checkpointed(self) -> None:
-        self._checkpointed = time.monotonic()
+        self._checkpointed = self.clock()
 
     def committed(self) -> None:
-        self._committed = time.monotonic()
+        self._committed = self.clock()
 
     def status_written(self) -> None:
-        self._status = time.monotonic()
+        self._status = self.clock()

@@ -14,7 +14,7 @@ RANK_METRICS = ("commits", "avg_interval", "max_diff_len", "syntax_ratio", "idle
 TOWER_METRICS = ("task_correct", "bytes_convergence", "keys_audit", "self_read", "untyped_chars", "tamper")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("eval", help="evaluate one tower genome locally and print its per-rank metrics")
     p.add_argument("genome", help="tower genome JSON file (e.g. populations/seeds/kernel_line.json)")
     p.add_argument("--depth", type=int, default=3, help="tower depth N: the top level is h{N}.py (default 3)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from evolve.errors import EvolveError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve a MicroAccordion checkpoint as an OpenAI-compatible HTTP server")
     p.add_argument("checkpoint", help="accordion checkpoint file (from `evolve accordion train`)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")

@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 DEFAULT_RUNS = "runs"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="a run's progress, or every run under --out",
                        description="Show a run's status (or list the runs under --out).")
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run directory (default: list runs under --out)")
@@ -32,7 +31,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=fronts)
 
 
-def _live(run_dir: Path) -> dict[str, Any] | None:
+def _live(run_dir: Path) -> dict[str, object] | None:
     from evolve.loop import STATUS_FILE
 
     try:

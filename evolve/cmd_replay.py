@@ -10,7 +10,7 @@ from evolve.errors import EvolveError
 DEFAULT_RUNS = "runs"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="play an individual's trajectory keystroke by keystroke")
     p.add_argument("run", metavar="RUN", help="a run directory (or a run id under --out)")
     p.add_argument("individual", metavar="IND", help="an individual id (or a unique prefix of one)")

@@ -11,7 +11,7 @@ DEFAULT_RUNS = "runs"
 TABLES = ("runs", "run_species", "individuals", "evaluations", "fronts", "generations", "events")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="Pareto plots, hypervolume curve and lineage as PNG + one HTML page")
     p.add_argument("run", metavar="RUN", help="a run directory (or a run id under --runs)")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the report")

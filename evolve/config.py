@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from evolve.errors import EvolveError
 
@@ -73,6 +74,7 @@ class EvaluationConfig(_Model):
 
 class SpeciesConfig(_Model):
     name: str = Field(description="species plug-in: tower | accordion | numeric | package.module:Class")
+    # JSON values whose shape is the species' own (its constructor checks them): Any
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the species")
     # each may be set per species (a run with several species); unset, the run's own applies
     population: PopulationConfig | None = None
@@ -82,7 +84,7 @@ class SpeciesConfig(_Model):
     evaluation: EvaluationConfig | None = None
 
 
-def _species_shape(value: Any) -> str:
+def _species_shape(value: object) -> str:
     return SPECIES_LIST if isinstance(value, list) else SPECIES_ONE
 
 
@@ -117,7 +119,7 @@ class OpenAIExpertConfig(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_key(cls, data: Any) -> Any:
+    def _no_key(cls, data: object) -> object:
         if isinstance(data, Mapping) and ("api_key" in data or "key" in data):
             raise ValueError("api_key is refused: the key is read from OPENAI_API_KEY where the evaluation runs, "
                              "never from a config")
@@ -135,7 +137,7 @@ class ExpertsConfig(_Model):
     openai: OpenAIExpertConfig = OpenAIExpertConfig()
     accordion: AccordionExpertConfig = AccordionExpertConfig()
 
-    def to_mapping(self) -> dict[str, Any]:
+    def to_mapping(self) -> dict[str, Any]:  # JSON values
         """The section as `harness_tower.backends.relay.ExpertEndpoints.from_config` takes it
         (unset endpoints left out: the evaluating process's environment fills them)."""
         return self.model_dump(mode="json", exclude_none=True)
@@ -160,7 +162,7 @@ class RunConfig(_Model):
                                           "(default: the evaluating process's environment)")
     ray: RayConfig = RayConfig()
 
-    def to_json_data(self) -> dict[str, Any]:
+    def to_json_data(self) -> dict[str, Any]:  # JSON values, as stored with the run
         return self.model_dump(mode="json")
 
     @property
@@ -176,7 +178,7 @@ class RunConfig(_Model):
 # --- loading ----------------------------------------------------------------------------
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML run config; every problem is one EvolveError line."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships no type information
 
     where = str(path)
     try:
@@ -199,7 +201,7 @@ def load_config(path: str | Path) -> RunConfig:
     return parse_config(data, where=where)
 
 
-def parse_config(data: Mapping[str, Any], *, where: str = "config") -> RunConfig:
+def parse_config(data: Mapping[str, object], *, where: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(dict(data))
     except ValidationError as exc:
@@ -221,9 +223,9 @@ def _loc(loc: Sequence[int | str]) -> str:
     return out or "(top level)"
 
 
-def _format_one(err: Mapping[str, Any]) -> str:
-    loc = [p for p in err.get("loc", ()) if p not in ("function-after", SPECIES_ONE, SPECIES_LIST)]
-    kind, ctx, got = err.get("type", ""), err.get("ctx") or {}, err.get("input")
+def _format_one(err: ErrorDetails) -> str:
+    loc = [p for p in err["loc"] if p not in ("function-after", SPECIES_ONE, SPECIES_LIST)]
+    kind, ctx, got = err["type"], err.get("ctx") or {}, err["input"]
     field = _loc(loc)
     if kind == "missing":
         return f"{field}: is required"
@@ -254,26 +256,24 @@ def _format_one(err: Mapping[str, Any]) -> str:
         return f"{field}: must be a mapping of fields (got {type(got).__name__})"
     if kind == "list_type":
         return f"{field}: must be a list (got {type(got).__name__})"
-    msg = str(err.get("msg", "invalid"))
+    msg = err["msg"] or "invalid"
     msg = msg.removeprefix("Value error, ")
     return f"{field}: {msg[:1].lower() + msg[1:]}"
 
 
 def _known_fields(loc: Sequence[int | str]) -> list[str]:
-    model: Any = RunConfig
+    model: type[BaseModel] | None = RunConfig
     for part in loc:
         if isinstance(part, int):
             continue
-        field = getattr(model, "model_fields", {}).get(part)
+        field = model.model_fields.get(part) if model is not None else None
         if field is None:
             return []
         model = _model_of(field.annotation)
-        if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))
+    return list(model.model_fields) if model is not None else []
 
 
-def _model_of(annotation: Any) -> Any:
+def _model_of(annotation: object) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()) or ():
@@ -284,12 +284,16 @@ def _model_of(annotation: Any) -> Any:
 
 
 # --- resolving against the species --------------------------------------------------------
+# A species of any genome type: the engine moves genomes around and never looks inside one.
+AnySpecies: TypeAlias = "Species[Any]"
+
+
 @dataclass(frozen=True)
 class SpeciesPart:
     """One species of a run, bound to its settings: objectives with directions, constraints,
     population, algorithm and evaluation (its own, else the run's)."""
 
-    species: Species[Any]  # of any genome type: the engine never looks inside a genome
+    species: AnySpecies
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...]
     population: PopulationConfig

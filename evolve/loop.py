@@ -52,8 +52,8 @@ from populations.base import Candidate, EvalItem, Product
 from populations.objectives import Scored, score
 
 if TYPE_CHECKING:
-    from pymoo.core.algorithm import Algorithm
-    from pymoo.core.population import Population
+    from pymoo.core.algorithm import Algorithm  # type: ignore[import-untyped]
+    from pymoo.core.population import Population  # type: ignore[import-untyped]
 
     from evolve.cluster import ClusterInfo
 

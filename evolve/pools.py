@@ -15,10 +15,11 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from evolve.config import AnySpecies
 from evolve.errors import EvolveError
-from populations.base import EvalItem, Outcome, Species
+from populations.base import EvalItem, Outcome
 
 if TYPE_CHECKING:
     from ray import ObjectRef
@@ -27,7 +28,10 @@ POLL_SECONDS = 1.0  # how often pools look at their deadlines while nothing comp
 START_TIMEOUT = 180.0  # seconds an actor may take to start (worker process + imports)
 
 # What an actor reported when it started: node, pid, sandbox root, resources (JSON values).
-Placement = dict[str, Any]
+Placement = dict[str, object]
+# A Ray object ref of any result: ObjectRef is invariant in its result type, and ray.wait
+# never reads the results.
+Waitable: TypeAlias = "ObjectRef[Any]"
 
 
 class Pool(Protocol):
@@ -59,7 +63,7 @@ class Pool(Protocol):
         """Whether every submitted item has had its outcome."""
         ...
 
-    def waiting_on(self) -> list[ObjectRef[Any]]:
+    def waiting_on(self) -> list[Waitable]:
         """What to wait on until `poll` has something new (empty when it never waits)."""
         ...
 
@@ -106,7 +110,7 @@ class DriverPool(Pool):
     role = "driver"
     size = 0
 
-    def __init__(self, species: Species[Any], *, run_id: str, timeout: float) -> None:
+    def __init__(self, species: AnySpecies, *, run_id: str, timeout: float) -> None:
         if not species.in_driver:
             raise EvolveError(f"species {species.name} cannot be evaluated in the driver (evaluation.actors: 0)")
         self.species = species
@@ -150,7 +154,7 @@ class DriverPool(Pool):
     def idle(self) -> bool:
         return not self._items
 
-    def waiting_on(self) -> list[ObjectRef[Any]]:
+    def waiting_on(self) -> list[Waitable]:
         return []
 
     def close(self, timeout: float = 10.0) -> None:

@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rapidfuzz.distance import Indel
 
 from evolve.errors import EvolveError
+
+if TYPE_CHECKING:
+    from validators.trajectory import Trajectory
 
 MAX_GAP = 2.0  # seconds: a long pause (a child running) plays back at most this long
 
@@ -60,7 +63,7 @@ def load_frames(repo: Path, session: str | None = None, start_seq: int = 1) -> l
     with traj:
         wanted = traj.resolve(session) if session else None
         parse_ok: dict[str, bool] = {}
-        state: dict[str, dict[str, Any]] = {}
+        state: dict[str, _Running] = {}
         last_tree: dict[str, dict[str, str]] = {}
         frames: list[Frame] = []
         for commit, tree in traj.walk():
@@ -70,18 +73,18 @@ def load_frames(repo: Path, session: str | None = None, start_seq: int = 1) -> l
             if wanted and name != wanted:
                 continue
             code = {p: b for p, b in tree.items() if is_code(p)}
-            st = state.setdefault(name, {"n": 0, "t0": None, "max": 0, "valid": 0})
+            st = state.setdefault(name, _Running())
             prev = last_tree.get(name)
             if prev is not None:  # edit size against this session's previous commit
                 diff = sum(_indel(traj, prev.get(p), code.get(p)) for p in set(prev) | set(code)
                            if prev.get(p) != code.get(p))
-                st["max"] = max(st["max"], diff)
+                st.max_diff = max(st.max_diff, diff)
             last_tree[name] = dict(code)
             valid = all(_parses(traj, b, parse_ok) for p, b in code.items() if p.endswith(".py"))
-            st["n"] += 1
-            st["valid"] += valid
+            st.commits += 1
+            st.valid += valid
             t = _float(commit.trailers.fields.get("Time"))
-            st["t0"] = t if st["t0"] is None else st["t0"]
+            st.t0 = t if st.t0 is None else st.t0
             seq = int(commit.trailers.fields.get("Seq", "0") or 0)
             if seq < start_seq:
                 continue
@@ -90,9 +93,9 @@ def load_frames(repo: Path, session: str | None = None, start_seq: int = 1) -> l
             capture = traj.text(capture_blob) if capture_blob else ""
             frames.append(Frame(
                 session=name, seq=seq, kind=commit.trailers.kind or "?", keys=commit.trailers.keys() or "",
-                time=t, capture=capture, commits=st["n"],
-                avg_interval=(t - st["t0"]) / (st["n"] - 1) if st["n"] > 1 else math.inf,
-                max_diff_len=st["max"], syntax_ratio=st["valid"] / st["n"]))
+                time=t, capture=capture, commits=st.commits,
+                avg_interval=(t - st.t0) / (st.commits - 1) if st.commits > 1 else math.inf,
+                max_diff_len=st.max_diff, syntax_ratio=st.valid / st.commits))
         return frames
 
 
@@ -103,13 +106,23 @@ def _float(value: str | None) -> float:
         return 0.0
 
 
-def _indel(traj: Any, old: str | None, new: str | None) -> int:
+@dataclass
+class _Running:
+    """One session's running metrics up to the frame being built."""
+
+    commits: int = 0
+    t0: float | None = None  # time of its first commit
+    max_diff: int = 0
+    valid: int = 0  # commits whose Python files all parse
+
+
+def _indel(traj: Trajectory, old: str | None, new: str | None) -> int:
     a = traj.text(old) if old else ""
     b = traj.text(new) if new else ""
     return int(Indel.distance(a, b))
 
 
-def _parses(traj: Any, blob: str, cache: dict[str, bool]) -> bool:
+def _parses(traj: Trajectory, blob: str, cache: dict[str, bool]) -> bool:
     if blob not in cache:
         try:
             ast.parse(traj.blob(blob))

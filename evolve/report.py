@@ -6,18 +6,24 @@ from __future__ import annotations
 import html
 import io
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from evolve.errors import EvolveError
+from evolve.store import Store
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
 class RunData:
     run_id: str
     species: str
-    objectives: list[dict[str, Any]]
+    objectives: list[Mapping[str, object]]  # as run_species stores them: {metric, direction, ref}
     points: list[tuple[str, int, list[float], bool]]  # (individual, generation, objectives, feasible)
     front: list[str]
     front_generation: int | None
@@ -26,7 +32,7 @@ class RunData:
     individual: str | None
 
 
-def load_run(store: Any, individual: str | None = None, species: str | None = None) -> RunData:
+def load_run(store: Store, individual: str | None = None, species: str | None = None) -> RunData:
     """Everything the report draws, read once from the run's store; in a run of several
     species, of one of them (`species`, default the first)."""
     rows = store.query("SELECT run_id FROM runs")
@@ -49,10 +55,9 @@ def load_run(store: Any, individual: str | None = None, species: str | None = No
         "JOIN individuals i USING (run_id, individual_id) "
         "WHERE f.run_id = ? AND f.generation = ? AND f.rank = 0 AND e.feasible AND i.species = ? "
         "ORDER BY f.individual_id", [run_id, latest, of])] if latest is not None else []
-    by_species = " AND species = ?" if len(parts) > 1 else ""  # stores of one species may predate the column
     hv = [(int(g), h) for g, h in store.query(
-        f"SELECT generation, hypervolume FROM generations WHERE run_id = ?{by_species} ORDER BY generation",
-        [run_id, of] if by_species else [run_id])]
+        "SELECT generation, hypervolume FROM generations WHERE run_id = ? AND species = ? ORDER BY generation",
+        [run_id, of])]
     chosen = individual
     if chosen is None and front:  # the front member with the richest ancestry
         sizes = {ind: store.query("SELECT count(*) FROM lineage(?)", [ind])[0][0] for ind in front}
@@ -68,19 +73,19 @@ def load_run(store: Any, individual: str | None = None, species: str | None = No
     return RunData(run_id, of, objectives, points, front, latest, hv, lineage, chosen)
 
 
-def _label(obj: dict[str, Any]) -> str:
+def _label(obj: Mapping[str, object]) -> str:
     arrow = "↑" if obj.get("direction") == "max" else "↓"
     return f"{obj['metric']} ({obj.get('direction', 'min')} {arrow})"
 
 
-def figures(data: RunData) -> dict[str, Any]:
+def figures(data: RunData) -> dict[str, Figure]:
     """name -> matplotlib Figure (Agg backend, nothing shown)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs: dict[str, Any] = {}
+    figs: dict[str, Figure] = {}
     front = set(data.front)
     n = len(data.objectives)
     for i, j in itertools.combinations(range(n), 2):
@@ -122,7 +127,7 @@ def figures(data: RunData) -> dict[str, Any]:
     return figs
 
 
-def _lineage_figure(data: RunData, plt: Any) -> Any:
+def _lineage_figure(data: RunData, plt: ModuleType) -> Figure:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     by_gen: dict[int, list[str]] = {}
     for _d, ind, gen, _o, _p in sorted(data.lineage, key=lambda r: (r[2], r[1])):

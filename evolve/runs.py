@@ -20,7 +20,7 @@ def versions() -> dict[str, str]:
     """What a run was made with (stored with the run and with every checkpoint)."""
     import duckdb
     import numpy as np
-    import pymoo
+    import pymoo  # type: ignore[import-untyped]
     import ray
 
     return {"python": platform.python_version(), "pymoo": pymoo.__version__, "ray": ray.__version__,

@@ -353,7 +353,7 @@ class Store:
 
     def species(self) -> list[dict[str, Any]]:
         """The run's species in config order: {species, population, objectives, constraints}
-        (objectives and constraints as stored: JSON lists of objects)."""
+        (objectives and constraints as stored: JSON lists of objects, hence Any)."""
         run = self.run()
         rows = self.con.execute("""SELECT species, population, objectives, constraints FROM run_species
                                    WHERE run_id = ? ORDER BY position""", [run["run_id"]]).fetchall()
@@ -361,7 +361,7 @@ class Store:
                  "constraints": json.loads(r[3])} for r in rows]
 
     def run(self) -> dict[str, Any]:
-        """The run's row by column name, its JSON columns decoded."""
+        """The run's row by column name, its JSON columns decoded (hence Any)."""
         row = self.con.execute("SELECT * FROM runs ORDER BY created_at LIMIT 1").fetchone()
         if row is None:
             raise EvolveError(f"{self.path}: the store holds no run")

@@ -13,10 +13,10 @@ from evolve.store import Store
 from populations.errors import SpeciesError
 
 if TYPE_CHECKING:
-    from populations.base import Species
+    from evolve.config import AnySpecies
 
 
-def fmt(v: Any, digits: int = 4) -> str:
+def fmt(v: object, digits: int = 4) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -30,11 +30,11 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 def front_rows(store: Store, generation: int | None = None, *, of: str | None = None) -> list[dict[str, Any]]:
     """The non-dominated feasible individuals of a generation (default: the latest), of one
-    species (`of`) or of every species."""
+    species (`of`) or of every species: store rows by column name (values as DuckDB gives them)."""
     if generation is None:
         sql = """SELECT individual_id, objectives, crowding, genome, trajectory, node, generation, species
                  FROM pareto_front WHERE (? IS NULL OR species = ?)"""
-        params: list[Any] = [of, of]
+        params: list[object] = [of, of]
     else:
         sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation,
                         i.species
@@ -48,7 +48,7 @@ def front_rows(store: Store, generation: int | None = None, *, of: str | None = 
 
 
 def front_table(store: Store, generation: int | None = None, *, of: str | None = None,
-                species: Mapping[str, Species[Any]] | None = None) -> RenderableType:
+                species: Mapping[str, AnySpecies] | None = None) -> RenderableType:
     """The Pareto front as a table; one table per species for a run of several (or only the
     species `of`). `species` (by name) describe genomes; those not given are rebuilt from
     the run's stored config."""
@@ -75,7 +75,7 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
     return table
 
 
-def _describe(species: Species[Any] | None, genome_json: str) -> str:
+def _describe(species: AnySpecies | None, genome_json: str) -> str:
     if species is not None:
         try:
             return str(species.describe(species.from_data(json.loads(genome_json))))
@@ -84,7 +84,7 @@ def _describe(species: Species[Any] | None, genome_json: str) -> str:
     return genome_json[:40] + ("…" if len(genome_json) > 40 else "")
 
 
-def species_of(run: Mapping[str, Any], name: str | None = None) -> Species[Any] | None:
+def species_of(run: Mapping[str, Any], name: str | None = None) -> AnySpecies | None:
     """A species of the run (the first, or the one called `name`) rebuilt from its stored
     config; None when that is not possible."""
     from populations import make_species

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from deap import base
+from deap import base  # type: ignore[import-untyped]  # DEAP ships no type information
 
 from accordion.errors import AccordionError
 from accordion.trial import GROWTHS, STRATEGIES, TrialSettings, TrialSpec

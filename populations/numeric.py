@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from deap import base
+from deap import base  # type: ignore[import-untyped]  # DEAP ships no type information
 
 from populations.base import EvalItem, Outcome, Species
 from populations.errors import SpeciesError
@@ -30,7 +30,7 @@ class NumericSpecies(Species[np.ndarray]):
     def __init__(self, problem: str = "zdt1", n_var: int | None = None, n_obj: int | None = None,
                  eta_c: float = 15.0, eta_m: float = 20.0, crossover_prob: float = 0.9,
                  cx_indpb: float = 0.5, mut_indpb: float | None = None) -> None:
-        from pymoo.problems import get_problem
+        from pymoo.problems import get_problem  # type: ignore[import-untyped]  # pymoo ships no type information
 
         kwargs: dict[str, Any] = {}
         if n_var is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from deap import base
+from deap import base  # type: ignore[import-untyped]  # DEAP ships no type information
 
 from harness_tower.errors import GenomeError
 from harness_tower.genome import (

@@ -84,6 +84,43 @@ def test_a_driver_evaluated_run_resumes_as_if_never_stopped(ray_local: object, t
     assert _snapshot(run_dir) == _snapshot(_run(tmp_path, "straight", _config(0)))
 
 
+def test_a_checkpoint_from_another_pymoo_is_set_aside_and_the_run_replayed(tmp_path: Path) -> None:
+    from evolve import loop
+
+    class StopAt(loop.Observer):
+        def generation_started(self, generation: int, size: int, reused: int) -> None:
+            if generation == 3:
+                raise KeyboardInterrupt
+
+    def stopped(run_id: str) -> Path:
+        resolved = resolve(parse_config(_config(0)))
+        _, run_dir = create_run(resolved, tmp_path, run_id=run_id)
+        with pytest.raises(KeyboardInterrupt):  # checkpointed after every generation: the last is 2
+            run_evolution(resolved, run_id, run_dir, observer=StopAt(), cadence=Cadence(checkpoint_every=0.0))
+        with Store.open(run_dir, read_only=True) as store:
+            saved = store.checkpoint(run_id)
+            assert saved is not None and saved.generation == 3
+        return run_dir
+
+    def events(run_dir: Path) -> list[tuple[str, str]]:
+        with Store.open(run_dir, read_only=True) as store:
+            return store.query("SELECT kind, message FROM events WHERE kind IN ('replayed', 'checkpoint_skipped') "
+                               "ORDER BY event_id")
+
+    same = stopped("same")
+    run_evolution(resolve(parse_config(_config(0))), "same", same)
+    assert events(same) == []  # resumed from its checkpoint: nothing to replay
+
+    other = stopped("other")
+    with Store.open(other) as store:
+        store.con.execute("""UPDATE checkpoints SET versions = json_object('pymoo', '0.0.0')""")
+    run_evolution(resolve(parse_config(_config(0))), "other", other)
+    assert [kind for kind, _ in events(other)] == ["checkpoint_skipped", "replayed"]
+    assert "written by pymoo 0.0.0" in events(other)[0][1]
+    assert events(other)[1][1] == "generations 0..2 replayed from the store (no evaluation repeated)"
+    assert _snapshot(other) == _snapshot(same) == _snapshot(_run(tmp_path, "straight", _config(0)))
+
+
 def test_only_species_that_declare_it_may_be_evaluated_in_the_driver() -> None:
     tower = _config(0, species={"name": "tower", "params": {"depth": 2}},
                     objectives=[{"metric": "bytes_convergence", "direction": "max", "ref": 0.0},
@@ -122,9 +159,11 @@ def test_constant_columns_are_bound_once_and_stored_alike(tmp_path: Path) -> Non
 
 
 def test_the_faster_survival_selects_what_pymoos_selects() -> None:
+    from pymoo.core.evaluator import Evaluator
     from pymoo.core.population import Population
     from pymoo.core.problem import Problem
     from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+    from pymoo.problems.static import StaticProblem
 
     from evolve.selection import FastRankAndCrowding
 
@@ -135,10 +174,8 @@ def test_the_faster_survival_selects_what_pymoos_selects() -> None:
         G = np.zeros((n, 2))
         bad = rng.random(n) < (0.1 * (trial % 10))
         G[bad, 0] = rng.choice([1.0e6, 3.0, 0.5], size=int(bad.sum()))
-        pop = Population.new("X", np.zeros((n, 1)), "F", rng.random((n, 2)).round(1), "G", G,
-                             "H", np.zeros((n, 0)))
-        for ind in pop:
-            ind.evaluated.update(("F", "G", "H"))
+        pop = Evaluator().eval(StaticProblem(problem, F=rng.random((n, 2)).round(1), G=G),
+                               Population.new("X", np.zeros((n, 1))))
         ours = FastRankAndCrowding().do(problem, pop, n_survive=20, random_state=np.random.default_rng(trial))
         theirs = RankAndCrowding().do(problem, pop, n_survive=20, random_state=np.random.default_rng(trial))
         assert [id(i) for i in ours] == [id(i) for i in theirs]
