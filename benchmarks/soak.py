@@ -54,7 +54,7 @@ from harness_tower.evaluate import EvalResult, evaluate
 from harness_tower.genome import TowerGenome, load_genome
 from harness_tower.sandbox import SANDBOX_UIDS, UID_DIR, Limits, resolve_isolation
 from tests.harness_tower.cheats import CATALOGUE, basic_problems, evaluate_cheat, reason
-from tests.harness_tower.conftest import git
+from tests.harness_tower.conftest import git, one_task, typing_genome
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted((ROOT / "populations" / "seeds").glob("*.json"))
@@ -78,7 +78,7 @@ class Case:
 # --------------------------------------------------------------------------------------
 def honest(genome: TowerGenome, depth: int, timeout: float) -> Callable[[Path, str], tuple[EvalResult, list[str]]]:
     def run(out: Path, isolation: str) -> tuple[EvalResult, list[str]]:
-        result = evaluate(genome, depth=depth, out_dir=out, isolation=isolation, timeout=timeout)
+        result = evaluate(genome, depth=depth, out_dir=out, isolation=isolation, timeout=timeout, tasks=one_task())
         problems = basic_problems(result, isolation)
         if result.status != "ok":
             problems.append(f"status {result.status}")
@@ -93,10 +93,9 @@ def hostile(command: str, statuses: tuple[str, ...], says: str,
             check: Callable[[EvalResult], str | None] | None = None) -> Callable[[Path, str], tuple[EvalResult, list[str]]]:
     """An old-soak adversary: h1 types `command` as its task (test_adversarial's expectations)."""
     def run(out: Path, isolation: str) -> tuple[EvalResult, list[str]]:
-        genome = TowerGenome(task_command=command, task_expected="never printed", max_iterations=3,
-                             settle_timeout=2)
+        genome = typing_genome(command, max_iterations=3, settle_timeout=2)
         result = evaluate(genome, depth=1, out_dir=out, timeout=30 if ":|:" in command else 40,
-                          limits=HOSTILE_LIMITS, isolation=isolation)
+                          limits=HOSTILE_LIMITS, isolation=isolation, tasks=one_task("never printed"))
         problems = basic_problems(result, isolation)
         if result.status not in statuses:
             problems.append(f"status {result.status}, expected {' or '.join(statuses)}")

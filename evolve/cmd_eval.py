@@ -11,7 +11,7 @@ from evolve.errors import EvolveError
 
 RANK_METRICS = ("commits", "avg_interval", "max_diff_len", "syntax_ratio", "idle_keys", "code_bytes", "bytes_ratio",
                 "edit_distance")
-TOWER_METRICS = ("task_correct", "bytes_convergence", "keys_audit", "self_read", "untyped_chars", "tamper")
+TOWER_METRICS = ("task_pass_rate", "bytes_convergence", "keys_audit", "self_read", "untyped_chars", "tamper")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="the evaluation's 64-bit seed")
     p.add_argument("--isolation", choices=("auto", "bwrap", "process"), default="auto",
                    help="sandbox isolation (auto: bwrap where it works, else process)")
+    p.add_argument("--suite", default="shell", help="task suite: a built-in name or a YAML file (default shell)")
+    p.add_argument("--split", default="train", choices=("train", "validation", "test"),
+                   help="the split the tasks are drawn from (default train)")
+    p.add_argument("--tasks", type=int, default=4, metavar="K", help="how many tasks to draw (default 4)")
+    p.add_argument("--task", action="append", metavar="ID", help="a task by id instead of a draw (repeatable)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.set_defaults(handler=run)
 
@@ -33,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from harness_tower.evaluate import MAX_DEPTH, evaluate
     from harness_tower.genome import load_genome
     from harness_tower.sandbox import resolve_isolation
+    from harness_tower.tasks import load_suite
 
     if not 1 <= args.depth <= MAX_DEPTH:
         raise EvolveError(f"--depth must be within 1..{MAX_DEPTH} (got {args.depth})")
@@ -45,11 +51,14 @@ def run(args: argparse.Namespace) -> int:
     try:  # model endpoints: this process's environment (OPENAI_BASE_URL, TOWER_EXPERT_MODEL, ...)
         experts = ExpertEndpoints.from_env()
         resolve_isolation(args.isolation)
+        suite = load_suite(args.suite)
+        tasks = ([suite.task(t) for t in args.task] if args.task
+                 else suite.sample(args.split, args.tasks, f"eval:{args.seed}"))
     except TowerError as exc:
         raise EvolveError(str(exc)) from None
     if args.json:
         result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
-                          experts=experts, isolation=args.isolation)
+                          experts=experts, isolation=args.isolation, tasks=tasks)
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
         from rich.console import Console
@@ -57,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         console = Console(stderr=True)
         with console.status(f"evaluating {args.genome} at depth {args.depth} ..."):
             result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
-                              experts=experts, isolation=args.isolation)
+                              experts=experts, isolation=args.isolation, tasks=tasks)
         print_result(result, args.depth)
     if result.status != "ok":
         print(f"evolve: evaluation {result.status}: {result.error}", file=sys.stderr)
@@ -91,4 +100,11 @@ def print_result(result: object, depth: int) -> None:
         tower.add_column(name, justify="right")
     tower.add_row(*(_fmt(metrics.get(name)) for name in TOWER_METRICS))
     console.print(tower)
+    tasks = Table(title="tasks")
+    for column in ("task", "split", "tier", "passed", "typed", "why"):
+        tasks.add_column(column)
+    for t in result.tasks:  # type: ignore[attr-defined]
+        tasks.add_row(t.task_id, t.split, str(t.tier), "yes" if t.passed else "no",
+                      t.typed.replace("\n", " ⏎ ")[:40], t.reason[:50])
+    console.print(tasks)
     console.print(f"trajectory: {result.trajectory}  (isolation {result.isolation})")  # type: ignore[attr-defined]

@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, help="experience JSON file to write")
     p.add_argument("--max-entries", type=int, default=64, help="most entries kept per table (default 64)")
     p.add_argument("--prompt", help="the captured sessions' prompt (default: each capture's manifest)")
+    p.add_argument("--tasks-out", metavar="SUITE.yaml",
+                   help="also write the harvested tasks as a task suite (needs --instruction)")
+    p.add_argument("--instruction", action="append", default=[], metavar="TEXT",
+                   help="what a person would have asked for the i-th harvested command (repeatable, in order)")
     p.set_defaults(handler=run_harvest)
 
 
@@ -82,7 +86,28 @@ def run_harvest(args: argparse.Namespace) -> int:
 
     data = harvest(args.repos, max_entries=args.max_entries, prompt=args.prompt)
     path = write_experience(data, args.out)
+    if args.tasks_out:
+        write_suite(data, args.instruction, args.tasks_out)
     sizes = ", ".join(f"{len(rows)} {name}" for name, rows in data["experience"].items())
     print(f"harvested {data['actions']} actions from {len(data['sources'])} trajectories: {sizes} entries, "
           f"{len(data['tasks'])} tasks -> {path}", file=sys.stderr)
     return 0
+
+
+def write_suite(data: dict[str, object], instructions: list[str], out: str) -> None:
+    """The harvested tasks with their instructions as a task suite file, checked on the way out."""
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships no type information
+
+    from harness_tower.harvest import task_suite
+    from harness_tower.tasks import parse_suite
+
+    if not instructions:
+        raise EvolveError("--tasks-out needs an --instruction for each harvested command to keep")
+    suite = task_suite(data, instructions, Path(out).stem)
+    text = yaml.safe_dump(suite, sort_keys=False, allow_unicode=True)
+    parse_suite(text, out)  # a harvested task is a task like any other (one line if not)
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EvolveError(f"--tasks-out {out}: {exc.strerror or exc}") from None
+    print(f"{len(suite['tasks'])} harvested task(s) -> {out}", file=sys.stderr)

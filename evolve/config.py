@@ -70,6 +70,8 @@ class EvaluationConfig(_Model):
     grace: float = Field(default=60.0, ge=0, description="extra seconds before a silent actor is killed")
     actors: int | None = Field(default=None, ge=0, description="evaluator actors (default: one per cluster CPU); "
                                "0 evaluates in the driver (species with cheap, pure evaluation only: numeric)")
+    validation: bool = Field(default=True, description="evaluate every new front member on the species' "
+                             "validation split (towers: the suite's validation tasks), stored apart")
 
 
 class SpeciesConfig(_Model):
@@ -357,6 +359,7 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
         field = f"{at}.name" if about_name else f"{at}.params"
         raise EvolveError(f"{where}: {field}: {exc}") from None
     species.use_experts(cfg.experts.to_mapping() if cfg.experts is not None else None)
+    species.use_seed(cfg.seed)
 
     evaluation = sc.evaluation or cfg.evaluation
     if evaluation.actors == 0 and not (species.in_driver and not species.accelerated):

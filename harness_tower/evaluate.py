@@ -47,8 +47,10 @@ class EvalResult:
 
 def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, timeout: float = 120.0,
              run_id: str = "local", individual_id: str = "local", limits: Limits = Limits(),
-             isolation: str = "auto", experts: ExpertEndpoints | None = None) -> EvalResult:
-    """Run a depth-N tower of this genome; never raises for a misbehaving harness."""
+             isolation: str = "auto", experts: ExpertEndpoints | None = None,
+             tasks: Sequence[Task] = ()) -> EvalResult:
+    """Run a depth-N tower of this genome whose task level works through `tasks`; never raises
+    for a misbehaving harness."""
     start = time.monotonic()
     out_dir = Path(out_dir)
     if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
@@ -58,11 +60,9 @@ def evaluate(genome: TowerGenome, *, depth: int, out_dir: Path, seed: int = 0, t
     except TowerError as exc:
         return EvalResult("invalid", error=str(exc), wall_seconds=time.monotonic() - start)
     manifest = {"run_id": run_id, "individual_id": individual_id, "genome_hash": genome.hash(),
-                "depth": depth, "seed": seed, "prompt": "$ ",
-                "task": {"command": genome.task_command, "expected": genome.task_expected},
-                "platform_version": PLATFORM_VERSION}
+                "depth": depth, "seed": seed, "prompt": "$ ", "platform_version": PLATFORM_VERSION}
     result = run_tower(top, depth=depth, manifest=manifest, out_dir=out_dir, timeout=timeout, limits=limits,
-                       isolation=isolation, experts=experts)
+                       isolation=isolation, experts=experts, tasks=tasks)
     result.wall_seconds = time.monotonic() - start
     return result
 

@@ -50,17 +50,17 @@ class ExperienceEntry:
         return [self.query, self.key, self.value, self.weight]
 
 
-def _default_experience(command: str) -> dict[str, tuple[ExperienceEntry, ...]]:
+def default_experience() -> dict[str, tuple[ExperienceEntry, ...]]:
+    """The experience of a genome that names none: enough to start each task and to stop."""
     return {
-        # terminal observation (fixation context) -> action type
+        # what the terminal shows (around the cursor) -> what to do
         "decision": (
-            ExperienceEntry("$", "the prompt is idle and empty", "text:type the task command"),
-            ExperienceEntry("$ " + command, "the command is typed", "ctrl:press Enter"),
+            ExperienceEntry("# task:", "a new task is on the screen", "text:do the task"),
+            ExperienceEntry("$", "the prompt is back", "done:the command ran", 0.5),
         ),
-        # action hint -> exact keys
+        # what to do and what was asked -> the command, with slots the instruction fills
         "command": (
-            ExperienceEntry("text type the task command", "the task", command),
-            ExperienceEntry("ctrl press enter", "run it", "Enter"),
+            ExperienceEntry("print say the words", "say what was asked", "echo {text_q}"),
         ),
     }
 
@@ -69,8 +69,6 @@ def _default_experience(command: str) -> dict[str, tuple[ExperienceEntry, ...]]:
 class TowerGenome:
     """Everything that decides how a tower behaves; rendered into `h{n}.py` by `render`."""
 
-    task_command: str = "echo hello world"
-    task_expected: str = "hello world"
     experience: Mapping[str, tuple[ExperienceEntry, ...]] = field(default_factory=dict)
     topk: int = 2
     max_iterations: int = 6
@@ -89,7 +87,7 @@ class TowerGenome:
 
     def __post_init__(self) -> None:
         if not self.experience:
-            object.__setattr__(self, "experience", _default_experience(self.task_command))
+            object.__setattr__(self, "experience", default_experience())
         self._validate()
 
     @classmethod
@@ -102,10 +100,6 @@ class TowerGenome:
             if not cond:
                 raise GenomeError(f"genome: {what}")
 
-        need(isinstance(self.task_command, str) and 0 < len(self.task_command) <= 200
-             and "\n" not in self.task_command, "task_command must be one non-empty line")
-        need(isinstance(self.task_expected, str) and len(self.task_expected) > 0
-             and "\n" not in self.task_expected, "task_expected must be one non-empty line")
         need(self.typing_mode in TYPING_MODES, f"typing_mode must be one of {TYPING_MODES}, got {self.typing_mode!r}")
         need(self.content_source in CONTENT_SOURCES,
              f"content_source must be one of {CONTENT_SOURCES}, got {self.content_source!r}")
@@ -159,6 +153,10 @@ class TowerGenome:
         if not isinstance(data, Mapping):
             raise GenomeError(f"genome: expected a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
+        gone = sorted(set(data) & {"task_command", "task_expected"})
+        if gone:
+            raise GenomeError(f"genome: {', '.join(gone)} is gone: a tower's tasks come from a task suite "
+                              "(species.params.suite) and its commands from experience templates")
         unknown = sorted(set(data) - known)
         if unknown:
             raise GenomeError(f"genome: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")

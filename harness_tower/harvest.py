@@ -7,25 +7,29 @@ prompt rewritten to the tower's `$ `), the decision names the action (`text:type
 entries fill a tower genome's `decision` (observation -> decision) and `command` (decision
 -> keys) tables; duplicates merge into one entry whose weight counts them, and each table
 keeps its `max_entries` heaviest entries. Commands that were run, with the first line they
-printed, are kept as `tasks`, so that a genome can be built for one of them.
+printed, are kept as `tasks`; given the instruction a person would have given for each
+(`task_suite`), they become a task suite (split `train`: harvested sessions feed the search,
+never its validation or test), whose check is the captured output.
 
 >>> data = {"experience": {"decision": [["$", "k", "text:type ls"]], "command": [["text type ls", "k", "ls"]]},
 ...         "tasks": [{"command": "ls", "expected": "a.txt"}]}
->>> seed_genome(data).task_command
-'ls'
+>>> [e.value for e in seed_genome(data, ["List what is here."]).experience["command"]]
+['ls', 'ls']
+>>> task_suite(data, ["List what is here."], "mine")["tasks"][0]["check"]
+{'output': ['a.txt']}
 """
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness_tower.errors import TowerError
-from harness_tower.genome import ExperienceEntry, TowerGenome
+from harness_tower.genome import ExperienceEntry, TowerGenome, default_experience
 
 FORMAT = "harness-evolve/experience"
 TOWER_PROMPT = "$ "
@@ -216,12 +220,26 @@ def load_experience(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def seed_genome(data: Mapping[str, Any], task: int = -1, **overrides: Any) -> TowerGenome:
-    """A tower genome whose decision/command experience is the harvest, for one harvested task."""
-    tasks = data.get("tasks") or []
-    fields: dict[str, Any] = {}
-    if tasks:
-        fields = {"task_command": tasks[task]["command"], "task_expected": tasks[task]["expected"]}
+def seed_genome(data: Mapping[str, Any], instructions: Sequence[str] = (), **overrides: Any) -> TowerGenome:
+    """A tower genome whose decision/command experience is the harvest, plus the default way
+    to start a task and to stop one; with `instructions` (the i-th for the i-th harvested
+    task, as in `task_suite`), the command rows that map what was asked to what was typed."""
     experience = {name: tuple(ExperienceEntry(*row) for row in rows)
                   for name, rows in data["experience"].items() if rows}
-    return TowerGenome(**{**fields, "experience": experience, **overrides})
+    experience["decision"] = experience.get("decision", ()) + default_experience()["decision"]
+    asked = tuple(ExperienceEntry(instruction, f"harvested task {i + 1}", found["command"])
+                  for i, (found, instruction) in enumerate(zip(data.get("tasks") or [], instructions)))
+    experience["command"] = asked + experience.get("command", ())
+    return TowerGenome(**{"experience": experience, **overrides})
+
+
+def task_suite(data: Mapping[str, Any], instructions: Sequence[str], name: str) -> dict[str, Any]:
+    """The harvested tasks as a task suite (YAML-ready): the i-th command gets the i-th
+    instruction (what a person would have asked; it must not contain the command); commands
+    past the instructions given are left out. Every task is `train` (tier 1, tag `harvested`)."""
+    tasks = []
+    for i, (found, instruction) in enumerate(zip(data.get("tasks") or [], instructions)):
+        tasks.append({"id": f"harvested-{i + 1}", "instruction": instruction, "split": "train", "tier": 1,
+                      "tags": ["harvested"], "check": {"output": [found["expected"]]},
+                      "solution": [found["command"]]})
+    return {"name": name, "version": 1, "tasks": tasks}

@@ -417,6 +417,14 @@ class Recorder:
         with self.lock:
             self._session(name).journal = []
 
+    def output_bytes(self, name: str, settle: bool = False) -> int:
+        """How many bytes session `name`'s pane has produced since it was opened; with `settle`,
+        once its output has paused (50 ms, at most 2 s: a flood is counted, not half of it)."""
+        client = self._session(name).client
+        if settle:
+            client.wait_quiet(0.05, 2.0)
+        return client.total
+
     def journal(self, name: str) -> list[tuple[int, str, str, str]]:
         """(seq, kind, keys, capture) of every key since `keep_journal`."""
         with self.lock:

@@ -41,35 +41,39 @@ from harness_tower.genome import ExperienceEntry, TowerGenome
 _PARSE = threading.Lock()
 
 H1_TEMPLATE = '''#!/usr/bin/env python3
-"""h1: drives its terminal h1_writer to do the task; the screen's answer is H0."""
+"""h1: the task level. For each task of its sample it reads what was asked, decides from what
+its terminal shows what to do, and types the command its experience gives for it."""
 import sys
 
 from harness_tower import ft
 
-SESSION, EXPECTED = "h1_writer", {expected}
+SESSION = "h1_writer"
 TOPK, MAX_ITERATIONS, CHUNK, SETTLE = {topk}, {max_iterations}, {chunk}, {settle}
 
-# Experience: terminal observation -> what to do.
+# Experience: what the terminal shows -> what to do ("text:..." type a command, "done:..." finish).
 DECISION = ft.Experience.parse({decision})
 
-# Experience: what to do -> the exact keys.
+# Experience: what to do and what was asked -> the command, its {{slots}} filled from the instruction.
 COMMAND = ft.Experience.parse({command})
 {policy}
 
 def main():
     term = ft.Terminal()
     term.open(SESSION)
-    screen = ft.ft_tmux_capture_pane(SESSION)
-    decide = ft.ft_expert(ft.ft_fixation(screen{look}), DECISION, TOPK, name="decision")
-    keys = ft.ft_expert(decide, COMMAND, TOPK, name="command")
+    asked = ft.ft_instruction()
+    decide = ft.ft_expert(ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1{look}), DECISION, TOPK,
+                          name="decision")
+    keys = ft.ft_slot_expert(ft.ft_join(decide, asked), asked, COMMAND, TOPK, name="command")
     act = ft.ft_switch(decide, {{
-        "text": ft.ft_tmux_send_text(SESSION, keys, CHUNK, SETTLE),
+        "text": ft.ft_sequential(ft.ft_tmux_send_text(SESSION, keys, CHUNK, SETTLE),
+                                 ft.ft_tmux_send_ctrl(SESSION, ft.ft_const("Enter"), SETTLE)),
         "ctrl": ft.ft_tmux_send_ctrl(SESSION, keys, SETTLE),
+        "done": ft.ft_done(),
     }})
-    done = ft.ft_screen_has_line(ft.ft_tmux_capture_pane(SESSION), EXPECTED)
+    finished = ft.ft_chose(decide, "done")
     busy = ft.ft_screen_busy(ft.ft_tmux_capture_pane(SESSION))
-    loop = ft.ft_recurrent(act, done, MAX_ITERATIONS, SESSION, SETTLE, busy)
-    return ft.finish(SESSION, loop.run(ft.Context(term)))
+    task = ft.ft_recurrent(act, finished, MAX_ITERATIONS, SESSION, SETTLE, busy)
+    return ft.finish(SESSION, ft.work_through_tasks(term, task))
 
 
 if __name__ == "__main__":
@@ -208,7 +212,7 @@ def render_h1(genome: TowerGenome) -> str:
     """The task level."""
     fixation = genome.experience.get("fixation", ())
     policy = fill(H1_POLICY, fixation=experience_heredoc(fixation)) if fixation else ""
-    return fill(H1_TEMPLATE, expected=repr(genome.task_expected), topk=genome.topk,
+    return fill(H1_TEMPLATE, topk=genome.topk,
                 max_iterations=genome.max_iterations, chunk=genome.chunk, settle=genome.settle_timeout,
                 decision=experience_heredoc(genome.experience["decision"]),
                 command=experience_heredoc(genome.experience["command"]),

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness_tower.checks import SESSION, Prepared, SetupFailed, check, prepare
+from harness_tower.diagnose import diagnose
+from harness_tower.errors import TowerError
 from harness_tower.sandbox import Sandbox
 from harness_tower.tasks import Task
 from validators.task_correct import Screen
@@ -101,6 +103,15 @@ class TaskSample:
             passed, reason = verdict.passed, verdict.reason
         except Exception as exc:  # noqa: BLE001 - a check that breaks fails its task, not the tower
             passed, reason = False, f"check failed: {type(exc).__name__}: {exc}"
+        if not passed:  # what the terminal showed says why, where it can (a flood, a limit, a denial)
+            output = {SESSION: self.box.recorder.output_bytes(SESSION, settle=True)}
+            shown = [screens[-1][1]] if screens else []
+            try:  # and the screen now: what a command printed after its key was recorded (a fork bomb's)
+                shown.append(self.box.recorder.capture(SESSION)[0])
+            except TowerError:
+                pass
+            why = diagnose(shown, output)
+            reason = f"{why}: {reason}" if why else reason
         self._record(prepared.task, passed, reason, screens)
 
     def _record(self, task: Task, passed: bool, reason: str, screens: Sequence[Screen]) -> None:

@@ -93,6 +93,15 @@ class EvalItem:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """One evaluation of a genome on part of a held-out split: the context its `EvalItem`
+    carries and the tasks it must report (a task it does not report counts as failed)."""
+
+    context: Any
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Product:
     """What an evaluated individual left under the run directory for other species to use."""
 
@@ -120,6 +129,7 @@ class Outcome:
     artifacts: dict[str, bytes] | None = None  # files to keep by name (accordion: "model.pt")
     attempts: int = 1  # set by the pool: 2 when a dead actor's work was resubmitted once
     isolation: str | None = None  # the sandbox isolation a tower ran under (bwrap | process)
+    tasks: list[dict[str, Any]] | None = None  # per task of a tower's sample (harness_tower.sample.TaskResult)
 
 
 class Species(ABC, Generic[G]):
@@ -179,10 +189,19 @@ class Species(ABC, Generic[G]):
         once when the run is resolved; None when the config has none. Species without model
         calls ignore it."""
 
+    def use_seed(self, seed: int) -> None:
+        """The run's seed, for what a species draws per generation (a tower's tasks)."""
+
     def context(self, generation: int, products: Sequence[Product]) -> Any:
         """What every evaluation of `generation` needs besides its genome (runs on the driver,
         given the products of the species in `consumes` from earlier generations)."""
         return None
+
+    def held_out(self, split: str) -> list[HeldOut]:
+        """The evaluations that together evaluate a genome on the whole held-out `split`
+        (`validation`, `test`), their task results summed; [] for a species without held-out
+        data (the default)."""
+        return []
 
     # --- metrics ------------------------------------------------------------------------
     def direction(self, metric: str) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from deap import base  # type: ignore[import-untyped]  # DEAP ships no type information
 
-from harness_tower.errors import GenomeError
+from harness_tower.errors import GenomeError, TowerError
 from harness_tower.genome import (
     CONTENT_SOURCES,
     TYPING_MODES,
@@ -29,7 +29,9 @@ from harness_tower.genome import (
     TowerGenome,
     load_genome,
 )
-from populations.base import EvalItem, Outcome, Species, py_random
+from harness_tower.slots import extract, generalise
+from harness_tower.tasks import Task, load_suite
+from populations.base import EvalItem, HeldOut, Outcome, Species, py_random
 from populations.errors import SpeciesError
 from populations.objectives import Constraint
 from populations.operators import crossover, mutation
@@ -42,9 +44,11 @@ DIRECTIONS: dict[str, str | None] = {
     "avg_interval": "min", "max_diff_len": "min", "syntax_ratio": "max", "code_bytes": None,
     "bytes_ratio": None, "bytes_convergence": "min", "edit_distance": "max", "task_correct": "max",
     "keys_audit": "min", "self_read": "min", "untyped_chars": "min", "tamper": "min", "idle_keys": "min",
-    "commits": None,
+    "commits": None, "task_pass_rate": "max", "tasks_passed": "max", "tasks_sampled": None,
 }
-UNLEVELLED = ("bytes_convergence", "task_correct", "keys_audit", "self_read", "untyped_chars", "tamper")
+UNLEVELLED = ("bytes_convergence", "task_correct", "keys_audit", "self_read", "untyped_chars", "tamper",
+              "task_pass_rate", "tasks_passed", "tasks_sampled")
+TRAIN = "train"  # the only split evolution selects on
 # SPEC §4 constraints every tower run holds unless its config lists its own
 DEFAULT_CONSTRAINTS = ("keys_audit", "self_read", "untyped_chars", "tamper")
 
@@ -67,7 +71,7 @@ class TowerSpecies(Species[TowerGenome]):
                  content_sources: Sequence[str] = ("literal", "kernel"),
                  typing_modes: Sequence[str] = TYPING_MODES, crossover_prob: float = 0.9,
                  mutations: dict[str, float] | None = None, max_mutations: int = 2,
-                 isolation: str = "auto") -> None:
+                 isolation: str = "auto", suite: str = "shell", tasks: int = 4) -> None:
         if isolation not in ("auto", "bwrap", "process"):
             raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
@@ -87,8 +91,18 @@ class TowerSpecies(Species[TowerGenome]):
         self.isolation = isolation  # resolved where each evaluation runs (`auto`: bwrap where it works)
         self.crossover_prob = crossover_prob
         self.max_mutations = max(1, max_mutations)
+        try:
+            self.suite = load_suite(suite)
+        except TowerError as exc:
+            raise SpeciesError(f"suite: {exc}", species=self.name) from None
+        train = self.suite.split(TRAIN)
+        if not isinstance(tasks, int) or isinstance(tasks, bool) or not 1 <= tasks <= len(train):
+            raise SpeciesError(f"tasks must be an integer in 1..{len(train)} (the suite's {TRAIN} split), "
+                               f"got {tasks!r}", species=self.name)
+        self.tasks_per_evaluation = tasks
+        self.run_seed = 0  # the run's seed (use_seed): with the generation, it draws the tasks
         self.seed_names, self.seed_genomes = _load_seeds(seeds)
-        self.library = _library(self.seed_genomes)
+        self.library = _library(self.seed_genomes) + _task_rows(train)
         self.mutation_names = [k for k, w in weights.items() if w > 0]
         self.mutation_weights = [weights[k] for k in self.mutation_names]
         self.experts: dict[str, Any] | None = None  # the run config's `experts:` section
@@ -106,6 +120,23 @@ class TowerSpecies(Species[TowerGenome]):
         tb.register("cx_fields", crossover.cx_fields)
         tb.register("cx_experience", crossover.cx_experience)
         self.toolbox = tb
+
+    def use_seed(self, seed: int) -> None:
+        self.run_seed = seed
+
+    def context(self, generation: int, products: Sequence[Any]) -> dict[str, Any]:
+        """The generation's task draw: k train tasks by the run seed and the generation, the same
+        for every individual of the generation (so that their pass rates compare)."""
+        drawn = self.suite.sample(TRAIN, self.tasks_per_evaluation, f"{self.run_seed}:{generation}")
+        return {"suite": self.suite.name, "split": TRAIN, "tasks": [t.id for t in drawn]}
+
+    def held_out(self, split: str) -> list[HeldOut]:
+        """The split's tasks in evaluations of k (the search's own size, so that each keeps
+        the search's timeout), trajectories not kept."""
+        ids = [t.id for t in self.suite.split(split)] if split != TRAIN else []
+        k = self.tasks_per_evaluation
+        return [HeldOut({"suite": self.suite.name, "split": split, "tasks": ids[i:i + k], "trajectory": False},
+                        tuple(ids[i:i + k])) for i in range(0, len(ids), k)]
 
     def use_experts(self, experts: Mapping[str, Any] | None) -> None:
         """Kept as plain data: the endpoints are built where the evaluation runs, whose
@@ -212,14 +243,18 @@ class TowerSpecies(Species[TowerGenome]):
             try:
                 # built here, where the evaluation runs: its environment fills what the run config leaves out
                 experts = ExpertEndpoints.from_config(self.experts)
+                draw = it.context or self.context(0, ())
+                tasks = [self.suite.task(task_id) for task_id in draw["tasks"]]
                 res = run_tower(it.genome, depth=self.depth, out_dir=out_dir, seed=it.seed, timeout=timeout,
                                 run_id=run_id, individual_id=it.individual_id, experts=experts,
-                                isolation=self.isolation)
+                                isolation=self.isolation, tasks=tasks)
                 bundle = None
-                if res.trajectory is not None and (Path(res.trajectory) / ".git").exists():
+                if draw.get("trajectory", True) and res.trajectory is not None \
+                        and (Path(res.trajectory) / ".git").exists():
                     bundle = git_bundle(Path(res.trajectory))
                 outcomes.append(Outcome(it.individual_id, res.status, dict(res.metrics), res.error,
-                                        res.wall_seconds, bundle=bundle, isolation=res.isolation))
+                                        res.wall_seconds, bundle=bundle, isolation=res.isolation,
+                                        tasks=[t.to_dict() for t in res.tasks]))
             except Exception as exc:  # noqa: BLE001 - the evaluation boundary: record, never raise
                 outcomes.append(Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                                         wall_seconds=time.monotonic() - start))
@@ -262,6 +297,29 @@ def _load_seeds(seeds: Sequence[str] | None) -> tuple[list[str], list[TowerGenom
         except GenomeError as exc:
             raise SpeciesError(f"seeds: {exc}", species="tower") from None
     return [p.stem for p in paths], genomes
+
+
+# Rows a task level may learn to want, whatever the task: what to do when the screen shows an error.
+RECOVERY_ROWS = tuple(("decision", ExperienceEntry(shown, "an error on the screen", "text:fix it"))
+                      for shown in ("No such file or directory", "Permission denied", "command not found",
+                                    "cannot open", "not found"))
+
+
+def _task_rows(tasks: Sequence[Task]) -> list[tuple[str, ExperienceEntry]]:
+    """Command rows learned from the train split's reference solutions, their values generalised
+    into slot templates (`wc -l < {file}`): one row per task (its lines joined with `&&`); a
+    recovery task (tier 5) gives its first attempt and, as `fix it`, what finally worked. Only
+    the train split is read: validation and test stay unseen by the search."""
+    out: list[tuple[str, ExperienceEntry]] = []
+    for task in tasks:
+        found = extract(task.instruction)
+        lines = [generalise(line, found) for line in task.solution]
+        if task.tier == 5:
+            out.append(("command", ExperienceEntry(task.instruction, f"{task.id}: first try", lines[0])))
+            out.append(("command", ExperienceEntry("fix it " + task.instruction, f"{task.id}: the fix", lines[-1])))
+        else:
+            out.append(("command", ExperienceEntry(task.instruction, f"{task.id}: reference", " && ".join(lines))))
+    return out + list(RECOVERY_ROWS)
 
 
 def _library(genomes: Sequence[TowerGenome]) -> list[tuple[str, ExperienceEntry]]:

@@ -1,8 +1,8 @@
 """Tower genome mutations: pure functions `(genome, rng, ...) -> genome` (DEAP style).
 
 Each returns a new `TowerGenome` that passes the genome's own validation (so it can be
-rendered); an operator that has nothing to change returns the genome unchanged. The task
-(`task_command`, `task_expected`) is never varied: it defines what the tower must do.
+rendered); an operator that has nothing to change returns the genome unchanged. What the
+tower must do is not in the genome at all: its tasks come from the run's task suite.
 """
 from __future__ import annotations
 

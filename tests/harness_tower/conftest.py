@@ -5,6 +5,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+
+from harness_tower.genome import ExperienceEntry, TowerGenome, default_experience
+from harness_tower.tasks import Task, parse_suite
 
 
 def git(repo: Path, *args: str) -> str:
@@ -46,6 +50,21 @@ def user_processes(uid: int) -> list[int]:
         if str(uid) in fields.get("Uid", "").split() and fields.get("State", "").split()[:1] not in (["Z"], ["X"]):
             found.append(int(entry))
     return found
+
+
+def typing_genome(command: str, **fields: object) -> TowerGenome:
+    """A genome whose task level answers every task by typing `command` (then Enter) once."""
+    decision = default_experience()["decision"]
+    rows = (ExperienceEntry("do the task", "whatever was asked", command),)
+    return TowerGenome(experience={"decision": decision, "command": rows}, **fields)  # type: ignore[arg-type]
+
+
+def one_task(expected: str = "hello world", instruction: str = "Print the words hello world.") -> list[Task]:
+    """A sample of one task whose check is an expected output line (no set-up)."""
+    suite = parse_suite(yaml.safe_dump({"name": "one", "version": 1, "tasks": [
+        {"id": "one", "instruction": instruction, "split": "train", "tier": 1,
+         "check": {"output": [expected]}, "solution": [f"echo {expected}"]}]}), "one.yaml")
+    return list(suite.tasks)
 
 
 @pytest.fixture

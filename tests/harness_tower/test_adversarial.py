@@ -1,5 +1,6 @@
-"""Adversarial genomes and harnesses: each ends as a failed, timed-out or invalid evaluation
-with a specific reason; the host is untouched and nothing is left running."""
+"""Adversarial genomes and harnesses: a hostile task answer fails its task with a specific
+reason (the tower survives it); a hostile harness ends as a failed, timed-out or invalid
+evaluation with its reason; the host is untouched and nothing is left running."""
 from __future__ import annotations
 
 import socket
@@ -12,7 +13,7 @@ import pytest
 from harness_tower.evaluate import evaluate, run_tower
 from harness_tower.genome import TowerGenome
 from harness_tower.sandbox import Limits
-from tests.harness_tower.conftest import git, token_processes
+from tests.harness_tower.conftest import git, one_task, token_processes, typing_genome
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 LEVELS = ["process", "bwrap"]
@@ -20,11 +21,15 @@ SMALL = Limits(cpu_seconds=30, memory_bytes=1 << 30, file_bytes=1 << 20, process
 
 
 def _attack(command: str, out: Path, isolation: str, timeout: float = 40) -> tuple[str, str]:
-    """H1 types `command` as its task; returns (status, reason)."""
-    genome = TowerGenome(task_command=command, task_expected="never printed", max_iterations=3, settle_timeout=2)
-    result = evaluate(genome, depth=1, out_dir=out, timeout=timeout, limits=SMALL, isolation=isolation)
+    """H1 answers its one task by typing `command`: the tower survives it (status), the task fails
+    with the reason its terminal showed (returned)."""
+    genome = typing_genome(command, max_iterations=3, settle_timeout=2)
+    result = evaluate(genome, depth=1, out_dir=out, timeout=timeout, limits=SMALL, isolation=isolation,
+                      tasks=one_task("never printed"))
     assert result.trajectory is not None and (result.trajectory / ".git").is_dir()  # recorded all the same
-    return result.status, result.error or ""
+    (task,) = result.tasks
+    assert not task.passed
+    return result.status, task.reason
 
 
 def _no_leftovers(out: Path) -> None:
@@ -40,14 +45,14 @@ def _no_leftovers(out: Path) -> None:
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_fork_bomb_hits_the_process_limit(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack(":(){ :|:& };:", short_tmp / "e", isolation, timeout=30)
-    assert status in ("failed", "timeout") and "resource limit: processes" in reason
+    assert status == "ok" and "resource limit: processes" in reason
     _no_leftovers(short_tmp / "e")
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_megabytes_of_output_are_named_a_flood(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack("yes | head -c 3000000", short_tmp / "e", isolation)
-    assert status == "failed" and "terminal flooded: h1_writer produced" in reason
+    assert status == "ok" and "terminal flooded: h1_writer produced" in reason
     _no_leftovers(short_tmp / "e")
 
 
@@ -55,14 +60,14 @@ def test_megabytes_of_output_are_named_a_flood(short_tmp: Path, isolation: str) 
 def test_writing_outside_the_sandbox_is_denied(short_tmp: Path, isolation: str) -> None:
     target = Path("/etc/harness-evolve-adversary")
     status, reason = _attack(f"echo pwned > {target}", short_tmp / "e", isolation)
-    assert status == "failed" and "sandbox denied access outside the work tree" in reason
+    assert status == "ok" and "sandbox denied access outside the work tree" in reason
     assert not target.exists()
 
 
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_rewriting_the_git_history_is_out_of_reach(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack("git reset --hard HEAD~2", short_tmp / "e", isolation)
-    assert status == "failed" and "git directory is out of reach" in reason
+    assert status == "ok" and "git directory is out of reach" in reason
     log = git(short_tmp / "e" / "tmux_outputs", "log", "--format=%s").splitlines()
     assert log[-1] == "init" and log[0] == "done"
 
@@ -70,7 +75,7 @@ def test_rewriting_the_git_history_is_out_of_reach(short_tmp: Path, isolation: s
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_calling_tmux_directly_is_denied(short_tmp: Path, isolation: str) -> None:
     status, reason = _attack("tmux kill-server", short_tmp / "e", isolation)
-    assert status == "failed" and "direct tmux access denied" in reason
+    assert status == "ok" and "direct tmux access denied" in reason
 
 
 def test_network_is_unreachable_under_bwrap(short_tmp: Path) -> None:
@@ -82,7 +87,7 @@ def test_network_is_unreachable_under_bwrap(short_tmp: Path) -> None:
     command = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}))\""
     status, reason = _attack(command, short_tmp / "e", "bwrap")
     listener.close()
-    assert status == "failed" and "sandbox denied network access" in reason
+    assert status == "ok" and "sandbox denied network access" in reason
     assert accepted in ([], [None])
 
 
@@ -132,6 +137,6 @@ def test_a_fork_bomb_does_not_starve_a_neighbouring_sandbox(short_tmp: Path) -> 
                     limits=SMALL)
     thread.join()
     assert good.status == "ok", good.error
-    assert results["bomb"][0] in ("failed", "timeout") and "resource limit: processes" in results["bomb"][1]
+    assert results["bomb"][0] == "ok" and "resource limit: processes" in results["bomb"][1]
     _no_leftovers(short_tmp / "bomb")
     _no_leftovers(short_tmp / "good")

@@ -21,6 +21,7 @@ from harness_tower.errors import GenomeError, TowerError
 from harness_tower.evaluate import evaluate
 from harness_tower.genome import ExperienceEntry, TowerGenome, load_genome
 from harness_tower.render import render
+from tests.harness_tower.conftest import one_task, typing_genome
 from tests.harness_tower.expert_servers import (  # noqa: F401
     FlakyProxy,
     ScriptedEndpoint,
@@ -440,8 +441,7 @@ def test_llama_cpp_answers_through_the_relay_and_its_answers_stay_its_own(
 
 # -- whole towers -------------------------------------------------------------------------------
 def expert_genome(**sampling: object) -> TowerGenome:
-    return TowerGenome(task_command="echo from the expert", task_expected="from the expert",
-                       content_source="expert", backend="openai", max_lines=6,
+    return TowerGenome(content_source="expert", backend="openai", max_lines=6,
                        backend_config={"max_tokens": 24, "temperature": 0, **sampling})
 
 
@@ -496,10 +496,10 @@ def test_expert_tower_without_an_endpoint_fails_saying_where_endpoints_come_from
 @pytest.mark.tmux
 @pytest.mark.slow
 def test_a_harness_cannot_forge_its_token_counts(short_tmp: Path) -> None:
-    genome = TowerGenome(task_command="""echo '{"prompt_tokens":99999}'>>.tower/expert.jsonl;echo forged""",
-                         task_expected="forged")
-    result = evaluate(genome, depth=1, out_dir=short_tmp / "f", timeout=60, experts=ExpertEndpoints())
-    assert result.trajectory is not None and result.metrics["task_correct"] == 1, result.error  # the line ran
+    genome = typing_genome("""echo '{"prompt_tokens":99999}'>>.tower/expert.jsonl;echo forged""")
+    result = evaluate(genome, depth=1, out_dir=short_tmp / "f", timeout=60, experts=ExpertEndpoints(),
+                      tasks=one_task("forged"))
+    assert result.trajectory is not None and result.metrics["task_pass_rate"] == 1, result.error  # the line ran
     assert {k: result.metrics[k] for k in backends.USAGE_KEYS} == backends.empty_usage()  # and counts for nothing
 
 
@@ -525,11 +525,11 @@ def test_the_run_configs_endpoints_reach_the_relay_through_the_tower_species(
 @pytest.mark.slow
 @pytest.mark.parametrize("mode, depth", [("line", 2), ("statement", 3)])
 def test_retrieval_expert_tower_types_its_children_exactly(short_tmp: Path, mode: str, depth: int) -> None:
-    genome = TowerGenome(task_command="echo typed by looking", task_expected="typed by looking",
-                         content_source="expert", typing_mode=mode)
-    result = evaluate(genome, depth=depth, out_dir=short_tmp / mode, timeout=300)
+    genome = typing_genome("echo typed by looking", content_source="expert", typing_mode=mode)
+    result = evaluate(genome, depth=depth, out_dir=short_tmp / mode, timeout=300,
+                      tasks=one_task("typed by looking"))
     assert result.status == "ok", result.error
-    assert result.metrics["task_correct"] == 1
+    assert result.metrics["task_pass_rate"] == 1
     for n in range(1, depth):  # every line decided by looking at the screen, and every line right
         assert (result.trajectory / f"h{n}.py").read_text() == render(genome, n)  # type: ignore[operator]
     if mode == "statement":
@@ -546,20 +546,20 @@ def test_expert_tower_on_llama_cpp_completes_an_evaluation(llama_server: str, ex
     assert result.status in ("ok", "failed", "invalid") and result.trajectory is not None, result.error
     assert "expert backend" not in (result.error or ""), result.error
     assert result.metrics["commits@h2"] > 0 and result.metrics["keys_audit"] == 0  # type: ignore[operator]
-    assert "task_correct" in result.metrics
+    assert "task_pass_rate" not in result.metrics  # no task sample: the task level had nothing to do
     assert result.metrics["expert_requests"] >= 1 and result.metrics["expert_completion_tokens"] > 0  # type: ignore[operator]
 
 
 @pytest.mark.tmux
 @pytest.mark.slow
 def test_a_tower_with_a_fixation_policy_completes(short_tmp: Path) -> None:
-    base = TowerGenome(task_command="echo looked here", task_expected="looked here")
+    base = typing_genome("echo looked here")
     policy = (ExperienceEntry("$", "an idle prompt: look at the cursor", "0 c 0"),
-              ExperienceEntry("$ echo looked here", "typed: look at the cursor", "0 c 0"))
+              ExperienceEntry("# task:", "a new task: look at the cursor", "0 c-1 0"))
     g = base.replace(experience={**base.experience, "fixation": policy})
-    result = evaluate(g, depth=1, out_dir=short_tmp / "fx", timeout=60)
+    result = evaluate(g, depth=1, out_dir=short_tmp / "fx", timeout=60, tasks=one_task("looked here"))
     assert result.status == "ok", result.error
-    assert result.metrics["task_correct"] == 1 and "FIXATION" in (result.trajectory / "h1.py").read_text()  # type: ignore[operator]
+    assert result.metrics["task_pass_rate"] == 1 and "FIXATION" in (result.trajectory / "h1.py").read_text()  # type: ignore[operator]
 
 
 def _rendered_globals(source: str) -> dict[str, object]:
@@ -594,7 +594,7 @@ def test_fixation_table_survives_generic_entry_mutations() -> None:
         for source in (h1, render(g.replace(content_source="expert"), 2)):
             policy = _rendered_globals(source).get("FIXATION")
             assert (policy.rows if isinstance(policy, ft.Experience) else []) == expected
-        assert ("ft.ft_fixation(screen, policy=FIXATION)" in h1) == bool(fixation)
+        assert ("ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1, policy=FIXATION)" in h1) == bool(fixation)
     # the mutations did reach the table: it grew, shrank, went and came back along the way
     sizes = [len(t) for t in tables]
     assert len(set(tables)) >= 5 and 0 in sizes and sizes[-1] > 0 and max(sizes) > 2

@@ -13,7 +13,6 @@ import pytest
 
 from harness_tower.capture import CaptureError, SessionCapture, infer_keys, split_sends
 from harness_tower.evaluate import evaluate
-from harness_tower.genome import TowerGenome
 from harness_tower.harvest import (
     HarvestError,
     harvest,
@@ -21,7 +20,8 @@ from harness_tower.harvest import (
     observation,
     seed_genome,
 )
-from tests.harness_tower.conftest import git
+from harness_tower.tasks import load_suite
+from tests.harness_tower.conftest import git, one_task, typing_genome
 from tests.harness_tower.expert_servers import ROOT
 
 
@@ -122,20 +122,23 @@ def test_capture_harvest_genome_evaluation_reproduces_the_captured_task(short_tm
     metrics = validators.score(out)["metrics"]
     assert metrics["keys_audit"] == 0
 
-    experience = short_tmp / "experience.json"
-    run = subprocess.run([sys.executable, "-m", "evolve.cli", "harvest", str(out), "--out", str(experience)],
+    experience, suite_file = short_tmp / "experience.json", short_tmp / "harvested.yaml"
+    run = subprocess.run([sys.executable, "-m", "evolve.cli", "harvest", str(out), "--out", str(experience),
+                          "--tasks-out", str(suite_file), "--instruction", "Say that the task was captured."],
                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     data = load_experience(experience)
     assert data["tasks"] == [{"command": "echo captured task", "expected": "captured task"}]
     decision = {q: v for q, _, v, _ in data["experience"]["decision"]}
     assert decision["$ echo captured task"] == "ctrl:press Enter"
+    suite = load_suite(suite_file)  # the harvested session as a task: its check is the captured output
+    (task,) = suite.tasks
+    assert task.instruction == "Say that the task was captured." and task.check.output == ("captured task",)
 
-    genome = seed_genome(data)
-    assert genome.task_command == "echo captured task"
-    result = evaluate(genome, depth=2, out_dir=short_tmp / "eval", timeout=120)
+    genome = seed_genome(data, [task.instruction])
+    result = evaluate(genome, depth=2, out_dir=short_tmp / "eval", timeout=120, tasks=list(suite.tasks))
     assert result.status == "ok", result.error
-    assert result.metrics["task_correct"] == 1
+    assert result.metrics["task_correct"] == 1 and result.tasks[0].passed
 
 
 @pytest.mark.tmux
@@ -180,8 +183,8 @@ def test_harvest_refuses_what_is_not_a_trajectory(short_tmp: Path) -> None:
 def test_harvest_of_tower_trajectories_dedups_and_caps(short_tmp: Path) -> None:
     runs = []
     for i in range(2):
-        r = evaluate(TowerGenome(task_command="echo again", task_expected="again"), depth=1,
-                     out_dir=short_tmp / f"r{i}", timeout=60)
+        r = evaluate(typing_genome("echo again"), depth=1, out_dir=short_tmp / f"r{i}", timeout=60,
+                     tasks=one_task("again"))
         assert r.status == "ok", r.error
         runs.append(short_tmp / f"r{i}")
     data = harvest(runs, max_entries=1)

@@ -42,6 +42,7 @@ from tests.harness_tower.cheats import (
     run_cheat,
     typed,
 )
+from tests.harness_tower.conftest import one_task
 from tests.harness_tower.test_render import SEEDS
 
 pytestmark = pytest.mark.tmux
@@ -268,7 +269,8 @@ def test_filling_shared_tmp_under_process_is_capped(short_tmp: Path) -> None:
 def test_every_seed_is_honest_at_depths_1_to_4(short_tmp: Path, isolation: str, seed: str) -> None:
     genome = load_genome(str(SEED_DIR / seed))
     for depth in (1, 2, 3, 4):
-        result = evaluate(genome, depth=depth, out_dir=short_tmp / f"d{depth}", isolation=isolation, timeout=120)
+        result = evaluate(genome, depth=depth, out_dir=short_tmp / f"d{depth}", isolation=isolation, timeout=120,
+                          tasks=one_task())
         m = result.metrics
         assert result.status == "ok", (depth, result.error)
         assert m["untyped_chars"] == 0 and m["tamper"] == 0, (depth, m)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness_tower.evaluate import EvalResult, evaluate
-from harness_tower.genome import TowerGenome, load_genome
+from harness_tower.genome import load_genome
+from harness_tower.tasks import load_suite
 from populations.tower import SEEDS_DIR
-from tests.harness_tower.conftest import git
+from tests.harness_tower.conftest import git, typing_genome
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 TIMING = ("avg_interval", "expert_")
@@ -54,17 +55,20 @@ def _fingerprint(result: EvalResult) -> tuple[str, str | None, dict[str, object]
 GENOMES = {
     "kernel_line": lambda: load_genome(SEEDS_DIR / "kernel_line.json"),
     "literal_statement": lambda: load_genome(SEEDS_DIR / "literal_statement.json"),
-    # a failing tower: its task prints something else, so H1 runs out of iterations
-    "failing": lambda: TowerGenome(task_command="echo hello there", task_expected="hello world",
-                                   max_iterations=3, settle_timeout=2),
+    # a failing tower: whatever it is asked, it prints something else
+    "failing": lambda: typing_genome("echo hello there", max_iterations=3, settle_timeout=2),
 }
 
 
 @pytest.mark.parametrize("name", sorted(GENOMES))
 def test_metrics_and_text_do_not_depend_on_load(short_tmp: Path, name: str) -> None:
     genome = GENOMES[name]()
-    quiet = evaluate(genome, depth=2, out_dir=short_tmp / "quiet", seed=11, timeout=90)
+    suite = load_suite("shell")  # a sequence, a file written, a pipeline over set-up data: all the seeds know
+    tasks = [suite.task(t) for t in ("print-one-to-five", "file-create-note", "text-count-errors")]
+    quiet = evaluate(genome, depth=2, out_dir=short_tmp / "quiet", seed=11, timeout=90, tasks=tasks)
     with cpus_busy():
-        busy = evaluate(genome, depth=2, out_dir=short_tmp / "busy", seed=11, timeout=180)
-    assert (quiet.status == "ok") == (name != "failing"), quiet.error
+        busy = evaluate(genome, depth=2, out_dir=short_tmp / "busy", seed=11, timeout=180, tasks=tasks)
+    assert quiet.status == "ok", quiet.error
+    assert (quiet.metrics["task_pass_rate"] == 0) == (name == "failing")
+    assert [(t.task_id, t.passed, t.typed) for t in busy.tasks] == [(t.task_id, t.passed, t.typed) for t in quiet.tasks]
     assert _fingerprint(busy) == _fingerprint(quiet)

@@ -68,7 +68,7 @@ def test_templates_refuse_values_that_do_not_match_their_slots() -> None:
     with pytest.raises(AssertionError, match="do not match"):
         fill_percent("%(level)d", level=3, kernel="k")
     with pytest.raises(AssertionError, match="do not match"):
-        fill(H1_TEMPLATE, **dict.fromkeys(("expected", "topk", "max_iterations", "chunk", "settle", "decision",
+        fill(H1_TEMPLATE, **dict.fromkeys(("topk", "max_iterations", "chunk", "settle", "decision",
                                            "command", "policy"), ""))  # `look` left out
 
 
@@ -76,9 +76,9 @@ def test_the_task_level_looks_by_its_fixation_policy_only_when_it_has_one() -> N
     plain = TowerGenome()
     table = (ExperienceEntry("$", "idle", "0 c 0"), ExperienceEntry("$ echo", "typed", "-1 c-1 2", 2.0))
     looking = plain.replace(experience={**plain.experience, "fixation": table})
-    assert "FIXATION" not in render(plain, 1) and "ft.ft_fixation(screen)," in render(plain, 1)
+    assert "FIXATION" not in render(plain, 1) and "ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1)," in render(plain, 1)
     source = render(looking, 1)
-    assert "decide = ft.ft_expert(ft.ft_fixation(screen, policy=FIXATION), DECISION" in source
+    assert "decide = ft.ft_expert(ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1, policy=FIXATION), DECISION" in source
     module: dict[str, object] = {"__name__": "rendered"}
     exec(compile(source, "h1.py", "exec"), module)  # noqa: S102 - a program this genome renders, read not run
     policy = module["FIXATION"]
@@ -112,7 +112,7 @@ def test_canonical_json_and_hash_are_stable() -> None:
     ({"experience": {"decision": [], "command": [["q", "k", "v"]]}}, "at least one entry"),
     ({"experience": {"nonsense": []}}, "unknown experience table"),
     ({"child_timeout": -1}, "child_timeout must be"),
-    ({"task_command": "a\nb"}, "task_command"),
+    ({"task_command": "ls"}, "task_command is gone: a tower's tasks come from a task suite"),
 ])
 def test_malformed_genomes_are_refused_with_a_reason(data: object, message: str) -> None:
     with pytest.raises(GenomeError, match=message):
