@@ -94,6 +94,8 @@ def status(args: argparse.Namespace) -> int:
     if "evaluated" in live:
         table.add_row("this generation", f"{live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed")
     table.add_row("hypervolume", fmt(live.get("hypervolume")))
+    if "validation" in live:
+        table.add_row("validation split", f"best pass rate {fmt(live['validation'])}")
     table.add_row("updated", str(live.get("updated_at")))
     out.print(table)
     return 0
@@ -130,6 +132,7 @@ def fronts(args: argparse.Namespace) -> int:
                                   "generation": r["generation"],
                                   "objectives": dict(zip(names.get(r["species"], []), r["objectives"])),
                                   "crowding": r["crowding"], "trajectory": r["trajectory"],
+                                  "validation": r["validation"], "test": r["test"],
                                   "genome": json.loads(r["genome"])}))
         elif fmt == "csv":  # one column per objective of every species shown; blank where not its own
             shown = [n for sp, ns in names.items() if any(r["species"] == sp for r in rows) for n in ns]

@@ -24,7 +24,7 @@ import pickle
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -35,6 +35,7 @@ from evolve.cadence import Cadence
 from evolve.config import Resolved, SpeciesPart
 from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
+from evolve.held_out import VALIDATION, summarise, task_row
 from evolve.pools import Pool, evaluate_together
 from evolve.runs import versions
 from evolve.store import (
@@ -42,13 +43,15 @@ from evolve.store import (
     FrontRow,
     GenerationRecord,
     GenerationRow,
+    HeldOutRow,
     IndividualRow,
     SavedState,
     StagedRow,
     Store,
+    TaskResultRow,
     metrics_json,
 )
-from populations.base import Candidate, EvalItem, Product
+from populations.base import Candidate, EvalItem, HeldOut, Outcome, Product
 from populations.objectives import Scored, score
 
 if TYPE_CHECKING:
@@ -111,7 +114,6 @@ def individual_id(generation: int, k: int) -> str:
     return f"g{generation:03d}-{k:03d}"
 
 
-
 # --- the engine ----------------------------------------------------------------------------
 @runtime_checkable
 class SummarisedContext(Protocol):
@@ -167,13 +169,17 @@ class Engine:
         self.store = store
         self.observer = observer or Observer()
         self.cadence = cadence or Cadence()
-        self.timings = dict.fromkeys(("ask", "evaluate", "tell", "checkpoint", "commit", "stage", "replay"), 0.0)
+        self.timings = dict.fromkeys(("ask", "evaluate", "tell", "validate", "checkpoint", "commit", "stage",
+                                       "replay"), 0.0)
         self._versions = versions()
         self._live: dict[str, int] = {}  # this generation's counts, for the status file
         self._staged_until = -1  # staged rows (from before a restart) exist up to this generation
         self._to_stage: list[tuple[int, Candidate, Evaluated]] = []  # landed, not yet staged
         self._pending: list[GenerationRecord] = []  # whole generations not yet committed
         self._checkpoint: SavedState | None = None  # taken, not yet committed
+        # validation results by genome hash: a genome is validated once, whoever carries it
+        self._validated: dict[str, tuple[HeldOutRow, list[TaskResultRow]]] = {}
+        self._validated_ids: set[str] = set()  # individuals with a validation result (reused ones too)
 
     @property
     def generation(self) -> int:
@@ -187,6 +193,9 @@ class Engine:
             raise EvolveError(f"{len(pools)} pool(s) for {len(self.lanes)} species")
         self.pools = list(pools)
         self.state = self._load_state()
+        self._validated = self._stored_validation()
+        self._validated_ids = {r[0] for r in self.store.query(
+            "SELECT individual_id FROM held_out WHERE run_id = ? AND split = ?", [self.run_id, VALIDATION])}
         start = self.generation
         last_staged = self.store.last_staged(self.run_id)
         self._staged_until = -1 if last_staged is None else last_staged
@@ -233,6 +242,8 @@ class Engine:
             results, reused = self._evaluate(g, batches)
         with self._timed("tell"):
             records = [self._tell(b, results, reused, t0) for b in batches]
+        with self._timed("validate"):
+            self._validate(g, batches, records)
         self.state.generation = g + 1
         self._commit_generation(records, last=g + 1 >= self.cfg.generations)
         self._live = {}
@@ -273,7 +284,8 @@ class Engine:
             self._event("reused", f"{len(reused)} evaluation(s) staged before the restart are kept", generation=g)
         work = []
         for b, pool in zip(batches, self.pools):
-            context = self._context(b.lane, g) if b.lane.part.species.consumes else None
+            species = b.lane.part.species
+            context = self._context(b.lane, g) if species.consumes else species.context(g, ())
             work.append((pool, [EvalItem(c.id, c.genome, c.hash, c.seed, context)
                                 for c in b.cands if c.id not in results]))
         size = len(by_id)
@@ -363,7 +375,77 @@ class Engine:
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
             fronts=[FrontRow(g, ind.X[0].id, int(r), None if np.isnan(cd) else float(cd))
-                    for ind, r, cd in zip(pop, rank, crowding)])
+                    for ind, r, cd in zip(pop, rank, crowding)],
+            tasks=[task_row(c.id, g, t) for c in b.cands for t in results[c.id][0].tasks or ()])
+
+    # --- validate --------------------------------------------------------------------------------
+    def _validate(self, g: int, batches: list[Asked], records: list[GenerationRecord]) -> None:
+        """Every feasible front member not yet validated is evaluated on the species' whole
+        validation split (a genome validated before lends its result); the rows join the
+        generation's record. Selection never sees them: the split only measures."""
+        work: list[tuple[Pool, list[EvalItem]]] = []
+        plans: dict[str, tuple[GenerationRecord, Candidate, HeldOut]] = {}  # item id -> where it goes
+        started: dict[str, float] = {}
+        for b, pool, rec in zip(batches, self.pools, records):
+            parts = b.lane.part.species.held_out(VALIDATION) if b.lane.part.evaluation.validation else []
+            if not parts:
+                continue
+            algorithm = self.state.species[b.lane.key].algorithm
+            front = {f.individual_id for f in rec.fronts if f.rank == 0}
+            items = []
+            for ind in algorithm.pop:
+                cand: Candidate = ind.X[0]
+                if cand.id not in front or ind.CV[0] > 0 or cand.id in self._validated_ids:
+                    continue
+                known = self._validated.get(cand.hash)
+                if known is not None:  # the same genome under another id: its result, marked so
+                    rec.held_out.append(replace(known[0], individual_id=cand.id, generation=g,
+                                                reused_from=known[0].individual_id))
+                    rec.tasks.extend(replace(t, individual_id=cand.id) for t in known[1])
+                    self._validated_ids.add(cand.id)
+                    continue
+                started[cand.id] = time.monotonic()
+                for j, part in enumerate(parts):
+                    item_id = f"{cand.id}.{VALIDATION}{j}"
+                    plans[item_id] = (rec, cand, part)
+                    items.append(EvalItem(item_id, cand.genome, cand.hash, cand.seed, part.context))
+            if items:
+                work.append((pool, items))
+        if not work:
+            return
+        n = len(started)
+        self._event("validating", f"{n} new front member(s) on the {VALIDATION} split", generation=g)
+        landed: dict[str, list[tuple[HeldOut, Outcome]]] = {}
+        for _, outcome in evaluate_together(work):
+            rec, cand, part = plans[outcome.individual_id]
+            landed.setdefault(cand.id, []).append((part, outcome))
+        for cand_id, got in landed.items():
+            rec, cand, _ = plans[f"{cand_id}.{VALIDATION}0"]
+            held, tasks = summarise(cand_id, VALIDATION, g, got, time.monotonic() - started[cand_id])
+            self._validated[cand.hash] = (held, tasks)
+            self._validated_ids.add(cand_id)
+            rec.held_out.append(held)
+            rec.tasks.extend(tasks)
+        best = max(h.pass_rate for rec in records for h in rec.held_out)
+        self._event("validated", f"{n} front member(s) on the {VALIDATION} split; best pass rate {best:.3f}",
+                    generation=g)
+
+    def _stored_validation(self) -> dict[str, tuple[HeldOutRow, list[TaskResultRow]]]:
+        """What earlier sessions of the run validated, by genome hash (a resumed run never
+        validates a genome twice)."""
+        held = self.store.query(
+            """SELECT i.hash, h.individual_id, h.split, h.generation, h.status, h.passed, h.tasks, h.pass_rate,
+                      h.error, h.wall_seconds, h.reused_from
+               FROM held_out h JOIN individuals i USING (run_id, individual_id)
+               WHERE h.run_id = ? AND h.split = ? AND h.reused_from IS NULL""", [self.run_id, VALIDATION])
+        out: dict[str, tuple[HeldOutRow, list[TaskResultRow]]] = {}
+        for hash_, *row in held:
+            tasks = self.store.query(
+                """SELECT individual_id, split, task_id, generation, tier, passed, reason, typed, seconds
+                   FROM task_results WHERE run_id = ? AND individual_id = ? AND split = ? ORDER BY task_id""",
+                [self.run_id, row[0], VALIDATION])
+            out[hash_] = (HeldOutRow(*row), [TaskResultRow(*t) for t in tasks])
+        return out
 
     def _tell_pymoo(self, lane: Lane, off: Population, scored: Sequence[Scored]) -> None:
         from evolve.selection import tell
@@ -489,6 +571,8 @@ class Engine:
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), **self._live}
         if hv is not None:
             data["hypervolume"] = hv
+        if self._validated:
+            data["validation"] = max(h.pass_rate for h, _ in self._validated.values())
         tmp = self.run_dir / (STATUS_FILE + ".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, self.run_dir / STATUS_FILE)
@@ -503,7 +587,7 @@ class Engine:
 
 
 def _evaluation_row(g: int, r: Evaluated, s: Scored) -> EvaluationRow:
-    cv = s.CV  # a numpy reduction each time it is read
+    cv = s.CV
     return EvaluationRow(r.individual_id, g, r.status, s.values, metrics_json(r.metrics), s.G[1:].tolist(), cv,
                          cv <= 0, s.note, r.wall_seconds, r.node, r.trajectory, r.error, r.attempts,
                          r.result_bytes, r.artifact, r.isolation)

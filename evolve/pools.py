@@ -84,17 +84,17 @@ def evaluate_together(work: Sequence[tuple[Pool, Sequence[EvalItem]]]) -> Iterat
     for pool, items in work:
         pool.submit(items)
     pools = [pool for pool, _ in work]
-    while True:
+    while not all(pool.idle() for pool in pools):
+        waits = [pool.waiting_on() for pool in pools]
+        # Wait only when every busy pool is waiting on Ray: a pool with nothing to wait on
+        # (the driver's) has work to do now.
+        if all(w or pool.idle() for w, pool in zip(waits, pools)):
+            import ray
+
+            ray.wait([ref for w in waits for ref in w], num_returns=1, timeout=POLL_SECONDS)
         for pool in pools:
             for outcome in pool.poll():
                 yield pool, outcome
-        if all(pool.idle() for pool in pools):
-            return
-        waits = [ref for pool in pools for ref in pool.waiting_on()]
-        if waits:  # a pool that is not idle always waits on something (see EvaluatorPool.waiting_on)
-            import ray
-
-            ray.wait(waits, num_returns=1, timeout=POLL_SECONDS)
 
 
 class DriverPool(Pool):

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -124,6 +124,33 @@ CREATE TABLE IF NOT EXISTS events (
     kind          VARCHAR NOT NULL,
     individual_id VARCHAR,
     message       VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_results (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    split         VARCHAR NOT NULL,         -- train (the search's sample) | validation | test
+    task_id       VARCHAR NOT NULL,         -- a task of the species' suite
+    generation    INTEGER NOT NULL,         -- the generation it was evaluated in (or after)
+    tier          INTEGER,                  -- NULL for a task its evaluation never reported
+    passed        BOOLEAN NOT NULL,
+    reason        VARCHAR NOT NULL,         -- why it passed or failed, one line
+    typed         VARCHAR NOT NULL,         -- what the task level typed for it
+    seconds       DOUBLE NOT NULL,
+    PRIMARY KEY (run_id, individual_id, split, task_id)
+);
+CREATE TABLE IF NOT EXISTS held_out (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    split         VARCHAR NOT NULL,         -- validation (every new front member) | test (on request)
+    generation    INTEGER NOT NULL,         -- the generation after which it was evaluated
+    status        VARCHAR NOT NULL,         -- ok, or the worst status of its evaluations
+    passed        INTEGER NOT NULL,
+    tasks         INTEGER NOT NULL,         -- the whole split
+    pass_rate     DOUBLE NOT NULL,
+    error         VARCHAR,
+    wall_seconds  DOUBLE NOT NULL,
+    reused_from   VARCHAR,                  -- an individual with the same genome, whose result this is
+    PRIMARY KEY (run_id, individual_id, split)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id        VARCHAR PRIMARY KEY,
@@ -259,6 +286,33 @@ class GenerationRow:
     wall_seconds: float
 
 
+@dataclass(slots=True)
+class TaskResultRow:
+    individual_id: str
+    split: str
+    task_id: str
+    generation: int
+    tier: int | None
+    passed: bool
+    reason: str
+    typed: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class HeldOutRow:
+    individual_id: str
+    split: str
+    generation: int
+    status: str
+    passed: int
+    tasks: int
+    pass_rate: float
+    error: str | None
+    wall_seconds: float
+    reused_from: str | None
+
+
 @dataclass(frozen=True)
 class StagedRow:
     generation: int
@@ -289,6 +343,8 @@ class GenerationRecord:
     individuals: list[IndividualRow]
     evaluations: list[EvaluationRow]
     fronts: list[FrontRow]  # the surviving population
+    tasks: list[TaskResultRow] = field(default_factory=list)  # per task of every evaluation on tasks
+    held_out: list[HeldOutRow] = field(default_factory=list)  # new front members on the validation split
 
 
 class Store:
@@ -416,6 +472,8 @@ class Store:
             self._insert("individuals", [r for rec in recs for r in rec.individuals], constants)
             self._insert("evaluations", [r for rec in recs for r in rec.evaluations], constants)
             self._insert("fronts", [r for rec in recs for r in rec.fronts], constants)
+            self._insert("task_results", [r for rec in recs for r in rec.tasks], constants)
+            self._insert("held_out", [r for rec in recs for r in rec.held_out], constants)
             self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
@@ -423,6 +481,17 @@ class Store:
                                   json.dumps(dict(checkpoint.versions)), now()])
             self.con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?",
                              [run_id, max(rec.row.generation for rec in recs)])
+
+    def replace_held_out(self, run_id: str, held: Sequence[HeldOutRow], tasks: Sequence[TaskResultRow]) -> None:
+        """Store held-out results outside a generation's commit (`evolve test`): an
+        individual's earlier result on the same split is replaced, in one transaction."""
+        with self._transaction():
+            for h in held:
+                for table in ("held_out", "task_results"):
+                    self.con.execute(f"DELETE FROM {table} WHERE run_id = ? AND individual_id = ? AND split = ?",
+                                     [run_id, h.individual_id, h.split])
+            self._insert("held_out", held, {"run_id": run_id})
+            self._insert("task_results", tasks, {"run_id": run_id})
 
     def _insert(self, table: str, rows: Sequence[DataclassInstance], constants: Mapping[str, object]) -> None:
         """One columnar INSERT of `rows` (dataclasses whose fields are columns of `table`),

@@ -42,8 +42,13 @@ def front_rows(store: Store, generation: int | None = None, *, of: str | None = 
                  JOIN individuals i USING (run_id, individual_id)
                  WHERE f.generation = ? AND f.rank = 0 AND e.feasible AND (? IS NULL OR i.species = ?)"""
         params = [generation, of, of]
-    rows = store.query(sql + " ORDER BY individual_id", params)
-    keys = ("individual_id", "objectives", "crowding", "genome", "trajectory", "node", "generation", "species")
+    # with each member's pass rates on the held-out splits (NULL where not evaluated on one)
+    sql = f"""SELECT p.*, v.pass_rate, t.pass_rate FROM ({sql}) p
+              LEFT JOIN held_out v ON v.individual_id = p.individual_id AND v.split = 'validation'
+              LEFT JOIN held_out t ON t.individual_id = p.individual_id AND t.split = 'test'"""
+    rows = store.query(sql + " ORDER BY p.individual_id", params)
+    keys = ("individual_id", "objectives", "crowding", "genome", "trajectory", "node", "generation", "species",
+            "validation", "test")
     return [dict(zip(keys, r)) for r in rows]
 
 
@@ -67,11 +72,14 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
     for o in part["objectives"]:
         arrow = "max ↑" if o["direction"] == "max" else "min ↓"
         table.add_column(f"{o['metric']}\n{arrow}", justify="right", overflow="fold", min_width=7)
+    held = [split for split in ("validation", "test") if any(r[split] is not None for r in rows)]
+    for split in held:  # measured, never selected on
+        table.add_column(f"{split}\npass rate", justify="right")
     table.add_column("crowding", justify="right")
     table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=28)
     for r in rows:
-        table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], fmt(r["crowding"], 3),
-                      _describe(describer, r["genome"]))
+        table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], *[fmt(r[s], 3) for s in held],
+                      fmt(r["crowding"], 3), _describe(describer, r["genome"]))
     return table
 
 
@@ -133,6 +141,11 @@ def status_table(store: Store) -> Table:
         if mine:
             table.add_row(f"{sp}: hypervolume, front", f"{fmt(mine[0][0])}; {mine[0][1]} non-dominated of {mine[0][2]}")
         table.add_row(f"{sp}: objectives", ", ".join(f"{o['metric']} ({o['direction']})" for o in part["objectives"]))
+    for split, n, best, mean in store.query(
+            """SELECT split, count(*), max(pass_rate), avg(pass_rate) FROM held_out WHERE run_id = ?
+               GROUP BY split ORDER BY split DESC""", [rid]):
+        table.add_row(f"{split} split", f"{n} individual(s) evaluated; pass rate best {fmt(best, 3)}, "
+                                        f"mean {fmt(mean, 3)}" + (" (never selected on)" if split == "test" else ""))
     table.add_row("engine time", f"{wall:.1f}s")
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? ORDER BY event_id DESC LIMIT 5", [rid])
     for at, kind, message in reversed(events):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from tests.evolve.conftest import REPO
 
 
 @pytest.fixture
-def held_run(tmp_path: Path):  # type: ignore[no-untyped-def]
+def held_run(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A run whose store another process holds, with the status file its driver would write."""
     resolved = resolve(parse_config({"name": "t", "generations": 3, "population": {"size": 4},
                                      "species": {"name": "numeric"},
                                      "objectives": [{"metric": "f1"}, {"metric": "f2"}]}))
@@ -34,7 +36,8 @@ def held_run(tmp_path: Path):  # type: ignore[no-untyped-def]
     holder.wait(timeout=10)
 
 
-def test_status_of_a_live_run_reads_the_drivers_snapshot(held_run, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_status_of_a_live_run_reads_the_drivers_snapshot(held_run: tuple[Path, int],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     run_dir, pid = held_run
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
@@ -43,7 +46,8 @@ def test_status_of_a_live_run_reads_the_drivers_snapshot(held_run, capsys: pytes
     assert "live" in capsys.readouterr().out
 
 
-def test_fronts_of_a_locked_store_is_one_clear_line(held_run, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_fronts_of_a_locked_store_is_one_clear_line(held_run: tuple[Path, int],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     run_dir, pid = held_run
     assert main(["fronts", str(run_dir)]) == 2
     err = capsys.readouterr().err

@@ -31,11 +31,11 @@ def _config(seed: int, generations: int) -> dict[str, Any]:
     return {
         "name": "both", "seed": seed, "generations": generations,
         "species": [
-            {"name": "tower", "params": {"depth": 2}, "population": {"size": POP},
+            {"name": "tower", "params": {"depth": 2, "tasks": 2}, "population": {"size": POP},
              "objectives": [{"metric": "syntax_ratio@h2", "direction": "max", "ref": 0.0},
                             {"metric": "max_diff_len@h2", "direction": "min", "ref": 2000}],
-             "constraints": [{"metric": "keys_audit", "eq": 0}, {"metric": "task_correct", "ge": 1}],
-             "evaluation": {"timeout": 90, "actors": 1}},
+             "constraints": [{"metric": "keys_audit", "eq": 0}],
+             "evaluation": {"timeout": 90, "actors": 1, "validation": False}},
             {"name": "accordion", "population": {"size": POP},
              "params": {"space": {"d_model": [16, 24], "blocks": [1, 2], "context": [32], "batch_size": [8]},
                         "fixed": {"steps": 40}, "trial": {"kdb_rounds": 8, "eval_batches": 2}},

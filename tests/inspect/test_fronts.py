@@ -23,7 +23,8 @@ def test_front_in_every_format_matches_the_store(tower_run: Path) -> None:
     assert as_json.returncode == 0, as_json.stderr
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert sorted(r["individual_id"] for r in rows) == front
-    assert all(set(r["objectives"]) == {"syntax_ratio@h2", "max_diff_len@h2"} for r in rows)
+    assert all(set(r["objectives"]) == {"task_pass_rate", "syntax_ratio@h2", "max_diff_len@h2"} for r in rows)
+    assert all(0.0 <= r["validation"] <= 1.0 and r["test"] is None for r in rows)
     as_csv = evolve("fronts", str(tower_run), "--format", "csv", "--species", "tower")
     table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert sorted(r["individual_id"] for r in table) == front
