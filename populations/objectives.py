@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Scored:
     values: list[float | None]  # objectives in natural units (None when missing)
     note: str | None  # why the individual is infeasible, when it is
 
-    @property
+    @cached_property  # read for the observer and for the stored row; a numpy reduction each time
     def CV(self) -> float:
         return float(np.maximum(self.G, 0.0).sum())
 
