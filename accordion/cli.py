@@ -230,7 +230,9 @@ def cmd_grow(args: argparse.Namespace) -> int:
     probe = torch.tensor([list(COLD_START.encode()[: before.config.block_size])])  # (1, T)
     drift = logit_drift(before, after, probe)
     # exact up to float rounding; with quantization one step of the output layer is the bound
-    bound = 1e-5 if not before.config.quantize else max(1e-5, float(quant_scale(before.lm_head.weight, before.config.bits).max()))
+    bound = 1e-5
+    if before.config.quantize:
+        bound = max(bound, float(quant_scale(before.lm_head.weight, before.config.bits).max()))
     if drift > bound:
         raise AccordionError(f"growth changed the logits by {drift:.3g} (> {bound:.3g}); refusing to write {out}")
     if ck.kernel_db is not None:

@@ -208,7 +208,10 @@ class ByteCorpus:
         for name, buf in self._buf.items():
             if len(buf) > self.max_bytes:  # keep the newest bytes
                 del buf[: len(buf) - self.max_bytes]
-            self._view[name] = torch.frombuffer(bytearray(buf), dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
+            if buf:
+                self._view[name] = torch.frombuffer(bytearray(buf), dtype=torch.uint8)
+            else:
+                self._view[name] = torch.empty(0, dtype=torch.uint8)
         return got
 
     def _add(self, doc: Document) -> None:

@@ -7,8 +7,9 @@ agreement within `tolerance` raises confidence. Above `confidence_threshold` a l
 recomputed, and a disagreement there is a *false positive*: counted, and confidence drops to
 zero. An *audit* (`audit=True`, for measuring a setting, never for speed) computes every
 bypassed block anyway, returns the stored output all the same, and records the true
-divergence of what the bypass returned. Entries *expire* after a TTL that follows the observed drift (divergence per step of
-age): slow drift, long life. A size-capped LRU evicts the rest.
+divergence of what the bypass returned. Entries *expire* after a TTL that follows the
+observed drift (divergence per step of age): slow drift, long life. A size-capped LRU evicts
+the rest.
 
 Keys are (block, generation, heads, revision bucket, digest of the input tensor). The digest
 is read straight from the tensor's memory with C-level calls, no Python loop over tokens: the

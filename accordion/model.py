@@ -10,9 +10,8 @@ Everything that growth (`grow.py`) must keep exact is decided here:
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any

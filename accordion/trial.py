@@ -74,7 +74,8 @@ class TrialSpec:
                 raise AccordionError(f"trial spec: {what}")
 
         for name in ("d_model", "blocks", "heads", "context", "batch_size", "steps", "patience", "max_blocks",
-                     "max_heads", "max_d_model", "width_delta", "mutate_every", "kdb_ttl", "kdb_capacity", "kdb_revision_span"):
+                     "max_heads", "max_d_model", "width_delta", "mutate_every", "kdb_ttl", "kdb_capacity",
+                     "kdb_revision_span"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                  f"{name} must be an integer >= 1, got {value!r}")
@@ -110,7 +111,8 @@ class TrialSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise AccordionError(f"trial spec: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise AccordionError(f"trial spec: unknown field(s) {', '.join(unknown)} "
+                                 f"(known: {', '.join(sorted(known))})")
         kw = dict(data)
         if "grow_cycle" in kw:
             if not isinstance(kw["grow_cycle"], (list, tuple)):

@@ -90,7 +90,8 @@ def honest(genome: TowerGenome, depth: int, timeout: float) -> Callable[[Path, s
 
 
 def hostile(command: str, statuses: tuple[str, ...], says: str,
-            check: Callable[[EvalResult], str | None] | None = None) -> Callable[[Path, str], tuple[EvalResult, list[str]]]:
+            check: Callable[[EvalResult], str | None] | None = None,
+            ) -> Callable[[Path, str], tuple[EvalResult, list[str]]]:
     """An old-soak adversary: h1 types `command` as its task (test_adversarial's expectations)."""
     def run(out: Path, isolation: str) -> tuple[EvalResult, list[str]]:
         genome = typing_genome(command, max_iterations=3, settle_timeout=2)
@@ -123,7 +124,8 @@ HOSTILE = {
 
 def plan(n: int, levels: list[str], depth: int, timeout: float, with_hostile: bool) -> list[Case]:
     """n cases alternating honest and cheat (each list cycled), so roughly half are honest."""
-    good = [Case("honest", p.stem, level, honest(load_genome(str(p)), depth, timeout)) for level in levels for p in SEEDS]
+    good = [Case("honest", p.stem, level, honest(load_genome(str(p)), depth, timeout))
+            for level in levels for p in SEEDS]
     bad = [Case("cheat", c.name, level, lambda out, iso, c=c: evaluate_cheat(c, out, iso))  # type: ignore[misc]
            for level in levels for c in CATALOGUE
            if level in c.levels and (c.bait is None or os.geteuid() == 0)]

@@ -63,7 +63,8 @@ def status(args: argparse.Namespace) -> int:
                 with Store.open(d, read_only=True) as store:
                     info = store.run()
                     last = store.last_generation(info["run_id"])
-                    hv = store.query("SELECT hypervolume, committed_at FROM generations ORDER BY generation DESC LIMIT 1")
+                    hv = store.query("SELECT hypervolume, committed_at FROM generations "
+                                     "ORDER BY generation DESC LIMIT 1")
                 updated = max([info["updated_at"]] + ([hv[0][1]] if hv else []))
                 table.add_row(d.name, info["status"], f"{0 if last is None else last + 1}/{info['generations']}",
                               fmt(hv[0][0] if hv else None), f"{updated:%Y-%m-%d %H:%M:%S}")
@@ -92,7 +93,8 @@ def status(args: argparse.Namespace) -> int:
     table.add_row("species", str(live.get("species")))
     table.add_row("generations", f"{live.get('generation')} of {live.get('generations')} done")
     if "evaluated" in live:
-        table.add_row("this generation", f"{live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed")
+        table.add_row("this generation",
+                      f"{live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed")
     table.add_row("hypervolume", fmt(live.get("hypervolume")))
     if "validation" in live:
         table.add_row("validation split", f"best pass rate {fmt(live['validation'])}")

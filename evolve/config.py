@@ -97,9 +97,11 @@ SpeciesField = Annotated[
 
 
 class OpenAIExpertConfig(_Model):
-    base_url: str | None = Field(default=None, max_length=2000, description="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+    base_url: str | None = Field(default=None, max_length=2000,
+                                 description="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
                                              "(default: OPENAI_BASE_URL where the evaluation runs)")
-    model: str | None = Field(default=None, min_length=1, max_length=200, description="model name (default: TOWER_EXPERT_MODEL, else 'default')")
+    model: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="model name (default: TOWER_EXPERT_MODEL, else 'default')")
     timeout: float = Field(default=30.0, gt=0, le=600, description="seconds per attempt")
     retries: int = Field(default=4, ge=0, le=10, description="attempts after the first, on 429/5xx/no answer")
     concurrency: int = Field(default=2, ge=1, le=64, description="requests in flight to the endpoint")

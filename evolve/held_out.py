@@ -42,7 +42,9 @@ def summarise(individual: str, split: str, g: int, got: Sequence[tuple[HeldOut, 
             if t is not None and t.get("split") == split:
                 tasks.append(task_row(individual, g, t))
             else:
-                why = f"not evaluated: the evaluation ended {outcome.status}" + (f" ({outcome.error})" if outcome.error else "")
+                why = f"not evaluated: the evaluation ended {outcome.status}"
+                if outcome.error:
+                    why += f" ({outcome.error})"
                 tasks.append(TaskResultRow(individual, split, task_id, g, None, False, why[:500], "", 0.0))
     status = next((s for s in ("invalid", "timeout", "failed") if s in statuses), "ok")
     passed = sum(t.passed for t in tasks)

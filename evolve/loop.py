@@ -451,7 +451,9 @@ class Engine:
         from evolve.selection import tell
 
         algorithm = self.state.species[lane.key].algorithm
-        tell(algorithm, off, np.array([s.F for s in scored]), np.array([s.G for s in scored]))  # (n, n_obj), (n, 1 + n_constr)
+        F = np.array([s.F for s in scored])  # (n, n_obj)
+        G = np.array([s.G for s in scored])  # (n, 1 + n_constr)
+        tell(algorithm, off, F, G)
         algorithm.off = None  # not needed by the next ask; keeps checkpoints small
 
     # --- commit ---------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ def load_run(store: Store, individual: str | None = None, species: str | None = 
     parts = store.species()
     part = next((p for p in parts if p["species"] == species), None) if species is not None else parts[0]
     if part is None:
-        raise EvolveError(f"run {run_id} has no species {species!r} (species: {', '.join(p['species'] for p in parts)})")
+        known = ", ".join(p["species"] for p in parts)
+        raise EvolveError(f"run {run_id} has no species {species!r} (species: {known})")
     of, objectives = part["species"], part["objectives"]
     points = [(r[0], int(r[1]), list(r[2] or []), bool(r[3])) for r in store.query(
         "SELECT e.individual_id, e.generation, e.objectives, e.feasible FROM evaluations e "
@@ -172,6 +173,11 @@ def write_report(data: RunData, out: Path) -> list[Path]:
     return written
 
 
+_STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1100px} figure{display:inline-block;margin:1em}\n"
+          "svg{max-width:100%;height:auto} table{border-collapse:collapse} "
+          "td,th{border:1px solid #ccc;padding:4px 8px}")
+
+
 def _html(data: RunData, svgs: list[tuple[str, str]]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(p[0])}</td><td>{p[1]}</td>"
@@ -179,13 +185,14 @@ def _html(data: RunData, svgs: list[tuple[str, str]]) -> str:
         for p in data.points if p[0] in set(data.front))
     heads = "".join(f"<th>{html.escape(_label(o))}</th>" for o in data.objectives)
     plots = "".join(f'<figure class="plot" id="{n}">{svg}<figcaption>{n}</figcaption></figure>' for n, svg in svgs)
+    summary = (f"{len(data.points)} evaluations; Pareto front of generation {data.front_generation}: "
+               f"{len(data.front)} individual(s).")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.run_id)} report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} figure{{display:inline-block;margin:1em}}
-svg{{max-width:100%;height:auto}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
+<style>{_STYLE}</style>
 </head><body>
 <h1>Run {html.escape(data.run_id)} ({html.escape(data.species)})</h1>
-<p>{len(data.points)} evaluations; Pareto front of generation {data.front_generation}: {len(data.front)} individual(s).</p>
+<p>{summary}</p>
 <table><tr><th>individual</th><th>generation</th>{heads}</tr>{rows}</table>
 {plots}
 <script>

@@ -64,7 +64,10 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
     run = store.run()
     describer = (species or {}).get(part["species"]) or species_of(run, part["species"])
     rows = front_rows(store, generation, of=of)
-    gen = rows[0]["generation"] if rows else (generation if generation is not None else store.last_generation(run["run_id"]))
+    if rows:
+        gen = rows[0]["generation"]
+    else:
+        gen = generation if generation is not None else store.last_generation(run["run_id"])
     who = f"{of} " if of is not None and len(parts) > 1 else ""
     title = f"Pareto front of {who}{run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s))"
     table = Table(title=title, title_justify="left")
@@ -147,7 +150,8 @@ def status_table(store: Store) -> Table:
         table.add_row(f"{split} split", f"{n} individual(s) evaluated; pass rate best {fmt(best, 3)}, "
                                         f"mean {fmt(mean, 3)}" + (" (never selected on)" if split == "test" else ""))
     table.add_row("engine time", f"{wall:.1f}s")
-    events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? ORDER BY event_id DESC LIMIT 5", [rid])
+    events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? "
+                         "ORDER BY event_id DESC LIMIT 5", [rid])
     for at, kind, message in reversed(events):
         table.add_row(f"event {at:%H:%M:%S}", f"{kind}: {message}")
     return table

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness_tower.backends.relay import ExpertEndpoints, ExpertRelay
 from harness_tower.diagnose import diagnose
 from harness_tower.errors import TowerError
+from harness_tower.gateway import GatewayCaps
 from harness_tower.genome import TowerGenome
 from harness_tower.render import render
-from harness_tower.backends.relay import ExpertEndpoints, ExpertRelay
-from harness_tower.gateway import GatewayCaps
 from harness_tower.sample import TaskResult, TaskSample
 from harness_tower.sandbox import Limits, Sandbox
 from harness_tower.tasks import Task

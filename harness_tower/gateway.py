@@ -11,8 +11,8 @@ A harness never names itself: the gateway decides who it is from how it connecte
   connecting (`SO_PEERCRED`); its session id says which pane it runs in, and so which level
   the file becomes (a harness started from `h{k}_writer` types into `h{k-1}_writer`). The
   file must be `h{k-1}.py` (the file the validators measure as that level's code) and exactly
-  what the trajectory last recorded; either refusal ends the evaluation with its reason. Its output is relayed back to the
-  pane with control sequences removed.
+  what the trajectory last recorded; either refusal ends the evaluation with its reason. Its
+  output is relayed back to the pane with control sequences removed.
 
 Every request is untrusted input: requests are capped in size, launcher connections and
 harness starts in number, relayed output in bytes. A cap that is reached ends the

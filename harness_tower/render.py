@@ -138,7 +138,8 @@ def child_source(level):
 
 
 # With a `fixation` table the task level's decision expert looks where that policy says.
-H1_POLICY = "\n# Experience: where to look (screen state -> fixation point).\nFIXATION = ft.Experience.parse({fixation})\n"
+H1_POLICY = ("\n# Experience: where to look (screen state -> fixation point).\n"
+             "FIXATION = ft.Experience.parse({fixation})\n")
 H1_LOOK = ", policy=FIXATION"
 
 
@@ -276,8 +277,9 @@ def render_expert(genome: TowerGenome, n: int) -> str:
     radius, rows = source_rows(child, f"h{n - 1}.py", genome.typing_mode, genome.source_radius, fixation)
     rows = rows + tuple(genome.experience.get("source", ()))
     return fill(
-        EXPERT_TEMPLATE, level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk, settle=genome.settle_timeout,
-        child_timeout=genome.child_timeout, topk=genome.topk, radius=radius, max_lines=genome.max_lines,
+        EXPERT_TEMPLATE, level=n, child=n - 1, mode=genome.typing_mode, chunk=genome.chunk,
+        settle=genome.settle_timeout, child_timeout=genome.child_timeout, topk=genome.topk, radius=radius,
+        max_lines=genome.max_lines,
         max_bytes=genome.max_bytes, backend=genome.backend, backend_config=dict(sorted(genome.backend_config.items())),
         fixation=f"ft.Experience.parse({experience_heredoc(fixation)})" if fixation else "None",
         source=experience_heredoc(rows))

@@ -97,7 +97,8 @@ from harness_tower.ft.writer import (
 __all__ = [
     "BOOL", "END_MARK", "EOF_MARK", "MAX_BLANK", "MAX_TEXT", "MODES", "NEXT", "OK", "PLAN", "PROMPT", "SCREEN",
     "STATUS", "TEXT",
-    "Capture", "Chose", "Connection", "Done", "Instruction", "Join", "SlotExpert", "Const", "Context", "Experience", "Expert", "Fixation", "GraphError", "Key", "Machine", "Op",
+    "Capture", "Chose", "Connection", "Done", "Instruction", "Join", "SlotExpert", "Const", "Context", "Experience",
+    "Expert", "Fixation", "GraphError", "Key", "Machine", "Op",
     "PromptReturned", "Recurrent", "Screen", "ScreenBusy", "ScreenHasLine", "SendCtrl", "SendPlan", "SendText",
     "Sequential", "Status", "Switch", "Terminal", "TowerError", "Translate", "TypingPlan", "WriteGenerated",
     "chunks", "clean_line", "connection", "finish", "ft_const", "ft_expert", "ft_fixation", "ft_prompt_returned",

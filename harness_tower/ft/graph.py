@@ -89,7 +89,8 @@ class Op:
             if not isinstance(op, Op):
                 raise GraphError(f"{type(self).__name__} input {i} must be an op, got {type(op).__name__}")
             if want != "Any" and op.gives != want:
-                raise GraphError(f"{type(self).__name__} input {i} must give {want}, but {type(op).__name__} gives {op.gives}")
+                raise GraphError(f"{type(self).__name__} input {i} must give {want}, "
+                                 f"but {type(op).__name__} gives {op.gives}")
         self.inputs = inputs
 
     def run(self, ctx: Context) -> Any:

@@ -64,7 +64,8 @@ def test_the_experts_section_reaches_the_tower_species(tmp_path: Path) -> None:
     assert ep == ExpertEndpoints("http://127.0.0.1:8000/v1", "tiny", "/models/ck.pt", openai_retries=1)
     # no section: the species leaves it all to the evaluating process's environment
     assert resolve(load_config(write_config(tmp_path / "t.yaml", TOWER))).parts[0].species.experts is None
-    partial = resolve(load_config(write_config(tmp_path / "t.yaml", {**TOWER, "experts": {"openai": {}}}))).parts[0].species
+    only_openai = {**TOWER, "experts": {"openai": {}}}
+    partial = resolve(load_config(write_config(tmp_path / "t.yaml", only_openai))).parts[0].species
     ep = ExpertEndpoints.from_config(partial.experts, environ={"OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
                                                                "TOWER_EXPERT_MODEL": "m"})
     assert (ep.openai_base_url, ep.openai_model, ep.accordion_checkpoint) == ("http://127.0.0.1:1/v1", "m", None)

@@ -42,7 +42,8 @@ def _config(actors: int, **over: Any) -> dict[str, Any]:
 def _snapshot(run_dir: Path) -> tuple[list[tuple[Any, ...]], ...]:
     with Store.open(run_dir, read_only=True) as store:
         return (store.query("SELECT individual_id, hash, genome, parents, seed, origin FROM individuals ORDER BY 1"),
-                store.query("SELECT individual_id, status, objectives, metrics, cv, feasible FROM evaluations ORDER BY 1"),
+                store.query("SELECT individual_id, status, objectives, metrics, cv, feasible "
+                            "FROM evaluations ORDER BY 1"),
                 store.query("SELECT generation, individual_id, rank, crowding FROM fronts ORDER BY 1, 2"),
                 store.query("SELECT generation, hypervolume, evaluations, population, front_size "
                             "FROM generations ORDER BY 1"))

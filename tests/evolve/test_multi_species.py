@@ -71,7 +71,7 @@ def test_both_species_fill_every_table(both_run: Path) -> None:
             assert [r[0] for r in ind] == [r[0] for r in ev]
             assert all(r[0].startswith(f"{sp}-g") for r in ind)
             ids = {r[0] for r in ind}
-            for iid, gen, hash_, genome, parents in ind:  # genomes of their own species; parents of the same
+            for _iid, gen, hash_, genome, parents in ind:  # genomes of their own species; parents of the same
                 data = json.loads(genome)
                 if sp == "tower":
                     assert TowerGenome.from_dict(data).hash() == hash_
@@ -150,8 +150,10 @@ def test_accordions_train_on_the_tower_trajectories_of_earlier_generations(both_
 def test_trainer_actors_were_placed_on_cpu(both_run: Path, ray_local: object) -> None:
     with Store.open(both_run, read_only=True) as store:
         placed = [r[0] for r in store.query("SELECT message FROM events WHERE kind = 'actors_placed' ORDER BY 1")]
-        gpu = store.query("SELECT DISTINCT metrics ->> '$.gpu' FROM evaluations WHERE individual_id LIKE 'accordion-%'")
-    assert placed == ["accordion: 1 trainer actor(s) on CPU (num_cpus=1)", "tower: 1 evaluator actor(s) on CPU (num_cpus=1)"]
+        gpu = store.query("SELECT DISTINCT metrics ->> '$.gpu' FROM evaluations "
+                          "WHERE individual_id LIKE 'accordion-%'")
+    assert placed == ["accordion: 1 trainer actor(s) on CPU (num_cpus=1)",
+                      "tower: 1 evaluator actor(s) on CPU (num_cpus=1)"]
     assert gpu == [("0.0",)]
 
     parts = resolve(parse_config(_config(seed=1, generations=1))).parts
@@ -241,6 +243,7 @@ def test_the_shipped_config_and_mistakes_in_a_list_of_species(tmp_path: Path) ->
     no_pop = {**good, "species": [{k: v for k, v in good["species"][0].items() if k != "population"}]}
     assert error(no_pop) == "x.yaml: population: is required (or give species[0] its own population)"
     bad_metric = {**good, "species": [good["species"][0], {**good["species"][1], "objectives": [{"metric": "bpb"}]}]}
-    assert error(bad_metric).startswith("x.yaml: species[1].objectives[0].metric: unknown metric 'bpb' for species accordion")
+    assert error(bad_metric).startswith(
+        "x.yaml: species[1].objectives[0].metric: unknown metric 'bpb' for species accordion")
     assert error({**good, "species": [{"name": "tower", "colour": 1}]}).startswith(
         "x.yaml: species[0].colour: unknown field (known: name, params, population")

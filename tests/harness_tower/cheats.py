@@ -295,7 +295,8 @@ def _code_written_without_typing() -> list[Cheat]:
               "line('python3 h1.py')\nwait_child()\n",
               ("invalid",), ("runtime audit", "for writing"), checks=(no_file("h1.py"),)),
         Cheat("child-decoded-from-typed-base64", 2,
-              prelude("h2_writer") + f"line('echo {encoded} | base64 -d > h1.py')\nline('python3 h1.py')\nwait_child()\n",
+              prelude("h2_writer") + f"line('echo {encoded} | base64 -d > h1.py')\n"
+              "line('python3 h1.py')\nwait_child()\n",
               ("invalid",), ("constraint violated: untyped_chars=",),
               checks=(metric("untyped_chars", lambda v: v > len(CHILD) // 2, f"> {len(CHILD) // 2}"),),
               about="The pane writes h1.py from an encoding: its characters never went through the terminal."),
@@ -427,7 +428,8 @@ def _hidden_code() -> list[Cheat]:
               prelude("h2_writer") + f"line('echo {encoded} | base64 -d > {tmp_b64}')\n"
               + typed("h1.py", HIDDEN_LOADER.format(path=tmp_b64)) + "line('python3 h1.py')\nwait_child()\n",
               ("invalid",),
-              (f"runtime audit (harnesses see only their terminal): the level bound to h1_writer tried open({tmp_b64!r})",),
+              ("runtime audit (harnesses see only their terminal): "
+               f"the level bound to h1_writer tried open({tmp_b64!r})",),
               checks=(TASK_0, host_path_absent(tmp_b64)),
               about="The child's code is typed only as base64 into /tmp; h1.py is a loader that rebinds os.fspath "
                     "(which the hook's path check calls) and execs the hidden file."),

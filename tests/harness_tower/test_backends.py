@@ -68,8 +68,8 @@ def test_the_prompt_is_the_top_k_rows_and_the_query_never_the_whole_table() -> N
     msgs = body["messages"]
     assert len(msgs) == 1 + 2 * 2 + 1 and msgs[-1] == {"role": "user", "content": "$ step 3 of the build"}
     assert msgs[-2] == {"role": "assistant", "content": "make target3"}  # the best example sits last
-    completion = oa.request_body(oa.replace(cfg, api="completions"), oa.examples(EXPERIENCE, "$ step 3 of the build", 1),
-                                 "$ step 3 of the build")
+    completion = oa.request_body(oa.replace(cfg, api="completions"),
+                                 oa.examples(EXPERIENCE, "$ step 3 of the build", 1), "$ step 3 of the build")
     assert completion["prompt"] == "$ step 3 of the build\n=> make target3\n\n$ step 3 of the build\n=> "
 
 
@@ -95,7 +95,8 @@ def test_endpoints_come_from_the_run_config_then_the_environment(tmp_path: Path)
     assert ExpertEndpoints.from_config(ep.to_config(), {}) == ep
     for bad, why in [({"openai": {"api_key": "s"}}, ("experts.openai.api_key: unknown field (the key is read from "
                                                       "OPENAI_API_KEY")),
-                     ({"openai": {"base_url": "file:///etc/passwd"}}, "experts.openai.base_url: must be an http(s) URL"),
+                     ({"openai": {"base_url": "file:///etc/passwd"}},
+                      "experts.openai.base_url: must be an http(s) URL"),
                      ({"openai": {"retries": 99}}, "experts.openai.retries: must be an integer in 0..10"),
                      ({"vllm": {}}, "experts.vllm: unknown backend")]:
         with pytest.raises(TowerError) as info:

@@ -80,7 +80,9 @@ def start_capture(sock: Path, out: Path, name: str = "work") -> subprocess.Popen
 
 def type_task(sock: Path, name: str = "work") -> None:
     """A person at the keyboard: a command typed in two bursts, a typo fixed, then Enter."""
-    screen = lambda: tmux(sock, "capture-pane", "-p", "-t", name)
+    def screen() -> str:
+        return tmux(sock, "capture-pane", "-p", "-t", name)
+
     tmux(sock, "send-keys", "-t", name, "-l", "echo capt")
     wait_for("the first burst", lambda: "echo capt" in screen())
     time.sleep(0.3)  # a person pauses between bursts: each burst is its own observation

@@ -212,7 +212,8 @@ def test_another_sandbox_is_out_of_reach(short_tmp: Path, isolation: str) -> Non
         source = prelude("h1_writer") + f"run_to_end({pane_python(probe)!r})\n"
         result = tower(source, 1, short_tmp / "e", isolation)
         screen = last_screen(result, "h1_writer")
-        printed = [row.split() for row in screen.splitlines() if row.startswith(("REFUSED ", "UNREADABLE ", "CONNECTED "))]
+        said = ("REFUSED ", "UNREADABLE ", "CONNECTED ")
+        printed = [row.split() for row in screen.splitlines() if row.startswith(said)]
         assert [row[0] for row in printed] == ["REFUSED", "REFUSED", "UNREADABLE"], screen
         assert "other evaluation" not in screen
         # and nothing reached the other evaluation: its recorder never committed a key

@@ -64,7 +64,8 @@ def test_the_module_examples_hold() -> None:
     (BASE.replace("{output: [hi]}", "{}"), "task 'a': check: needs exactly one of 'output' or 'verify' (has neither)"),
     (BASE.replace("{output: [hi]}", "{output: [hi], verify: 'true'}"),
      "task 'a': check: needs exactly one of 'output' or 'verify' (has both)"),
-    (BASE.replace("split: train", "split: dev"), "task 'a': split: 'dev' is not one of 'train', 'validation' or 'test'"),
+    (BASE.replace("split: train", "split: dev"),
+     "task 'a': split: 'dev' is not one of 'train', 'validation' or 'test'"),
     (BASE.replace("tier: 1", "tier: 6"), "task 'a': tier: Input should be less than or equal to 5 (got 6)"),
     (BASE.replace("tier: 1", "tier: 0"), "task 'a': tier: Input should be greater than or equal to 1 (got 0)"),
     (BASE.replace("tier: 1", "tier: '1'"), "task 'a': tier: Input should be a valid integer (got '1')"),
@@ -75,11 +76,14 @@ def test_the_module_examples_hold() -> None:
     (BASE.replace("solution: [echo hi]", "solution: []"), "task 'a': solution: needs at least 1"),
     (BASE.replace("{output: [hi]}", "{output: [42]}"),
      "task 'a': check.output.0: Input should be a valid string (got 42 - quote it)"),
-    (BASE.replace("{output: [hi]}", "{output: hi}"), "task 'a': check.output: Input should be a valid tuple (got 'hi')"),
-    (BASE.replace("{output: [hi]}", "{output: ['$ hi']}"), "task 'a': check.output: line '$ hi' starts with the prompt '$ '"),
+    (BASE.replace("{output: [hi]}", "{output: hi}"),
+     "task 'a': check.output: Input should be a valid tuple (got 'hi')"),
+    (BASE.replace("{output: [hi]}", "{output: ['$ hi']}"),
+     "task 'a': check.output: line '$ hi' starts with the prompt '$ '"),
     (BASE.replace("{output: [hi]}", "{output: ['', hi]}"),
      "task 'a': check.output: needs at least one line, and no blank first or last line"),
-    (BASE.replace("{output: [hi]}", "{output: [echo hi]}"), "task 'a': check.output: line 'echo hi' is also a line of the solution"),
+    (BASE.replace("{output: [hi]}", "{output: [echo hi]}"),
+     "task 'a': check.output: line 'echo hi' is also a line of the solution"),
     (BASE.replace("{output: [hi]}", "{verify: '  '}"), "task 'a': check.verify: is empty"),
     (BASE.replace("Print hi.", "Type echo hi please."), "task 'a': instruction: gives away the command 'echo hi'"),
     (BASE.replace("Print hi.", "''"), "task 'a': instruction: must be one non-empty line of at most 300 characters"),
@@ -170,13 +174,16 @@ def test_sampling_is_fixed_by_the_seed_and_stays_in_its_split() -> None:
 
 
 def test_the_command_line_summarises_a_suite_and_refuses_a_bad_one(tmp_path: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "harness_tower.tasks", "shell"], check=False, capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "harness_tower.tasks", "shell"],
+                        check=False, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
-    assert lines[0].startswith("suite shell v1: ") and [line.split(":")[0].strip() for line in lines[1:]] == list(SPLITS)
+    assert lines[0].startswith("suite shell v1: ")
+    assert [line.split(":")[0].strip() for line in lines[1:]] == list(SPLITS)
     bad = tmp_path / "bad.yaml"
     bad.write_text(BASE.replace("split: train", "split: dev"))
-    run = subprocess.run([sys.executable, "-m", "harness_tower.tasks", str(bad)], check=False, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "harness_tower.tasks", str(bad)],
+                         check=False, capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr == f"error: {bad}: task 'a': split: 'dev' is not one of 'train', 'validation' or 'test'\n"
 
@@ -299,7 +306,8 @@ tasks:
    check: {output: [hi]}, solution: [echo hi]}
 """, "broken.yaml")
     assert verify_suite(box, term, suite) == [
-        "task 'wrong-answer': solution: fails its own check (check.output: 'ho' was not printed by a submitted command)",
+        "task 'wrong-answer': solution: fails its own check "
+        "(check.output: 'ho' was not printed by a submitted command)",
         "task 'always': check: passes after a wrong command ('echo wrong')",
         "task 'no-recovery': solution: its first attempt alone already passes the check",
         "task 'bad-setup': setup.commands: exit status 9",

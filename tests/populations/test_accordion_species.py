@@ -221,7 +221,8 @@ def test_a_tower_expert_generates_with_the_trained_checkpoint(trial: tuple[EvalI
     ck = short_tmp / "trained.pt"
     ck.write_bytes(outcome.artifacts[CHECKPOINT_NAME])  # type: ignore[attr-defined]
     assert load_checkpoint(ck).meta["individual_id"] == "accordion-g000-000"
-    genome = TowerGenome(content_source="expert", backend="accordion", max_lines=4, backend_config={"max_tokens": 16, "temperature": 0})
+    genome = TowerGenome(content_source="expert", backend="accordion", max_lines=4,
+                         backend_config={"max_tokens": 16, "temperature": 0})
     result = evaluate(genome, depth=2, out_dir=short_tmp / "tower", timeout=120,
                       experts=ExpertEndpoints(accordion_checkpoint=str(ck)))  # the checkpoint: the trusted side's
     # a model trained for seconds writes noise: the tower is recorded and scored either way
