@@ -248,6 +248,10 @@ class KernelDB:
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def keys(self) -> list[Key]:
+        """The stored keys, least recently used first."""
+        return list(self._entries)
+
     def entry(self, key: Key) -> Entry | None:
         """The stored entry, without counting a lookup or touching its recency."""
         return self._entries.get(key)

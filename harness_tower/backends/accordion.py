@@ -111,6 +111,12 @@ def _model(path: str) -> Any:
         return _MODELS[path]
 
 
+def loaded() -> list[str]:
+    """The checkpoints this process has loaded (each once: a later request reuses it)."""
+    with _LOAD:
+        return sorted(_MODELS)
+
+
 def backend(config: Mapping[str, Any]) -> Any:
     """Inside a sandbox the request is relayed by the recorder (the evaluator has torch); else here."""
     from harness_tower.backends.relay import RelayBackend, in_sandbox

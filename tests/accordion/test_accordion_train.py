@@ -51,7 +51,7 @@ def test_plateau_triggers_mutation_then_growth() -> None:
     mc = t.model.config
     assert (mc.n_heads, mc.n_blocks, mc.d_model) == (2, 2, 48) and mc.generation == 3
     assert t.mutator.stats["mutations"] >= 1
-    assert all(k[1] == mc.generation for k in t.kernel_db._entries)  # type: ignore[union-attr]
+    assert all(k[1] == mc.generation for k in t.kernel_db.keys())  # type: ignore[union-attr]
     t.run(2)  # keeps training after every growth
     assert t.ema is not None and t.ema == t.ema
 

@@ -3,6 +3,7 @@ reason (the tower survives it); a hostile harness ends as a failed, timed-out or
 evaluation with its reason; the host is untouched and nothing is left running."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -30,6 +31,18 @@ def _attack(command: str, out: Path, isolation: str, timeout: float = 40) -> tup
     (task,) = result.tasks
     assert not task.passed
     return result.status, task.reason
+
+
+def _sandboxed_processes() -> int:
+    """Live processes of any sandbox (their environment carries a sandbox token)."""
+    n = 0
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                n += any(v.startswith(b"TOWER_SANDBOX=") for v in fh.read().split(b"\0"))
+        except OSError:  # gone, or not a process
+            pass
+    return n
 
 
 def _no_leftovers(out: Path) -> None:
@@ -132,7 +145,10 @@ def test_a_fork_bomb_does_not_starve_a_neighbouring_sandbox(short_tmp: Path) -> 
 
     thread = threading.Thread(target=bomb)
     thread.start()
-    time.sleep(1.0)  # the bomb is going off
+    deadline = time.monotonic() + 30
+    while _sandboxed_processes() < SMALL.processes // 2:  # the bomb is going off
+        assert time.monotonic() < deadline and thread.is_alive(), "the fork bomb never went off"
+        time.sleep(0.02)
     good = evaluate(TowerGenome(content_source="kernel"), depth=2, out_dir=short_tmp / "good", timeout=60,
                     limits=SMALL)
     thread.join()

@@ -388,7 +388,7 @@ def test_accordion_checkpoint_comes_from_the_trusted_side_only(short_tmp: Path) 
     value = box.handle(request(backend="accordion"))["value"]
     assert isinstance(value, str) and "\n" not in value
     assert box.usage()["expert_requests"] == 1 and box.usage()["expert_completion_tokens"] > 0
-    assert str(ck) in accordion._MODELS
+    assert str(ck) in accordion.loaded()
 
     # a harness naming a path learns nothing about it: the same refusal for any path
     answers = {refused(box, request(backend="accordion", checkpoint=p))
@@ -456,7 +456,8 @@ def test_expert_tower_on_evolve_serve_completes_and_a_rerun_hits_the_cache(
                                                            openai_retries=2)
         first = evaluate(genome, depth=2, out_dir=short_tmp / "a", timeout=120, experts=experts)
         # An untrained model writes noise: the evaluation is recorded and scored, and fails with the reason.
-        assert first.status in ("ok", "failed", "invalid") and first.trajectory is not None, first.error
+        assert first.status != "timeout" and first.trajectory is not None, first.error
+        assert (first.status == "ok") == (first.error is None)  # a failure says why
         assert first.metrics["commits@h2"] > 0 and first.metrics["keys_audit"] == 0  # type: ignore[operator]
         assert "expert backend" not in (first.error or ""), first.error
         m = first.metrics  # counted by the evaluating process's relay, not read from the work tree
@@ -544,7 +545,8 @@ def test_expert_tower_on_llama_cpp_completes_an_evaluation(llama_server: str, ex
     experts = ExpertEndpoints(openai_base_url=llama_server, openai_model="smollm2")
     result = evaluate(expert_genome(max_tokens=32), depth=2, out_dir=short_tmp / "llama", timeout=300,
                       experts=experts)
-    assert result.status in ("ok", "failed", "invalid") and result.trajectory is not None, result.error
+    assert result.status != "timeout" and result.trajectory is not None, result.error
+    assert (result.status == "ok") == (result.error is None)  # a failure says why
     assert "expert backend" not in (result.error or ""), result.error
     assert result.metrics["commits@h2"] > 0 and result.metrics["keys_audit"] == 0  # type: ignore[operator]
     assert "task_pass_rate" not in result.metrics  # no task sample: the task level had nothing to do

@@ -226,9 +226,10 @@ def test_a_tower_expert_generates_with_the_trained_checkpoint(trial: tuple[EvalI
     result = evaluate(genome, depth=2, out_dir=short_tmp / "tower", timeout=120,
                       experts=ExpertEndpoints(accordion_checkpoint=str(ck)))  # the checkpoint: the trusted side's
     # a model trained for seconds writes noise: the tower is recorded and scored either way
-    assert result.status in ("ok", "failed", "invalid") and result.trajectory is not None, result.error
+    assert result.status != "timeout" and result.trajectory is not None, result.error
+    assert (result.status == "ok") == (result.error is None)  # a failure says why
     assert "expert backend accordion" not in (result.error or "")
     assert result.metrics["commits@h2"] > 0 and result.metrics["keys_audit"] == 0  # type: ignore[operator]
-    assert str(ck) in accordion._MODELS  # the sandbox's requests were answered by this checkpoint, here
+    assert str(ck) in accordion.loaded()  # the sandbox's requests were answered by this checkpoint, here
     assert result.metrics["expert_requests"] >= 1  # counted by the evaluator's relay
     assert (result.trajectory / "h1.py").read_text() != render(genome, 1)  # not what retrieval would type
