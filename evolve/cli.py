@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, PermissionError]
     for mod, cls in (("evolve.errors", "EvolveError"), ("harness_tower.errors", "TowerError"),
-                     ("validators.errors", "ValidatorError"), ("accordion.errors", "AccordionError")):
+                     ("validators.errors", "ValidatorError"), ("accordion.errors", "AccordionError"),
+                     ("populations.errors", "SpeciesError")):
         try:
             errors.append(getattr(importlib.import_module(mod), cls))
         except (ImportError, AttributeError):

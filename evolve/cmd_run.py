@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
                 out.print(front_table(store, species={p.name: p.species for p in resolved.parts}))
             return 0
     else:
+        for part in resolved.parts:  # before anything is created: a bad suite is one line, no run
+            part.species.verify()
         run_id, run_dir = create_run(resolved, runs_root, run_id=args.run_id)
 
     address = choose_address(args.address, cfg.ray.address)

@@ -247,6 +247,29 @@ def verify_suite(box: Sandbox, term: ft.Terminal, suite: Suite) -> list[str]:
     return [problem for task in suite.tasks if (problem := verify_task(box, term, task)) is not None]
 
 
+def verify_once(suite: Suite, isolation: str = "auto") -> list[str]:
+    """`verify_in_sandbox`, remembered: a suite (its whole content, with this module's own
+    source: the checks' meaning) that verified cleanly here is not typed through again.
+    The mark lives in `TOWER_SUITE_CACHE` (default `~/.cache/harness-evolve/suites`; `off`
+    for none); a problem is never remembered."""
+    import hashlib
+    import os
+
+    where = os.environ.get("TOWER_SUITE_CACHE") or str(Path.home() / ".cache" / "harness-evolve" / "suites")
+    digest = hashlib.blake2b(suite.model_dump_json().encode() + Path(__file__).read_bytes(), digest_size=16)
+    mark = Path(where) / f"{suite.name}-{digest.hexdigest()}.ok"
+    if where != "off" and mark.is_file():
+        return []
+    problems = verify_in_sandbox(suite, isolation)
+    if not problems and where != "off":
+        try:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.write_text(f"{suite.name} v{suite.version}: {len(suite.tasks)} tasks verified\n", encoding="utf-8")
+        except OSError:
+            pass  # only a cache: verified again next time
+    return problems
+
+
 def verify_in_sandbox(suite: Suite, isolation: str = "auto") -> list[str]:
     """`verify_suite` in a sandbox of its own (nothing of it is kept)."""
     with tempfile.TemporaryDirectory(prefix="hes-suite-") as tmp:

@@ -197,6 +197,11 @@ class Species(ABC, Generic[G]):
         given the products of the species in `consumes` from earlier generations)."""
         return None
 
+    def verify(self) -> None:
+        """What must hold before a run starts and cannot be seen in the config alone (a
+        tower's suite: every reference solution passes its own check in a real terminal);
+        raises SpeciesError with one line. Nothing by default."""
+
     def held_out(self, split: str) -> list[HeldOut]:
         """The evaluations that together evaluate a genome on the whole held-out `split`
         (`validation`, `test`), their task results summed; [] for a species without held-out

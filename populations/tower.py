@@ -27,6 +27,7 @@ from harness_tower.genome import (
     TYPING_MODES,
     ExperienceEntry,
     TowerGenome,
+    default_experience,
     load_genome,
 )
 from harness_tower.slots import extract, generalise
@@ -71,7 +72,8 @@ class TowerSpecies(Species[TowerGenome]):
                  content_sources: Sequence[str] = ("literal", "kernel"),
                  typing_modes: Sequence[str] = TYPING_MODES, crossover_prob: float = 0.9,
                  mutations: dict[str, float] | None = None, max_mutations: int = 2,
-                 isolation: str = "auto", suite: str = "shell", tasks: int = 4) -> None:
+                 isolation: str = "auto", suite: str = "shell", tasks: int = 4,
+                 harvested: Sequence[str] = ()) -> None:
         if isolation not in ("auto", "bwrap", "process"):
             raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
@@ -102,7 +104,7 @@ class TowerSpecies(Species[TowerGenome]):
         self.tasks_per_evaluation = tasks
         self.run_seed = 0  # the run's seed (use_seed): with the generation, it draws the tasks
         self.seed_names, self.seed_genomes = _load_seeds(seeds)
-        self.library = _library(self.seed_genomes) + _task_rows(train)
+        self.library = _library(self.seed_genomes) + _task_rows(train) + _harvested_rows(harvested)
         self.mutation_names = [k for k, w in weights.items() if w > 0]
         self.mutation_weights = [weights[k] for k in self.mutation_names]
         self.experts: dict[str, Any] | None = None  # the run config's `experts:` section
@@ -129,6 +131,16 @@ class TowerSpecies(Species[TowerGenome]):
         for every individual of the generation (so that their pass rates compare)."""
         drawn = self.suite.sample(TRAIN, self.tasks_per_evaluation, f"{self.run_seed}:{generation}")
         return {"suite": self.suite.name, "split": TRAIN, "tasks": [t.id for t in drawn]}
+
+    def verify(self) -> None:
+        """The suite's reference solutions, typed into a sandboxed terminal, pass their checks
+        (and a wrong command fails them); remembered per suite content (`checks.verify_once`)."""
+        from harness_tower.checks import verify_once
+
+        problems = verify_once(self.suite, isolation=self.isolation)
+        if problems:
+            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+            raise SpeciesError(f"suite {problems[0]}{more}", species=self.name)
 
     def held_out(self, split: str) -> list[HeldOut]:
         """The split's tasks in evaluations of k (the search's own size, so that each keeps
@@ -320,6 +332,25 @@ def _task_rows(tasks: Sequence[Task]) -> list[tuple[str, ExperienceEntry]]:
         else:
             out.append(("command", ExperienceEntry(task.instruction, f"{task.id}: reference", " && ".join(lines))))
     return out + list(RECOVERY_ROWS)
+
+
+def _harvested_rows(paths: Sequence[str]) -> list[tuple[str, ExperienceEntry]]:
+    """The rows of experience files made by `evolve harvest` from real sessions."""
+    from harness_tower.harvest import HarvestError, load_experience
+
+    if isinstance(paths, str):
+        raise SpeciesError("harvested: give a list of experience files (from `evolve harvest`)", species="tower")
+    out: list[tuple[str, ExperienceEntry]] = []
+    for path in paths:
+        try:  # checked as a genome's experience is: a malformed row is one line naming it
+            raw = load_experience(path)["experience"]
+            given = {table: rows for table, rows in raw.items() if rows}
+            probe = {"decision": [e.to_list() for e in default_experience()["decision"]], **given}
+            rows = TowerGenome.from_dict({"experience": probe}).experience
+        except (HarvestError, GenomeError, AttributeError) as exc:
+            raise SpeciesError(f"harvested: {path}: {exc}", species="tower") from None
+        out.extend((table, e) for table, entries in sorted(rows.items()) if table in given for e in entries)
+    return out
 
 
 def _library(genomes: Sequence[TowerGenome]) -> list[tuple[str, ExperienceEntry]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_tower.genome import TowerGenome
+from harness_tower.genome import ExperienceEntry, TowerGenome
 from populations import make_species
 from populations.base import EvalItem
 from populations.errors import SpeciesError
@@ -149,3 +149,16 @@ def test_the_configured_isolation_is_the_one_evaluations_run_under(tmp_path: Pat
     g = species.seed_genomes[0]  # type: ignore[attr-defined]
     (out,) = species.evaluate([EvalItem("ind-1", g, g.hash(), 1)], workdir=tmp_path / "box", timeout=60, run_id="t")
     assert out.status == "ok" and out.isolation == "process", out.error
+
+
+def test_harvested_sessions_join_the_variation_library(tmp_path: Path) -> None:
+    import json
+
+    good, bad = tmp_path / "experience.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"experience": {"command": [["List what is here.", "seen", "ls -1", 2.0]]}}))
+    bad.write_text(json.dumps({"experience": {"command": [["List what is here.", 3, "ls", 1.0]]}}))
+    species = TowerSpecies(harvested=[str(good)])
+    assert ("command", ExperienceEntry("List what is here.", "seen", "ls -1", 2.0)) in species.library
+    assert not any(e.value == "ls -1" for _, e in TowerSpecies().library)
+    with pytest.raises(SpeciesError, match=r"harvested: .*bad.json: .*command\[0\]: query, key and value must be"):
+        TowerSpecies(harvested=[str(bad)])
