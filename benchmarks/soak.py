@@ -82,7 +82,7 @@ def honest(genome: TowerGenome, depth: int, timeout: float) -> Callable[[Path, s
         problems = basic_problems(result, isolation)
         if result.status != "ok":
             problems.append(f"status {result.status}")
-        want = {"untyped_chars": 0, "tamper": 0, "self_read": 0, "keys_audit": 0, "task_correct": 1,
+        want = {"untyped_chars": 0, "tamper": 0, "self_read": 0, "keys_audit": 0, "task_pass_rate": 1.0,
                 "audit_refusals": 0, "binding_refusals": 0}
         problems += [f"{k}={result.metrics.get(k)}" for k, v in want.items() if result.metrics.get(k) != v]
         return result, problems
@@ -92,7 +92,8 @@ def honest(genome: TowerGenome, depth: int, timeout: float) -> Callable[[Path, s
 def hostile(command: str, statuses: tuple[str, ...], says: str,
             check: Callable[[EvalResult], str | None] | None = None,
             ) -> Callable[[Path, str], tuple[EvalResult, list[str]]]:
-    """An old-soak adversary: h1 types `command` as its task (test_adversarial's expectations)."""
+    """An old-soak adversary: h1 types `command` as its task. As in test_adversarial, the tower
+    survives it (`statuses`) and the task fails with the reason its terminal showed (`says`)."""
     def run(out: Path, isolation: str) -> tuple[EvalResult, list[str]]:
         genome = typing_genome(command, max_iterations=3, settle_timeout=2)
         result = evaluate(genome, depth=1, out_dir=out, timeout=30 if ":|:" in command else 40,
@@ -100,7 +101,10 @@ def hostile(command: str, statuses: tuple[str, ...], says: str,
         problems = basic_problems(result, isolation)
         if result.status not in statuses:
             problems.append(f"status {result.status}, expected {' or '.join(statuses)}")
-        if says not in reason(result):
+        task = result.tasks[0] if result.tasks else None
+        if task is None or task.passed:
+            problems.append("the task did not fail")
+        if says not in reason(result) + (task.reason if task else ""):
             problems.append(f"reason lacks {says!r}")
         extra = check(result) if check else None
         return result, problems + ([extra] if extra else [])
@@ -113,12 +117,12 @@ def _history_intact(result: EvalResult) -> str | None:
 
 
 HOSTILE = {
-    "fork bomb": hostile(":(){ :|:& };:", ("failed", "timeout"), "resource limit: processes"),
-    "flood": hostile("yes | head -c 3000000", ("failed",), "terminal flooded: h1_writer produced"),
-    "write outside": hostile(f"echo pwned > {OUTSIDE}", ("failed",), "sandbox denied access outside the work tree",
+    "fork bomb": hostile(":(){ :|:& };:", ("ok", "timeout"), "resource limit: processes"),
+    "flood": hostile("yes | head -c 3000000", ("ok",), "terminal flooded: h1_writer produced"),
+    "write outside": hostile(f"echo pwned > {OUTSIDE}", ("ok",), "sandbox denied access outside the work tree",
                              lambda r: f"{OUTSIDE} written" if OUTSIDE.exists() else None),
-    "git rewrite": hostile("git reset --hard HEAD~2", ("failed",), "git directory is out of reach", _history_intact),
-    "direct tmux": hostile("tmux kill-server", ("failed",), "direct tmux access denied"),
+    "git rewrite": hostile("git reset --hard HEAD~2", ("ok",), "git directory is out of reach", _history_intact),
+    "direct tmux": hostile("tmux kill-server", ("ok",), "direct tmux access denied"),
 }
 
 
@@ -378,7 +382,7 @@ def main() -> None:
     for o in missed:
         print(f"  NOT CAUGHT {o.kind} {o.name} [{o.isolation}]: {o.label}; missed {o.problems}")
     print(f"every honest genome ok: {len(honest_runs) - len(honest_bad)}/{len(honest_runs)} ok with "
-          "untyped_chars, tamper, self_read, keys_audit, audit/binding refusals 0 and task_correct 1")
+          "untyped_chars, tamper, self_read, keys_audit, audit/binding refusals 0 and its task passed")
     for o in honest_bad:
         print(f"  NOT OK {o.name} [{o.isolation}]: {o.label}; {o.problems}")
     crashes = [o for o in outcomes if o.status == "crash"]
