@@ -128,13 +128,19 @@ def fronts(args: argparse.Namespace) -> int:
                                   f"(generations: 0..{last if last is not None else '-'})")
         rows = front_rows(store, args.generation, of=args.species)
         names = {p["species"]: [o["metric"] for o in p["objectives"]] for p in store.species()}
+        # objective vector -> the first individual there: copies say whose point they share
+        first_at: dict[tuple[object, ...], str] = {}
+        for r in rows:
+            r["same_as"] = first_at.setdefault(tuple(r["objectives"]), r["individual_id"])
+            if r["same_as"] == r["individual_id"]:
+                r["same_as"] = None
         if fmt == "json":
             for r in rows:
                 print(json.dumps({"species": r["species"], "individual_id": r["individual_id"],
                                   "generation": r["generation"],
                                   "objectives": dict(zip(names.get(r["species"], []), r["objectives"])),
                                   "crowding": r["crowding"], "trajectory": r["trajectory"],
-                                  "validation": r["validation"], "test": r["test"],
+                                  "validation": r["validation"], "test": r["test"], "same_as": r["same_as"],
                                   "genome": json.loads(r["genome"])}))
         elif fmt == "csv":  # one column per objective of every species shown; blank where not its own
             shown = [n for sp, ns in names.items() if any(r["species"] == sp for r in rows) for n in ns]

@@ -69,9 +69,12 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
     else:
         gen = generation if generation is not None else store.last_generation(run["run_id"])
     who = f"{of} " if of is not None and len(parts) > 1 else ""
-    title = f"Pareto front of {who}{run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s))"
+    points = distinct_points(rows)
+    title = (f"Pareto front of {who}{run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s) at "
+             f"{len(points)} distinct point(s))")
     table = Table(title=title, title_justify="left")
     table.add_column("individual", no_wrap=True)
+    table.add_column("n", justify="right")
     for o in part["objectives"]:
         arrow = "max ↑" if o["direction"] == "max" else "min ↓"
         table.add_column(f"{o['metric']}\n{arrow}", justify="right", overflow="fold", min_width=7)
@@ -80,10 +83,30 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
         table.add_column(f"{split}\npass rate", justify="right")
     table.add_column("crowding", justify="right")
     table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=28)
-    for r in rows:
-        table.add_row(r["individual_id"], *[fmt(v) for v in r["objectives"]], *[fmt(r[s], 3) for s in held],
-                      fmt(r["crowding"], 3), _describe(describer, r["genome"]))
+    for members in points:  # one row per objective vector: copies do not pad the front
+        first = members[0]
+        others = f" +{len(members) - 1}" if len(members) > 1 else ""
+        table.add_row(first["individual_id"] + others, str(len(members)), *[fmt(v) for v in first["objectives"]],
+                      *[_spread([m[split] for m in members]) for split in held],
+                      fmt(first["crowding"], 3), _describe(describer, first["genome"]))
     return table
+
+
+def distinct_points(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Front rows grouped by objective vector, in the order each vector first appears."""
+    groups: dict[tuple[object, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r["objectives"]), []).append(r)
+    return list(groups.values())
+
+
+def _spread(values: list[object]) -> str:
+    """One value, or the range the members of a point span (they may differ off the front's axes)."""
+    known = sorted(v for v in values if isinstance(v, int | float))
+    if not known:
+        return "-"
+    low, high = fmt(float(known[0]), 3), fmt(float(known[-1]), 3)
+    return low if low == high else f"{low}–{high}"
 
 
 def _describe(species: AnySpecies | None, genome_json: str) -> str:

@@ -25,6 +25,13 @@ def test_front_in_every_format_matches_the_store(tower_run: Path) -> None:
     assert sorted(r["individual_id"] for r in rows) == front
     assert all(set(r["objectives"]) == {"task_pass_rate", "syntax_ratio@h2", "max_diff_len@h2"} for r in rows)
     assert all(0.0 <= r["validation"] <= 1.0 and r["test"] is None for r in rows)
+    by_id = {r["individual_id"]: r for r in rows}
+    for r in rows:  # a copy names the first individual at its point; the first names none
+        leader = by_id[r["same_as"]] if r["same_as"] else r
+        assert leader["objectives"] == r["objectives"] and leader["same_as"] is None
+    points = {json.dumps(r["objectives"], sort_keys=True) for r in rows}
+    shown = evolve("fronts", str(tower_run))
+    assert f"{len(rows)} individual(s) at {len(points)} distinct point(s)" in shown.stdout.replace("\n", " ")
     as_csv = evolve("fronts", str(tower_run), "--format", "csv", "--species", "tower")
     table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert sorted(r["individual_id"] for r in table) == front
