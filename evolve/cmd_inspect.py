@@ -146,11 +146,12 @@ def fronts(args: argparse.Namespace) -> int:
             shown = [n for sp, ns in names.items() if any(r["species"] == sp for r in rows) for n in ns]
             columns = list(dict.fromkeys(shown))
             out = csv.writer(sys.stdout)
-            out.writerow(["species", "individual_id", "generation", *columns, "crowding", "trajectory", "genome"])
+            out.writerow(["species", "individual_id", "generation", *columns, "crowding", "same_as", "trajectory",
+                          "genome"])
             for r in rows:
                 mine = dict(zip(names.get(r["species"], []), r["objectives"]))
                 out.writerow([r["species"], r["individual_id"], r["generation"], *[mine.get(c, "") for c in columns],
-                              r["crowding"], r["trajectory"], r["genome"]])
+                              r["crowding"], r["same_as"] or "", r["trajectory"], r["genome"]])
         else:
             Console().print(front_table(store, args.generation, of=args.species))
     return 0
