@@ -35,6 +35,7 @@ class Evaluated:
     artifact: str | None = None  # where the files were written, relative to the run directory
     result_bytes: int = 0  # bundle and file bytes that travelled back through Ray
     tasks: list[dict[str, Any]] | None = None  # per task (a tower's `harness_tower.sample.TaskResult`)
+    reused_from: str | None = None  # an earlier individual with the same genome and context: its result
 
 
 def receive(outcome: Outcome, run_dir: Path, lost: LostSink) -> Evaluated:

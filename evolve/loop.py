@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -61,6 +61,9 @@ if TYPE_CHECKING:
     from evolve.cluster import ClusterInfo
 
 STATUS_FILE = "status.json"
+# Results that say something about the genome (ok, or invalid: it broke a rule), unlike a
+# failure or a timeout, which may be the node's: only those serve a duplicate.
+REUSABLE = ("ok", "invalid")
 
 
 @dataclass
@@ -177,6 +180,8 @@ class Engine:
         self._to_stage: list[tuple[int, Candidate, Evaluated]] = []  # landed, not yet staged
         self._pending: list[GenerationRecord] = []  # whole generations not yet committed
         self._checkpoint: SavedState | None = None  # taken, not yet committed
+        # results by (genome hash, context): a genome is evaluated once per context, whoever carries it
+        self._results: dict[tuple[str, str], Evaluated] = {}
         # validation results by genome hash: a genome is validated once, whoever carries it
         self._validated: dict[str, tuple[HeldOutRow, list[TaskResultRow]]] = {}
         self._validated_ids: set[str] = set()  # individuals with a validation result (reused ones too)
@@ -193,6 +198,7 @@ class Engine:
             raise EvolveError(f"{len(pools)} pool(s) for {len(self.lanes)} species")
         self.pools = list(pools)
         self.state = self._load_state()
+        self._results = self._stored_results()
         self._validated = self._stored_validation()
         self._validated_ids = {r[0] for r in self.store.query(
             "SELECT individual_id FROM held_out WHERE run_id = ? AND split = ?", [self.run_id, VALIDATION])}
@@ -239,9 +245,9 @@ class Engine:
                 return False
         batches = [b for b in asked if b is not None]
         with self._timed("evaluate"):
-            results, reused = self._evaluate(g, batches)
+            results, reused, duplicates = self._evaluate(g, batches)
         with self._timed("tell"):
-            records = [self._tell(b, results, reused, t0) for b in batches]
+            records = [self._tell(b, results, reused, duplicates, t0) for b in batches]
         with self._timed("validate"):
             self._validate(g, batches, records)
         self.state.generation = g + 1
@@ -269,9 +275,12 @@ class Engine:
         return Asked(lane, off, cands)
 
     # --- evaluate ------------------------------------------------------------------------------
-    def _evaluate(self, g: int, batches: list[Asked]) -> tuple[dict[str, tuple[Evaluated, Scored]], set[str]]:
-        """Every candidate's evaluation, scored: those staged before a restart (their ids
-        returned as `reused`), then the rest from the pools, staged as they land."""
+    def _evaluate(self, g: int, batches: list[Asked]
+                  ) -> tuple[dict[str, tuple[Evaluated, Scored]], set[str], set[str]]:
+        """Every candidate's evaluation, scored: those staged before a restart, those whose
+        genome was evaluated before with the same context (its result, marked), then the rest
+        from the pools, staged as they land. Also: the ids staged before a restart, and the
+        duplicates."""
         by_id = {c.id: (b.lane, c) for b in batches for c in b.cands}
         results: dict[str, tuple[Evaluated, Scored]] = {}
         for row in self.store.staged(self.run_id, g) if g <= self._staged_until else []:
@@ -283,14 +292,32 @@ class Engine:
         if reused:
             self._event("reused", f"{len(reused)} evaluation(s) staged before the restart are kept", generation=g)
         work = []
+        keys: dict[str, tuple[str, str]] = {}  # candidate -> (genome hash, context) when its result may serve again
+        duplicates: set[str] = set()
         for b, pool in zip(batches, self.pools):
             species = b.lane.part.species
             context = self._context(b.lane, g) if species.consumes else species.context(g, ())
-            work.append((pool, [EvalItem(c.id, c.genome, c.hash, c.seed, context)
-                                for c in b.cands if c.id not in results]))
+            ctx = None if species.consumes else _context_key(context)
+            items = []
+            for c in b.cands:
+                if c.id in results:
+                    continue
+                if ctx is not None:
+                    keys[c.id] = (c.hash, ctx)
+                    earlier = self._results.get(keys[c.id])
+                    if earlier is not None:  # evaluated before with this context: no work twice
+                        same = replace(earlier, individual_id=c.id, wall_seconds=0.0, reused_from=earlier.individual_id)
+                        results[c.id] = (same, self._score(b.lane, same))
+                        duplicates.add(c.id)
+                        continue
+                items.append(EvalItem(c.id, c.genome, c.hash, c.seed, context))
+            work.append((pool, items))
+        if duplicates:
+            self._event("duplicates", f"{len(duplicates)} genome(s) evaluated before with the same context: "
+                                      "their results are kept, marked reused_from", generation=g)
         size = len(by_id)
-        self.observer.generation_started(g, size, len(reused))
-        self._live = {"evaluated": len(reused), "failed": 0, "size": size}
+        self.observer.generation_started(g, size, len(reused) + len(duplicates))
+        self._live = {"evaluated": len(reused) + len(duplicates), "failed": 0, "size": size}
         self._write_status("running")
         self.cadence.generation_started()
         try:
@@ -301,6 +328,8 @@ class Engine:
                 if self.cadence.stage_now(result.wall_seconds):
                     self._flush_stage()
                 scored = results[cand.id] = (result, self._score(lane, result))
+                if cand.id in keys and result.status in REUSABLE:
+                    self._results.setdefault(keys[cand.id], result)
                 self._live["evaluated"] += 1
                 if result.status != "ok":
                     self._live["failed"] += 1
@@ -312,7 +341,10 @@ class Engine:
             self._flush_stage()
             raise
         self._to_stage.clear()  # the generation's commit stores them all
-        return results, reused
+        for cid in reused:  # staged before a restart: they may serve again too
+            if cid in keys and results[cid][0].status in REUSABLE:
+                self._results.setdefault(keys[cid], results[cid][0])
+        return results, reused, duplicates
 
     def _context(self, lane: Lane, g: int) -> object:
         """What the species makes of the other species' products before generation g; shipped
@@ -355,7 +387,7 @@ class Engine:
 
     # --- tell -----------------------------------------------------------------------------------
     def _tell(self, b: Asked, results: Mapping[str, tuple[Evaluated, Scored]], reused: set[str],
-              t0: float) -> GenerationRecord:
+              duplicates: set[str], t0: float) -> GenerationRecord:
         """Hand the species' scored offspring to pymoo; the generation's rows."""
         from evolve.selection import fronts, hypervolume
 
@@ -366,11 +398,12 @@ class Engine:
         rank, crowding = fronts(algorithm)
         hv = hypervolume(pop.get("F").astype(float), pop.get("CV")[:, 0].astype(float), lane.part.ref_point)
         n_reused = sum(c.id in reused for c in b.cands)
+        n_dup = sum(c.id in duplicates for c in b.cands)
         failed = sum(results[c.id][0].status != "ok" for c in b.cands)
         species = lane.part.species
         return GenerationRecord(
-            GenerationRow(g, lane.key, hv, len(b.cands) - n_reused, failed, n_reused, len(pop), int(np.sum(rank == 0)),
-                          time.monotonic() - t0),
+            GenerationRow(g, lane.key, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
+                          int(np.sum(rank == 0)), time.monotonic() - t0, n_dup),
             individuals=[IndividualRow(c.id, lane.key, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
@@ -429,6 +462,38 @@ class Engine:
         best = max(h.pass_rate for rec in records for h in rec.held_out)
         self._event("validated", f"{n} front member(s) on the {VALIDATION} split; best pass rate {best:.3f}",
                     generation=g)
+
+    def _stored_results(self) -> dict[tuple[str, str], Evaluated]:
+        """What earlier sessions of the run evaluated, by (genome hash, context): a resumed run
+        evaluates no genome twice either."""
+        out: dict[tuple[str, str], Evaluated] = {}
+        rows = self.store.query(
+            """SELECT i.species, e.generation, i.hash, e.individual_id, e.status, e.metrics, e.error, e.wall_seconds,
+                      e.node, e.attempts, e.isolation, e.trajectory, e.artifact, e.result_bytes
+               FROM evaluations e JOIN individuals i USING (run_id, individual_id)
+               WHERE e.run_id = ? AND e.reused_from IS NULL AND list_contains(?, e.status)
+               ORDER BY e.generation, e.individual_id""", [self.run_id, list(REUSABLE)])
+        if not rows:
+            return out
+        tasks: dict[str, list[dict[str, Any]]] = {}
+        for ind, split, task_id, tier, passed, reason, typed, seconds in self.store.query(
+                """SELECT individual_id, split, task_id, tier, passed, reason, typed, seconds FROM task_results
+                   WHERE run_id = ? AND split = 'train' ORDER BY individual_id, task_id""", [self.run_id]):
+            tasks.setdefault(ind, []).append({"task_id": task_id, "split": split, "tier": tier, "passed": passed,
+                                              "reason": reason, "typed": typed, "seconds": seconds})
+        lanes = {lane.key: lane for lane in self.lanes}
+        contexts: dict[tuple[str, int], str | None] = {}
+        for species, g, hash_, ind, status, metrics, error, wall, node, attempts, isolation, traj, art, size in rows:
+            lane = lanes.get(species)
+            if lane is None or lane.part.species.consumes:
+                continue
+            if (species, g) not in contexts:
+                contexts[species, g] = _context_key(lane.part.species.context(g, ()))
+            ctx = contexts[species, g]
+            if ctx is not None:
+                out.setdefault((hash_, ctx), Evaluated(ind, status, json.loads(metrics), error, wall, node, attempts,
+                                                       isolation, traj, art, size, tasks.get(ind)))
+        return out
 
     def _stored_validation(self) -> dict[str, tuple[HeldOutRow, list[TaskResultRow]]]:
         """What earlier sessions of the run validated, by genome hash (a resumed run never
@@ -592,7 +657,15 @@ def _evaluation_row(g: int, r: Evaluated, s: Scored) -> EvaluationRow:
     cv = s.CV
     return EvaluationRow(r.individual_id, g, r.status, s.values, metrics_json(r.metrics), s.G[1:].tolist(), cv,
                          cv <= 0, s.note, r.wall_seconds, r.node, r.trajectory, r.error, r.attempts,
-                         r.result_bytes, r.artifact, r.isolation)
+                         r.result_bytes, r.artifact, r.isolation, r.reused_from)
+
+
+def _context_key(context: object) -> str | None:
+    """The context as canonical JSON, or None when it is not JSON (then nothing is reused)."""
+    try:
+        return json.dumps(context, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
 
 
 def _dumps(state: EngineState) -> bytes:

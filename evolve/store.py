@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     result_bytes  BIGINT NOT NULL,          -- trajectory bundle bytes sent back through Ray
     artifact      VARCHAR,                  -- files kept under the run directory (a checkpoint)
     isolation     VARCHAR,                  -- sandbox isolation it ran under (bwrap | process; towers)
+    reused_from   VARCHAR,                  -- the same genome, evaluated earlier with the same context:
+                                            -- its result, not evaluated again
     PRIMARY KEY (run_id, individual_id)
 );
 CREATE TABLE IF NOT EXISTS fronts (
@@ -98,6 +100,7 @@ CREATE TABLE IF NOT EXISTS generations (
     evaluations   INTEGER NOT NULL,
     failed        INTEGER NOT NULL,
     reused        INTEGER NOT NULL,         -- staged before a resume, not evaluated again
+    duplicates    INTEGER NOT NULL,         -- genomes evaluated before in the run: their results kept
     population    INTEGER NOT NULL,
     front_size    INTEGER NOT NULL,
     wall_seconds  DOUBLE NOT NULL,
@@ -263,6 +266,7 @@ class EvaluationRow:
     result_bytes: int
     artifact: str | None
     isolation: str | None
+    reused_from: str | None = None
 
 
 @dataclass(slots=True)
@@ -284,6 +288,7 @@ class GenerationRow:
     population: int
     front_size: int
     wall_seconds: float
+    duplicates: int = 0
 
 
 @dataclass(slots=True)
