@@ -393,6 +393,7 @@ class Engine:
 
         g, lane = self.generation, b.lane
         self._tell_pymoo(lane, b.off, [results[c.id][1] for c in b.cands])
+        self._learn(lane, b.cands, {c.id: results[c.id][0].tasks for c in b.cands})
         algorithm = self.state.species[lane.key].algorithm
         pop = algorithm.pop
         rank, crowding = fronts(algorithm)
@@ -512,6 +513,15 @@ class Engine:
             out[hash_] = (HeldOutRow(*row), [TaskResultRow(*t) for t in tasks])
         return out
 
+    def _learn(self, lane: Lane, cands: Sequence[Candidate],
+               tasks: Mapping[str, Sequence[Mapping[str, Any]] | None]) -> None:
+        """Each candidate's children start from what it learned from its own per-task results,
+        where its species learns (`Species.learn`; a tower's credit assignment)."""
+        species = lane.part.species
+        for c in cands:
+            mine = tasks.get(c.id)
+            c.heir = species.learn(c.genome, mine) if mine else None
+
     def _tell_pymoo(self, lane: Lane, off: Population, scored: Sequence[Scored]) -> None:
         from evolve.selection import tell
 
@@ -614,6 +624,14 @@ class Engine:
             part = lane.part
             self._tell_pymoo(lane, batch.off, [score(r[3], json.loads(r[4]), part.objectives, part.constraints)
                                                for r in rows])
+            tasks: dict[str, list[dict[str, Any]]] = {}
+            for ind, task_id, passed, typed in self.store.query(
+                    """SELECT t.individual_id, t.task_id, t.passed, t.typed
+                       FROM task_results t JOIN individuals i USING (run_id, individual_id)
+                       WHERE t.run_id = ? AND i.generation = ? AND i.species = ? AND t.split = 'train'
+                       ORDER BY t.individual_id, t.task_id""", [self.run_id, g, lane.key]):
+                tasks.setdefault(ind, []).append({"task_id": task_id, "passed": passed, "typed": typed})
+            self._learn(lane, cands, tasks)  # as the live run did: the next ask must be the same
         self.state.generation = g + 1
 
     # --- events, status, timings ----------------------------------------------------------------

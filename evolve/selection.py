@@ -66,7 +66,7 @@ class SpeciesCrossover(Crossover):
             **kwargs: object) -> np.ndarray:
         _, n_matings, _ = X.shape  # (n_parents, n_matings, n_var=1)
         A, B = X[0, :, 0], X[1, :, 0]
-        children = self.species.mate([(a.genome, b.genome) for a, b in zip(A, B)], random_state)
+        children = self.species.mate([(a.parent_genome, b.parent_genome) for a, b in zip(A, B)], random_state)
         Y = np.empty((2, n_matings, 1), dtype=object)
         for k, (c1, c2) in enumerate(children):
             parents = (A[k].id, B[k].id)
@@ -85,7 +85,7 @@ class SpeciesMutation(Mutation):
     def _do(self, problem: Problem, X: np.ndarray, *args: object, random_state: np.random.Generator,
             **kwargs: object) -> np.ndarray:
         cands: list[Candidate] = list(X[:, 0])
-        genomes = self.species.mutate([c.genome for c in cands], random_state)
+        genomes = self.species.mutate([c.parent_genome for c in cands], random_state)
         out = []
         parents: tuple[str, ...]
         for c, g in zip(cands, genomes):

@@ -65,6 +65,14 @@ class Candidate:
     seed: int = 0
     origin: str = "sample"  # sample | crossover | mutation | crossover+mutation
     canonical: str = ""  # the genome's canonical JSON, kept once computed (not pickled)
+    # what its children start from once it has learned from its own evaluation
+    # (`Species.learn`); None: its genome
+    heir: Any = None
+
+    @property
+    def parent_genome(self) -> Any:
+        """The genome variation reads when this candidate is a parent."""
+        return self.genome if self.heir is None else self.heir
 
     @classmethod
     def of(cls, species: Species[Any], genome: Any, parents: tuple[str, ...] = (),
@@ -195,6 +203,11 @@ class Species(ABC, Generic[G]):
     def context(self, generation: int, products: Sequence[Product]) -> Any:
         """What every evaluation of `generation` needs besides its genome (runs on the driver,
         given the products of the species in `consumes` from earlier generations)."""
+        return None
+
+    def learn(self, genome: G, tasks: Sequence[Mapping[str, Any]]) -> G | None:
+        """Learning inside a run: the genome this one's children should start from, given its
+        per-task results (`Outcome.tasks`), or None to leave it as it is (the default)."""
         return None
 
     def verify(self) -> None:

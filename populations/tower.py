@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from harness_tower.genome import (
     default_experience,
     load_genome,
 )
-from harness_tower.slots import extract, generalise
+from harness_tower.slots import extract, fill, generalise
 from harness_tower.tasks import Task, load_suite
 from populations.base import EvalItem, HeldOut, Outcome, Species, py_random
 from populations.errors import SpeciesError
@@ -73,7 +74,7 @@ class TowerSpecies(Species[TowerGenome]):
                  typing_modes: Sequence[str] = TYPING_MODES, crossover_prob: float = 0.9,
                  mutations: dict[str, float] | None = None, max_mutations: int = 2,
                  isolation: str = "auto", suite: str = "shell", tasks: int = 4,
-                 harvested: Sequence[str] = ()) -> None:
+                 harvested: Sequence[str] = (), credit: float = 0.0) -> None:
         if isolation not in ("auto", "bwrap", "process"):
             raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
@@ -102,6 +103,9 @@ class TowerSpecies(Species[TowerGenome]):
             raise SpeciesError(f"tasks must be an integer in 1..{len(train)} (the suite's {TRAIN} split), "
                                f"got {tasks!r}", species=self.name)
         self.tasks_per_evaluation = tasks
+        if not isinstance(credit, int | float) or isinstance(credit, bool) or not 0.0 <= credit <= 1.0:
+            raise SpeciesError(f"credit must be a learning rate in 0..1 (0: off), got {credit!r}", species=self.name)
+        self.credit = float(credit)
         self.run_seed = 0  # the run's seed (use_seed): with the generation, it draws the tasks
         self.seed_names, self.seed_genomes = _load_seeds(seeds)
         self.library = _library(self.seed_genomes) + _task_rows(train) + _harvested_rows(harvested)
@@ -131,6 +135,40 @@ class TowerSpecies(Species[TowerGenome]):
         for every individual of the generation (so that their pass rates compare)."""
         drawn = self.suite.sample(TRAIN, self.tasks_per_evaluation, f"{self.run_seed}:{generation}")
         return {"suite": self.suite.name, "split": TRAIN, "tasks": [t.id for t in drawn]}
+
+    def learn(self, genome: TowerGenome, tasks: Sequence[Mapping[str, Any]]) -> TowerGenome | None:
+        """Credit assignment (the numeric channel of learning inside a run): a command row that
+        served a task — its template, filled from that task's instruction, is a line H1 typed
+        for it — has its weight multiplied by (1 + credit) for each task that passed and by
+        (1 - credit) for each that failed (so a row typed for every task, right or wrong, loses);
+        the children start from the result. Rows that served nothing keep their weight. None
+        when `credit` is 0 or nothing changed."""
+        if self.credit <= 0.0:
+            return None
+        served: list[tuple[set[str], bool, str]] = []  # per task: the lines typed, whether it passed, what was asked
+        for t in tasks:
+            try:
+                instruction = self.suite.task(str(t["task_id"])).instruction
+            except (TowerError, KeyError):
+                continue  # a task not of this suite teaches nothing
+            lines = {line.strip() for line in str(t.get("typed", "")).split("\n") if line.strip()}
+            served.append((lines, bool(t.get("passed")), instruction))
+        rows, changed = [], False
+        for row in genome.experience.get("command", ()):
+            wins = losses = 0
+            for lines, passed, instruction in served:
+                line = fill(row.value, extract(instruction))
+                if line is not None and line.strip() in lines:
+                    wins, losses = (wins + 1, losses) if passed else (wins, losses + 1)
+            if wins or losses:  # a row typed for everything loses: (1 + c)(1 - c) < 1
+                factor = (1.0 + self.credit) ** wins * (1.0 - self.credit) ** losses
+                weight = round(min(MAX_WEIGHT, max(MIN_WEIGHT, row.weight * factor)), 6)
+                changed |= weight != row.weight
+                row = replace(row, weight=weight)
+            rows.append(row)
+        if not changed:
+            return None
+        return replace(genome, experience={**genome.experience, "command": tuple(rows)})
 
     def verify(self) -> None:
         """The suite's reference solutions, typed into a sandboxed terminal, pass their checks
@@ -310,6 +348,8 @@ def _load_seeds(seeds: Sequence[str] | None) -> tuple[list[str], list[TowerGenom
             raise SpeciesError(f"seeds: {exc}", species="tower") from None
     return [p.stem for p in paths], genomes
 
+
+MIN_WEIGHT, MAX_WEIGHT = 0.05, 20.0  # what credit assignment keeps a row's weight within
 
 # Rows a task level may learn to want, whatever the task: what to do when the screen shows an error.
 RECOVERY_ROWS = tuple(("decision", ExperienceEntry(shown, "an error on the screen", "text:fix it"))

@@ -162,3 +162,25 @@ def test_harvested_sessions_join_the_variation_library(tmp_path: Path) -> None:
     assert not any(e.value == "ls -1" for _, e in TowerSpecies().library)
     with pytest.raises(SpeciesError, match=r"harvested: .*bad.json: .*command\[0\]: query, key and value must be"):
         TowerSpecies(harvested=[str(bad)])
+
+
+def test_credit_assignment_moves_the_weights_of_the_rows_that_served_a_task() -> None:
+    species = TowerSpecies(seeds=["literal_line"], credit=0.5)
+    genome = species.seed_genomes[0]
+    tasks = [{"task_id": "print-hello-world", "passed": True, "typed": "echo hello world\n"},
+             # the row `grep -c ERROR {file}`, filled from this instruction, is what was typed: it failed
+             {"task_id": "text-count-errors", "passed": False, "typed": "grep -c ERROR app.log\n"},
+             {"task_id": "print-sum", "passed": False, "typed": ""}]  # nothing typed: no row to blame
+    learned = species.learn(genome, tasks)
+    assert learned is not None
+    before = {e.value: e.weight for e in genome.experience["command"]}
+    after = {e.value: e.weight for e in learned.experience["command"]}
+    assert after["echo hello world"] == before["echo hello world"] * 1.5
+    assert after["grep -c ERROR {file}"] == before["grep -c ERROR {file}"] * 0.5
+    assert {v: w for v, w in after.items() if v not in ("echo hello world", "grep -c ERROR {file}")} == {
+        v: w for v, w in before.items() if v not in ("echo hello world", "grep -c ERROR {file}")}
+    assert learned.experience["decision"] == genome.experience["decision"]
+    assert TowerSpecies(seeds=["literal_line"]).learn(genome, tasks) is None  # credit 0: off
+    assert species.learn(genome, tasks[2:]) is None  # nothing served: nothing learned
+    with pytest.raises(SpeciesError, match="credit must be a learning rate in 0..1"):
+        TowerSpecies(credit=2)

@@ -1,0 +1,54 @@
+"""Learning inside a run: children start from what their parents learned from their own tasks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evolve.config import parse_config, resolve
+from evolve.loop import run_evolution
+from evolve.runs import create_run
+from evolve.store import Store
+
+pytestmark = [pytest.mark.ray, pytest.mark.tmux, pytest.mark.slow]
+
+SUITE = """
+name: learn
+version: 1
+tasks:
+- {id: hello, instruction: "Print the words hello world.", split: train, tier: 1,
+   check: {output: [hello world]}, solution: [echo hello world]}
+- {id: seven, instruction: "Print the number 7.", split: train, tier: 1,
+   check: {output: ["7"]}, solution: [echo 7]}
+- {id: bye, instruction: "Print the words good bye.", split: validation, tier: 1,
+   check: {output: [good bye]}, solution: [echo good bye]}
+"""
+
+
+def _weights(genome_json: str) -> set[float]:
+    return {row[3] for row in json.loads(genome_json)["experience"]["command"]}
+
+
+def test_children_inherit_the_weights_their_parents_learned(ray_local: object, tmp_path: Path) -> None:
+    (tmp_path / "learn.yaml").write_text(SUITE, encoding="utf-8")
+    # only change_chunk mutates, and crossover moves whole rows: a weight no genome of generation 0
+    # holds can only come from credit assignment
+    cfg = parse_config({
+        "name": "learn", "seed": 2, "generations": 2,
+        "species": {"name": "tower", "params": {"depth": 1, "tasks": 2, "suite": str(tmp_path / "learn.yaml"),
+                                                "credit": 0.5, "mutations": {"change_chunk": 1.0}}},
+        "population": {"size": 4},
+        "objectives": [{"metric": "task_pass_rate", "direction": "max", "ref": 0.0}],
+        "evaluation": {"timeout": 60, "actors": 2, "validation": False}})
+    resolved = resolve(cfg)
+    run_id, run_dir = create_run(resolved, tmp_path / "runs", run_id="learn")
+    assert run_evolution(resolved, run_id, run_dir).status == "finished"
+    with Store.open(run_dir, read_only=True) as store:
+        genomes = store.query("SELECT generation, genome FROM individuals ORDER BY individual_id")
+        passed = store.query("SELECT count(*) FROM task_results WHERE passed AND split = 'train'")[0][0]
+    first = set().union(*(_weights(g) for gen, g in genomes if gen == 0))
+    later = set().union(*(_weights(g) for gen, g in genomes if gen == 1))
+    assert passed > 0  # the seeds print hello world: that row served a passed task
+    assert later - first, "no learned weight reached a child"
+    assert later - first <= {w * f for w in first for f in (1.5, 0.5, 2.25, 0.25, 0.75)}
