@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "evolve.cmd_run",
     "evolve.cmd_inspect",
     "evolve.cmd_test",
+    "evolve.cmd_compare",
     "evolve.cmd_replay",
     "evolve.cmd_report",
     "evolve.cmd_expert",
