@@ -45,6 +45,7 @@ from evolve.store import (
     GenerationRow,
     HeldOutRow,
     IndividualRow,
+    ProposalRow,
     SavedState,
     StagedRow,
     Store,
@@ -147,6 +148,7 @@ class Asked:
     lane: Lane
     off: Population
     cands: list[Candidate]
+    proposals: list[ProposalRow] = field(default_factory=list)  # reflective mutation's, for these
 
 
 class Engine:
@@ -272,7 +274,13 @@ class Engine:
         for k, (c, seed) in enumerate(zip(cands, seeds)):
             c.id = lane.prefix + individual_id(self.generation, k)
             c.seed = seed
-        return Asked(lane, off, cands)
+        asked = {c.hash for c in cands}
+        proposals = [ProposalRow(self.generation, lane.key, k, p.parent, p.task_id, p.backend, p.prompt[:4000],
+                                 p.answer[:4000], p.seconds, p.tokens,
+                                 json.dumps(p.row.to_list()) if p.row is not None else None, p.reason, p.child,
+                                 p.child in asked)
+                     for k, p in enumerate(lane.part.species.take_proposals())]
+        return Asked(lane, off, cands, proposals)
 
     # --- evaluate ------------------------------------------------------------------------------
     def _evaluate(self, g: int, batches: list[Asked]
@@ -410,6 +418,7 @@ class Engine:
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
             fronts=[FrontRow(g, ind.X[0].id, int(r), None if np.isnan(cd) else float(cd))
                     for ind, r, cd in zip(pop, rank, crowding)],
+            proposals=b.proposals,
             tasks=[task_row(c.id, g, t) for c in b.cands for t in results[c.id][0].tasks or ()])
 
     # --- validate --------------------------------------------------------------------------------

@@ -155,6 +155,24 @@ CREATE TABLE IF NOT EXISTS held_out (
     reused_from   VARCHAR,                  -- an individual with the same genome, whose result this is
     PRIMARY KEY (run_id, individual_id, split)
 );
+CREATE TABLE IF NOT EXISTS proposals (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,         -- the generation whose offspring it was made for
+    species       VARCHAR NOT NULL,
+    seq           INTEGER NOT NULL,         -- order within the generation
+    parent        VARCHAR NOT NULL,         -- hash of the genome reflected on
+    task_id       VARCHAR NOT NULL,         -- the failed task it answers
+    backend       VARCHAR NOT NULL,         -- retrieval | openai
+    prompt        VARCHAR NOT NULL,
+    answer        VARCHAR NOT NULL,
+    seconds       DOUBLE NOT NULL,
+    tokens        INTEGER NOT NULL,
+    row           JSON,                     -- the proposed experience row; NULL when refused
+    reason        VARCHAR NOT NULL,         -- what it became, or why it was refused
+    child         VARCHAR,                  -- hash of the child it made
+    used          BOOLEAN NOT NULL,         -- that child was among the offspring evaluated
+    PRIMARY KEY (run_id, species, generation, seq)
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id        VARCHAR PRIMARY KEY,
     generation    INTEGER NOT NULL,         -- the next generation to ask for
@@ -318,6 +336,24 @@ class HeldOutRow:
     reused_from: str | None
 
 
+@dataclass(slots=True)
+class ProposalRow:
+    generation: int
+    species: str
+    seq: int
+    parent: str
+    task_id: str
+    backend: str
+    prompt: str
+    answer: str
+    seconds: float
+    tokens: int
+    row: str | None  # JSON
+    reason: str
+    child: str | None
+    used: bool
+
+
 @dataclass(frozen=True)
 class StagedRow:
     generation: int
@@ -337,7 +373,8 @@ class SavedState:
 
 # What DuckDB cannot infer from the Python value bound to a column (by column name).
 CASTS = {"genome": "::JSON", "parents": "::VARCHAR[]", "seed": "::UBIGINT", "objectives": "::DOUBLE[]",
-         "metrics": "::JSON", "constraints": "::DOUBLE[]", "crowding": "::DOUBLE", "hypervolume": "::DOUBLE"}
+         "metrics": "::JSON", "constraints": "::DOUBLE[]", "crowding": "::DOUBLE", "hypervolume": "::DOUBLE",
+         "row": "::JSON"}
 
 
 @dataclass
@@ -350,6 +387,7 @@ class GenerationRecord:
     fronts: list[FrontRow]  # the surviving population
     tasks: list[TaskResultRow] = field(default_factory=list)  # per task of every evaluation on tasks
     held_out: list[HeldOutRow] = field(default_factory=list)  # new front members on the validation split
+    proposals: list[ProposalRow] = field(default_factory=list)  # reflective mutation's, for this offspring
 
 
 class Store:
@@ -479,6 +517,7 @@ class Store:
             self._insert("fronts", [r for rec in recs for r in rec.fronts], constants)
             self._insert("task_results", [r for rec in recs for r in rec.tasks], constants)
             self._insert("held_out", [r for rec in recs for r in rec.held_out], constants)
+            self._insert("proposals", [r for rec in recs for r in rec.proposals], constants)
             self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",

@@ -21,11 +21,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from populations.objectives import Constraint
+
+if TYPE_CHECKING:
+    from populations.reflect import Proposal
 
 G = TypeVar("G")
 
@@ -209,6 +212,11 @@ class Species(ABC, Generic[G]):
         """Learning inside a run: the genome this one's children should start from, given its
         per-task results (`Outcome.tasks`), or None to leave it as it is (the default)."""
         return None
+
+    def take_proposals(self) -> list[Proposal]:
+        """The reflective-mutation proposals made since the last call (`populations.reflect`),
+        for the engine to store; [] for a species that does not reflect (the default)."""
+        return []
 
     def verify(self) -> None:
         """What must hold before a run starts and cannot be seen in the config alone (a

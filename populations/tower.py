@@ -37,6 +37,7 @@ from populations.base import EvalItem, HeldOut, Outcome, Species, py_random
 from populations.errors import SpeciesError
 from populations.objectives import Constraint
 from populations.operators import crossover, mutation
+from populations.reflect import BACKENDS, Proposal, Reflector, attempts_of
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
 BUNDLE_TIMEOUT = 120.0
@@ -74,7 +75,8 @@ class TowerSpecies(Species[TowerGenome]):
                  typing_modes: Sequence[str] = TYPING_MODES, crossover_prob: float = 0.9,
                  mutations: dict[str, float] | None = None, max_mutations: int = 2,
                  isolation: str = "auto", suite: str = "shell", tasks: int = 4,
-                 harvested: Sequence[str] = (), credit: float = 0.0) -> None:
+                 harvested: Sequence[str] = (), credit: float = 0.0, reflection: float = 0.0,
+                 reflection_backend: str = "retrieval") -> None:
         if isolation not in ("auto", "bwrap", "process"):
             raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
@@ -106,6 +108,15 @@ class TowerSpecies(Species[TowerGenome]):
         if not isinstance(credit, int | float) or isinstance(credit, bool) or not 0.0 <= credit <= 1.0:
             raise SpeciesError(f"credit must be a learning rate in 0..1 (0: off), got {credit!r}", species=self.name)
         self.credit = float(credit)
+        if not isinstance(reflection, int | float) or isinstance(reflection, bool) or not 0.0 <= reflection <= 1.0:
+            raise SpeciesError(f"reflection must be the share of mutations made by reflection, 0..1 (got "
+                               f"{reflection!r})", species=self.name)
+        if reflection_backend not in BACKENDS:
+            raise SpeciesError(f"reflection_backend must be one of {', '.join(BACKENDS)} (got {reflection_backend!r})",
+                               species=self.name)
+        self.reflection = float(reflection)
+        self.reflector = Reflector(reflection_backend)
+        self._proposals: list[Proposal] = []
         self.run_seed = 0  # the run's seed (use_seed): with the generation, it draws the tasks
         self.seed_names, self.seed_genomes = _load_seeds(seeds)
         self.library = _library(self.seed_genomes) + _task_rows(train) + _harvested_rows(harvested)
@@ -142,7 +153,27 @@ class TowerSpecies(Species[TowerGenome]):
         for it — has its weight multiplied by (1 + credit) for each task that passed and by
         (1 - credit) for each that failed (so a row typed for every task, right or wrong, loses);
         the children start from the result. Rows that served nothing keep their weight. None
-        when `credit` is 0 or nothing changed."""
+        when `credit` is 0 or nothing changed.
+
+        Reflection remembers the evaluation too (`populations.reflect`): its failed tasks under
+        the genome and what its children start from, its passed ones as examples."""
+        learned = self._credit(genome, tasks)
+        if self.reflection > 0.0:
+            hashes = [genome.hash()] + ([learned.hash()] if learned is not None else [])
+            self.reflector.observe(hashes, attempts_of(tasks, self._instruction))
+        return learned
+
+    def _instruction(self, task_id: str) -> str | None:
+        try:
+            return self.suite.task(task_id).instruction
+        except TowerError:
+            return None
+
+    def take_proposals(self) -> list[Proposal]:
+        out, self._proposals = self._proposals, []
+        return out
+
+    def _credit(self, genome: TowerGenome, tasks: Sequence[Mapping[str, Any]]) -> TowerGenome | None:
         if self.credit <= 0.0:
             return None
         served: list[tuple[set[str], bool, str]] = []  # per task: the lines typed, whether it passed, what was asked
@@ -192,6 +223,7 @@ class TowerSpecies(Species[TowerGenome]):
         """Kept as plain data: the endpoints are built where the evaluation runs, whose
         environment fills what the section leaves out (OPENAI_BASE_URL, ...)."""
         self.experts = dict(experts) if experts else None
+        self.reflector.experts = self.experts  # reflection's model calls go where the run says, from the driver
 
     # --- metrics ------------------------------------------------------------------------
     def check_metric(self, metric: str) -> str | None:
@@ -265,11 +297,36 @@ class TowerSpecies(Species[TowerGenome]):
             c1, c2 = self.toolbox.cx_fields(a, b, r)
             c1, c2 = self.toolbox.cx_experience(c1, c2, r)
             children.append((c1, c2))
+            if self.reflection > 0.0:
+                for child in (c1, c2):
+                    self.reflector.inherit(child.hash(), (a.hash(), b.hash()))
         return children
 
     def mutate(self, genomes: Sequence[TowerGenome], rng: np.random.Generator) -> list[TowerGenome]:
         r = py_random(rng)
-        return [self._mutate_one(g, r) for g in genomes]
+        out = []
+        for g in genomes:
+            child = self._reflect(g, r) if self.reflection > 0.0 and r.random() < self.reflection else None
+            out.append(child if child is not None else self._mutate_one(g, r))
+        return out
+
+    def _reflect(self, genome: TowerGenome, r: Any) -> TowerGenome | None:
+        """A child with the row reflection proposes for one of the parent's failed tasks; None
+        (ordinary variation) when there is nothing to reflect on or the proposal is refused."""
+        proposal = self.reflector.propose(genome.hash(), r.random())
+        if proposal is None:
+            return None
+        self._proposals.append(proposal)
+        if proposal.row is None:
+            return None
+        rows = (proposal.row,) + tuple(e for e in genome.experience.get("command", ()) if e != proposal.row)
+        try:  # checked as any genome is: a row that would not load never reaches an evaluation
+            child = TowerGenome.from_dict(replace(genome, experience={**genome.experience, "command": rows}).to_dict())
+        except GenomeError as exc:
+            proposal.row, proposal.reason = None, f"refused: {exc}"
+            return None
+        proposal.child = child.hash()
+        return child
 
     def _mutate_one(self, genome: TowerGenome, r: Any) -> TowerGenome:
         k = 1 + sum(r.random() < 0.3 for _ in range(self.max_mutations - 1))

@@ -52,3 +52,29 @@ def test_children_inherit_the_weights_their_parents_learned(ray_local: object, t
     assert passed > 0  # the seeds print hello world: that row served a passed task
     assert later - first, "no learned weight reached a child"
     assert later - first <= {w * f for w in first for f in (1.5, 0.5, 2.25, 0.25, 0.75)}
+
+
+def test_reflective_proposals_are_stored_with_what_became_of_them(ray_local: object, tmp_path: Path) -> None:
+    (tmp_path / "learn.yaml").write_text(SUITE, encoding="utf-8")
+    cfg = parse_config({
+        "name": "reflect", "seed": 3, "generations": 2,
+        "species": {"name": "tower", "params": {"depth": 1, "tasks": 2, "suite": str(tmp_path / "learn.yaml"),
+                                                "reflection": 1.0}},
+        "population": {"size": 4},
+        "objectives": [{"metric": "task_pass_rate", "direction": "max", "ref": 0.0}],
+        "evaluation": {"timeout": 60, "actors": 2, "validation": False}})
+    resolved = resolve(cfg)
+    run_id, run_dir = create_run(resolved, tmp_path / "runs", run_id="reflect")
+    assert run_evolution(resolved, run_id, run_dir).status == "finished"
+    with Store.open(run_dir, read_only=True) as store:
+        proposals = store.query("SELECT generation, parent, task_id, backend, prompt, row, reason, child, used "
+                                "FROM proposals ORDER BY generation, seq")
+        hashes = {r[0]: r[1] for r in store.query("SELECT hash, generation FROM individuals")}
+        failed = {r[0] for r in store.query("SELECT task_id FROM task_results WHERE NOT passed")}
+    assert proposals, "every generation-1 parent failed a task: reflection must have proposed"
+    for gen, _, task_id, backend, prompt, row, reason, child, used in proposals:
+        assert gen == 1 and backend == "retrieval" and task_id in failed and "failed: " in prompt
+        assert (row is None) == reason.startswith("refused: ")
+        assert used == (child is not None and hashes.get(child) == 1)  # used: its child was evaluated
+        if row is not None:
+            assert len(json.loads(row)) == 4

@@ -1,0 +1,200 @@
+"""Reflective mutation: a task an individual failed, read back, becomes a proposed experience row.
+
+After each evaluation the species tells its `Reflector` what every task asked, what H1 typed
+for it and whether it passed (`observe`). When a child is made by reflection, the reflector
+takes one task its parent failed and proposes a command row for that instruction
+(`propose`):
+
+- `retrieval` (offline, deterministic): the nearest instruction (Jaccard over words) among
+  the tasks any individual of the run has passed, whose command — generalised into a slot
+  template (`wc -l < {file}`) — can be filled from the failed instruction and gives
+  something other than what was typed;
+- `openai`: the run's configured OpenAI-compatible endpoint (`experts.openai`, never a
+  genome's) is shown the nearest passed tasks as examples and the failed instruction, and
+  answers with one command line.
+
+Every proposal is kept with its prompt, answer, cost and what became of it (a row, or why
+it was refused: no answer, unreachable, not one printable line, too long, the same as what
+failed); a refused proposal leaves the child to ordinary variation. Memory is bounded and
+ordered by content, so a replayed run (resume) proposes what the live run proposed.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness_tower.genome import ExperienceEntry
+from harness_tower.slots import extract, fill, generalise
+
+BACKENDS = ("retrieval", "openai")
+MAX_ANSWER = 200  # characters of a proposed command line
+MAX_SUCCESSES = 512  # passed tasks remembered (the oldest by content order are dropped)
+MAX_FAILURES = 4096  # genomes whose failures are remembered
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True, order=True)
+class Attempt:
+    """One task of an evaluation, as the reflector sees it."""
+
+    task_id: str
+    instruction: str
+    typed: str  # what H1 typed for it, Enter as a newline
+    passed: bool
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(line.strip() for line in self.typed.split("\n") if line.strip())
+
+
+@dataclass
+class Proposal:
+    """What reflection proposed for one child, and what became of it."""
+
+    parent: str  # hash of the genome it was made for
+    task_id: str  # the failed task it answers
+    backend: str
+    prompt: str
+    answer: str
+    seconds: float
+    tokens: int
+    row: ExperienceEntry | None  # None: refused (see reason)
+    reason: str
+    child: str | None = None  # hash of the child it made, once made
+    used: bool = False  # the child was among the offspring evaluated (set by the engine)
+
+
+@dataclass
+class Reflector:
+    backend: str = "retrieval"
+    experts: Mapping[str, Any] | None = None  # the run config's `experts:` section
+    shots: int = 3
+    successes: dict[tuple[str, str], Attempt] = field(default_factory=dict)  # (instruction, template)
+    failures: dict[str, tuple[Attempt, ...]] = field(default_factory=dict)  # genome hash -> failed tasks
+
+    def observe(self, genome_hashes: Sequence[str], attempts: Sequence[Attempt]) -> None:
+        """Remember an evaluation: its failed tasks under each hash (the genome and what its
+        children start from), its passed ones as examples for everyone."""
+        failed = tuple(sorted(a for a in attempts if not a.passed and a.instruction))
+        for h in genome_hashes:
+            if failed:
+                self.failures[h] = failed
+                while len(self.failures) > MAX_FAILURES:
+                    self.failures.pop(next(iter(self.failures)))
+        for a in attempts:
+            if a.passed and len(a.lines) == 1:  # one command answered it: a template to reuse
+                template = generalise(a.lines[0], extract(a.instruction))
+                self.successes.setdefault((a.instruction, template), a)
+        if len(self.successes) > MAX_SUCCESSES:
+            for key in sorted(self.successes)[:len(self.successes) - MAX_SUCCESSES]:
+                del self.successes[key]
+
+    def inherit(self, child_hash: str, parent_hashes: Sequence[str]) -> None:
+        """A crossover child answers for its parents' failures (mutation comes after crossover)."""
+        failed = tuple(sorted({a for h in parent_hashes for a in self.failures.get(h, ())}))
+        if failed:
+            self.failures[child_hash] = failed
+            while len(self.failures) > MAX_FAILURES:
+                self.failures.pop(next(iter(self.failures)))
+
+    def can_propose(self, genome_hash: str) -> bool:
+        return bool(self.failures.get(genome_hash))
+
+    def propose(self, genome_hash: str, pick: float) -> Proposal | None:
+        """A proposal for one of the genome's failed tasks (`pick` in [0, 1) chooses which),
+        or None when it failed nothing the reflector knows of."""
+        failed = self.failures.get(genome_hash)
+        if not failed:
+            return None
+        target = failed[min(int(pick * len(failed)), len(failed) - 1)]
+        nearest = self._nearest(target)
+        if self.backend == "openai":
+            return self._openai(genome_hash, target, nearest)
+        return self._retrieval(genome_hash, target, nearest)
+
+    # --- backends ---------------------------------------------------------------------------
+    def _nearest(self, target: Attempt) -> list[tuple[Attempt, str]]:
+        """Passed tasks other than this one, nearest instruction first (ties by content)."""
+        words = set(_WORD.findall(target.instruction.lower()))
+        scored = []
+        for (instruction, template), a in self.successes.items():
+            if a.task_id == target.task_id:
+                continue
+            other = set(_WORD.findall(instruction.lower()))
+            jaccard = len(words & other) / len(words | other) if words | other else 0.0
+            scored.append((-jaccard, instruction, template, a))
+        return [(a, template) for _, _, template, a in sorted(scored, key=lambda s: s[:3])]
+
+    def _retrieval(self, parent: str, target: Attempt, nearest: list[tuple[Attempt, str]]) -> Proposal:
+        start = time.perf_counter()
+        prompt = f"failed: {target.instruction} | typed: {' ; '.join(target.lines) or '(nothing)'}"
+        slots = extract(target.instruction)
+        for a, template in nearest:
+            line = fill(template, slots)
+            if line is not None and line.strip() and line.strip() not in target.lines:
+                row = ExperienceEntry(target.instruction, f"reflected from {a.task_id}", template)
+                return Proposal(parent, target.task_id, "retrieval", prompt, template,
+                                time.perf_counter() - start, 0, row, f"row from passed task {a.task_id}")
+        return Proposal(parent, target.task_id, "retrieval", prompt, "", time.perf_counter() - start, 0, None,
+                        "refused: no passed task whose command fits this instruction")
+
+    def _openai(self, parent: str, target: Attempt, nearest: list[tuple[Attempt, str]]) -> Proposal:
+        from harness_tower.backends.openai import Config, OpenAIBackend, request_body
+        from harness_tower.backends.relay import ExpertEndpoints
+        from harness_tower.errors import TowerError
+
+        shots = [(a.instruction, a.lines[0]) for a, _ in nearest[:self.shots]]
+        query = target.instruction
+        start = time.perf_counter()
+        prompt = " || ".join(f"{q} => {v}" for q, v in shots) + f" || {query} =>"
+        try:  # where the call goes is the run's (its experts: section, else this process's environment)
+            ep = ExpertEndpoints.from_config(self.experts)
+            if not ep.openai_base_url:
+                raise TowerError("no endpoint configured (experts.openai.base_url in the run config)")
+            cfg = Config.for_endpoint(ep.openai_base_url, ep.openai_model, {"temperature": 0, "max_tokens": 48},
+                                      timeout=float(ep.openai_timeout), retries=ep.openai_retries,
+                                      concurrency=ep.openai_concurrency)
+            backend = OpenAIBackend(cfg)
+            body = request_body(cfg, shots, query)
+            prompt = str(body.get("messages") or body.get("prompt"))
+            answer = backend.answer(shots, query)
+        except TowerError as exc:
+            return Proposal(parent, target.task_id, "openai", prompt, "", time.perf_counter() - start, 0, None,
+                            f"refused: {exc}")
+        seconds = time.perf_counter() - start
+        tokens = (len(prompt) + len(answer)) // 4  # what the relay meter would count, roughly
+        why = _refusal(answer, target)
+        if why:
+            return Proposal(parent, target.task_id, "openai", prompt, answer[:MAX_ANSWER * 2], seconds, tokens, None,
+                            f"refused: {why}")
+        template = generalise(answer.strip(), extract(target.instruction))
+        row = ExperienceEntry(target.instruction, "proposed by openai", template)
+        return Proposal(parent, target.task_id, "openai", prompt, answer, seconds, tokens, row, "row from the model")
+
+
+def _refusal(answer: str, target: Attempt) -> str | None:
+    """Why an answer cannot be a command row (None: it can)."""
+    line = answer.strip()
+    if not line:
+        return "an empty answer"
+    if len(line) > MAX_ANSWER:
+        return f"longer than {MAX_ANSWER} characters"
+    if not line.isprintable() or "\n" in answer.strip("\n"):
+        return "not one printable line"
+    if line in target.lines:
+        return "the command that already failed"
+    return None
+
+
+def attempts_of(tasks: Sequence[Mapping[str, Any]], instruction_of: Any) -> list[Attempt]:
+    """Per-task results (`Outcome.tasks` or stored rows) as attempts; `instruction_of(task_id)`
+    gives the instruction, or None for a task the suite does not hold."""
+    out = []
+    for t in tasks:
+        instruction = instruction_of(str(t.get("task_id", "")))
+        if instruction:
+            out.append(Attempt(str(t["task_id"]), instruction, str(t.get("typed") or ""), bool(t.get("passed"))))
+    return out

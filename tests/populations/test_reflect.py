@@ -1,0 +1,107 @@
+"""Reflective mutation: failed tasks read back become proposed rows, or refusals with a reason."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness_tower.tasks import load_suite
+from populations.reflect import Attempt, Reflector
+from populations.tower import TowerSpecies
+from tests.harness_tower.expert_servers import ScriptedEndpoint, endpoints, free_port  # noqa: F401 - a fixture
+
+SUITE = load_suite("shell")
+
+
+def attempt(task_id: str, typed: str, passed: bool) -> Attempt:
+    return Attempt(task_id, SUITE.task(task_id).instruction, typed, passed)
+
+
+PASSED = [attempt("text-count-errors", "grep -c ERROR app.log\n", True),
+          attempt("print-hello-world", "echo hello world\n", True)]
+FAILED = attempt("file-count-lines", "ls *.log | wc -l\n", False)  # "How many lines does shopping.txt have? ..."
+
+
+def test_retrieval_proposes_the_nearest_passed_command_that_fits_the_failed_instruction() -> None:
+    r = Reflector("retrieval")
+    r.observe(["a"], PASSED)
+    r.observe(["b"], [FAILED])
+    assert r.propose("a", 0.0) is None  # it failed nothing
+    p = r.propose("b", 0.0)
+    assert p is not None and p.row is not None and p.task_id == "file-count-lines"
+    assert p.row.query == FAILED.instruction and p.row.key.startswith("reflected from ")
+    assert p.row.value not in FAILED.lines and "{" in p.row.value  # a template, not a copy of what failed
+    assert "failed: " + FAILED.instruction in p.prompt and p.backend == "retrieval"
+
+
+def test_retrieval_refuses_when_no_passed_command_fits() -> None:
+    r = Reflector("retrieval")
+    r.observe(["a"], [attempt("print-hello-world", "echo hello world\n", True)])
+    r.observe(["b"], [attempt("print-hello-world", "echo hi\n", False)])  # only its own task passed elsewhere
+    p = r.propose("b", 0.0)
+    assert p is not None and p.row is None and p.reason.startswith("refused: no passed task")
+
+
+def test_memory_is_ordered_by_content_so_a_replay_proposes_the_same() -> None:
+    one, two = Reflector("retrieval"), Reflector("retrieval")
+    one.observe(["a"], PASSED)
+    one.observe(["b"], [FAILED])
+    two.observe(["b"], [FAILED])
+    two.observe(["a"], list(reversed(PASSED)))
+    p1, p2 = one.propose("b", 0.5), two.propose("b", 0.5)
+    assert p1 is not None and p2 is not None and p1.row == p2.row
+
+
+@pytest.mark.parametrize("answer, why", [
+    ("wc -l < shopping.txt", None),
+    ("", "an empty answer"),
+    ("x" * 300, "longer than 200 characters"),
+    ("ls *.log | wc -l", "the command that already failed"),
+    ("echo a\u0007b", "not one printable line"),
+])
+def test_an_openai_answer_becomes_a_row_or_a_refusal(endpoints: Callable[..., ScriptedEndpoint],  # noqa: F811
+                                                      answer: str, why: str | None, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOWER_EXPERT_CACHE", "off")
+    ep = endpoints(answer)
+    r = Reflector("openai", experts={"openai": {"base_url": ep.url, "model": "m", "retries": 0}})
+    r.observe(["a"], PASSED)
+    r.observe(["b"], [FAILED])
+    p = r.propose("b", 0.0)
+    assert p is not None and p.backend == "openai" and len(ep.requests) == 1
+    sent = json.dumps(ep.requests[0][1])
+    assert FAILED.instruction in sent and "grep -c ERROR app.log" in sent  # examples: the passed tasks
+    if why is None:
+        assert p.row is not None and p.row.value == "wc -l < {file}" and p.reason == "row from the model"
+    else:
+        assert p.row is None and p.reason == f"refused: {why}"
+
+
+def test_an_unreachable_endpoint_is_a_refusal_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOWER_EXPERT_CACHE", "off")
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    r = Reflector("openai", experts={"openai": {"base_url": url, "retries": 0, "timeout": 2}})
+    r.observe(["a"], PASSED)
+    r.observe(["b"], [FAILED])
+    p = r.propose("b", 0.0)
+    assert p is not None and p.row is None and p.reason.startswith("refused: ") and url not in p.reason
+
+
+def test_a_tower_child_made_by_reflection_carries_the_row_and_falls_back_when_refused() -> None:
+    species = TowerSpecies(seeds=["literal_line"], reflection=1.0)
+    parent = species.seed_genomes[0]
+    species.learn(parent, [{"task_id": "text-count-errors", "passed": True, "typed": "grep -c ERROR app.log\n"},
+                           {"task_id": "file-count-lines", "passed": False, "typed": "ls *.log | wc -l\n"}])
+    (child,) = species.mutate([parent], np.random.default_rng(1))
+    (proposal,) = species.take_proposals()
+    assert proposal.row is not None and proposal.child == child.hash()
+    assert child.experience["command"][0] == proposal.row
+    assert species.take_proposals() == []  # taken once
+    stranger = species.seed_genomes[0].__class__(topk=3)  # failed nothing the reflector knows of
+    species.mutate([stranger], np.random.default_rng(1))  # ordinary variation: nothing proposed
+    assert species.take_proposals() == []
+    with pytest.raises(Exception, match="reflection_backend must be one of retrieval, openai"):
+        TowerSpecies(reflection=0.5, reflection_backend="oracle")
