@@ -30,20 +30,25 @@ def _weights(genome_json: str) -> set[float]:
     return {row[3] for row in json.loads(genome_json)["experience"]["command"]}
 
 
-def test_children_inherit_the_weights_their_parents_learned(ray_local: object, tmp_path: Path) -> None:
+def _run(tmp_path: Path, name: str, seed: int, **params: object) -> Path:
+    """A two-generation run of depth-1 towers on the suite above; its run directory."""
     (tmp_path / "learn.yaml").write_text(SUITE, encoding="utf-8")
-    # only change_chunk mutates, and crossover moves whole rows: a weight no genome of generation 0
-    # holds can only come from credit assignment
-    cfg = parse_config({
-        "name": "learn", "seed": 2, "generations": 2,
+    resolved = resolve(parse_config({
+        "name": name, "seed": seed, "generations": 2,
         "species": {"name": "tower", "params": {"depth": 1, "tasks": 2, "suite": str(tmp_path / "learn.yaml"),
-                                                "credit": 0.5, "mutations": {"change_chunk": 1.0}}},
+                                                **params}},
         "population": {"size": 4},
         "objectives": [{"metric": "task_pass_rate", "direction": "max", "ref": 0.0}],
-        "evaluation": {"timeout": 60, "actors": 2, "validation": False}})
-    resolved = resolve(cfg)
-    run_id, run_dir = create_run(resolved, tmp_path / "runs", run_id="learn")
+        "evaluation": {"timeout": 60, "actors": 2, "validation": False}}))
+    run_id, run_dir = create_run(resolved, tmp_path / "runs", run_id=name)
     assert run_evolution(resolved, run_id, run_dir).status == "finished"
+    return run_dir
+
+
+def test_children_inherit_the_weights_their_parents_learned(ray_local: object, tmp_path: Path) -> None:
+    # only change_chunk mutates, and crossover moves whole rows: a weight no genome of generation 0
+    # holds can only come from credit assignment
+    run_dir = _run(tmp_path, "learn", 2, credit=0.5, mutations={"change_chunk": 1.0})
     with Store.open(run_dir, read_only=True) as store:
         genomes = store.query("SELECT generation, genome FROM individuals ORDER BY individual_id")
         passed = store.query("SELECT count(*) FROM task_results WHERE passed AND split = 'train'")[0][0]
@@ -55,17 +60,7 @@ def test_children_inherit_the_weights_their_parents_learned(ray_local: object, t
 
 
 def test_reflective_proposals_are_stored_with_what_became_of_them(ray_local: object, tmp_path: Path) -> None:
-    (tmp_path / "learn.yaml").write_text(SUITE, encoding="utf-8")
-    cfg = parse_config({
-        "name": "reflect", "seed": 3, "generations": 2,
-        "species": {"name": "tower", "params": {"depth": 1, "tasks": 2, "suite": str(tmp_path / "learn.yaml"),
-                                                "reflection": 1.0}},
-        "population": {"size": 4},
-        "objectives": [{"metric": "task_pass_rate", "direction": "max", "ref": 0.0}],
-        "evaluation": {"timeout": 60, "actors": 2, "validation": False}})
-    resolved = resolve(cfg)
-    run_id, run_dir = create_run(resolved, tmp_path / "runs", run_id="reflect")
-    assert run_evolution(resolved, run_id, run_dir).status == "finished"
+    run_dir = _run(tmp_path, "reflect", 3, reflection=1.0)
     with Store.open(run_dir, read_only=True) as store:
         proposals = store.query("SELECT generation, parent, task_id, backend, prompt, row, reason, child, used "
                                 "FROM proposals ORDER BY generation, seq")
