@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from evolve.errors import EvolveError
     from evolve.runs import find_run
     from evolve.store import Store
+    from evolve.tables import finite
 
     if len(args.runs) < 2:
         raise EvolveError("give at least two runs to compare")
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         for _, sides_of in groups:
             for s in sides_of:
-                print(json.dumps(_finite(asdict(s)), allow_nan=False))
+                print(json.dumps(finite(asdict(s)), allow_nan=False))
     else:
         from rich.console import Console
 
@@ -197,17 +198,6 @@ def _at(curve: list[list[float | None]], evaluations: int) -> float | None:
 
 def _seconds(v: float) -> str:
     return f"{v:.1f}" if v >= 10 else f"{v:.3g}"
-
-
-def _finite(value: Any) -> Any:
-    """Strict JSON: a non-finite float becomes null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _table(species: str, sides: list[Side]) -> RenderableType:

@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from evolve.tables import finite
     from harness_tower.backends.relay import ExpertEndpoints
     from harness_tower.errors import TowerError
     from harness_tower.evaluate import MAX_DEPTH, evaluate
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         result = evaluate(genome, depth=args.depth, out_dir=out, seed=args.seed, timeout=args.timeout,
                           experts=experts, isolation=args.isolation, tasks=tasks)
-        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps(finite(result.to_dict()), indent=2, sort_keys=True, allow_nan=False))
     else:
         from rich.console import Console
 

@@ -112,7 +112,7 @@ def fronts(args: argparse.Namespace) -> int:
     from evolve.errors import EvolveError
     from evolve.runs import find_run
     from evolve.store import Store
-    from evolve.tables import front_rows, front_table
+    from evolve.tables import finite, front_rows, front_table
 
     fmt = "json" if args.json else args.format
     run_dir = find_run(Path(args.out), args.run_dir)
@@ -136,12 +136,12 @@ def fronts(args: argparse.Namespace) -> int:
                 r["same_as"] = None
         if fmt == "json":
             for r in rows:
-                print(json.dumps({"species": r["species"], "individual_id": r["individual_id"],
+                print(json.dumps(finite({"species": r["species"], "individual_id": r["individual_id"],
                                   "generation": r["generation"],
                                   "objectives": dict(zip(names.get(r["species"], []), r["objectives"])),
                                   "crowding": r["crowding"], "trajectory": r["trajectory"],
                                   "validation": r["validation"], "test": r["test"], "same_as": r["same_as"],
-                                  "genome": json.loads(r["genome"])}))
+                                  "genome": json.loads(r["genome"])}), allow_nan=False))
         elif fmt == "csv":  # one column per objective of every species shown; blank where not its own
             shown = [n for sp, ns in names.items() if any(r["species"] == sp for r in rows) for n in ns]
             columns = list(dict.fromkeys(shown))

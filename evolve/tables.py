@@ -16,6 +16,19 @@ if TYPE_CHECKING:
     from evolve.config import AnySpecies
 
 
+def finite(value: Any) -> Any:
+    """A JSON value with every non-finite number as null: what `json.dumps` writes for one
+    otherwise (`Infinity`, `NaN`) is not JSON (an infinite crowding distance, an interval
+    never measured)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def fmt(v: object, digits: int = 4) -> str:
     if v is None:
         return "-"

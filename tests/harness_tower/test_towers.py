@@ -77,7 +77,7 @@ def test_evolve_eval_cli(short_tmp: Path) -> None:
                          "--task", "print-hello-world", "--json"], capture_output=True, text=True, timeout=120,
                         check=False)
     assert ok.returncode == 0, ok.stderr
-    data = json.loads(ok.stdout)
+    data = json.loads(ok.stdout, parse_constant=lambda token: pytest.fail(f"not JSON: {token}"))  # strict
     assert data["status"] == "ok" and data["metrics"]["task_correct"] == 1
     assert [t["task_id"] for t in data["tasks"]] == ["print-hello-world"] and data["tasks"][0]["passed"]
     table = subprocess.run([*run, str(SEED_DIR / "kernel_line.json"), "--depth", "2", "--out",

@@ -21,7 +21,10 @@ def test_front_in_every_format_matches_the_store(tower_run: Path) -> None:
     assert front and first is not None
     as_json = evolve("fronts", str(tower_run), "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
-    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    def refuse(token: str) -> None:
+        raise AssertionError(f"not JSON: {token}")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in as_json.stdout.splitlines()]  # strict JSON
     assert sorted(r["individual_id"] for r in rows) == front
     assert all(set(r["objectives"]) == {"task_pass_rate", "syntax_ratio@h2", "max_diff_len@h2"} for r in rows)
     assert all(0.0 <= r["validation"] <= 1.0 and r["test"] is None for r in rows)
