@@ -132,7 +132,9 @@ class LineProgress(Quiet):
 
     def generation_done(self, stats: GenerationRow) -> None:
         who = f" {stats.species}" if self.several else ""
-        self.console.print(f"generation {stats.generation + 1}/{self.generations}{who}: evaluations {self.done} done, "
+        # numbered as the store numbers generations (from 0), with how far the run has come
+        self.console.print(f"generation {stats.generation} ({stats.generation + 1} of {self.generations}){who}: "
+                           f"evaluations {self.done} done, "
                            f"{self.failed} failed; front {stats.front_size}; hypervolume {_hv(stats.hypervolume)}; "
                            f"{stats.wall_seconds:.1f}s")
 
@@ -175,7 +177,8 @@ class LiveProgress(LineProgress):
 
     def generation_started(self, generation: int, size: int, reused: int) -> None:
         self.progress.update(self.eval_task, total=size, completed=reused,
-                             description=f"generation {generation + 1}", info=self._info())
+                             description=f"generation {generation} ({generation + 1} of {self.generations})",
+                             info=self._info())
 
     def evaluated(self, result: Evaluated, feasible: bool) -> None:
         super().evaluated(result, feasible)
