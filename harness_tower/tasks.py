@@ -299,9 +299,14 @@ def parse_suite(text: str, origin: str) -> Suite:
 
 
 def builtin_suites() -> list[str]:
-    """The names of the suites shipped with the package (`harness_tower/suites/*.yaml`)."""
-    folder = resources.files("harness_tower") / "suites"
+    """The names of the suites shipped with the project (`task_suites/*.yaml`)."""
+    folder = resources.files("task_suites")
     return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def builtin_suite_path(name: str) -> Path:
+    """Where a built-in suite's file lies (outside the op library: see `task_suites`)."""
+    return Path(str(resources.files("task_suites") / f"{name}.yaml"))
 
 
 def load_suite(source: str | Path) -> Suite:
@@ -315,7 +320,7 @@ def load_suite(source: str | Path) -> Suite:
         return parse_suite(text, str(path))
     name = str(source)
     if name in builtin_suites():
-        text = (resources.files("harness_tower") / "suites" / f"{name}.yaml").read_text(encoding="utf-8")
+        text = (resources.files("task_suites") / f"{name}.yaml").read_text(encoding="utf-8")
         return parse_suite(text, f"{name}.yaml")
     raise SuiteError(f"{source}: no such suite file or built-in suite (built-in: {', '.join(builtin_suites())})")
 
