@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness_tower import proc
 from harness_tower.errors import TowerError
 from harness_tower.recorder import Recorder
 from harness_tower.worktree import ChangedSinceRecorded
@@ -416,12 +417,9 @@ class Gateway:
 
 
 def _session_id(pid: int) -> int:
-    """The session id of a process (the field after the process group in /proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[3])
-    except (OSError, IndexError, ValueError):
-        return -1
+    """The session id of a process (-1 when it has gone)."""
+    found = proc.stat(pid)
+    return -1 if found is None else found.session
 
 
 def _number(value: object, default: float, most: float) -> float:

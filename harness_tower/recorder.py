@@ -7,10 +7,12 @@ process per commit).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness_tower import proc
 from harness_tower.errors import TowerError
 from harness_tower.worktree import TreeCaps, Unrecordable, WorkTree
 
@@ -540,39 +543,22 @@ def foreground_asleep(pane_pid: int, shell_pid: int) -> bool:
     alone would end the wait before the pipeline ran. A group whose members have all gone is
     not settled either: the shell is about to take the terminal back.
     """
-    try:
-        with open(f"/proc/{pane_pid}/stat", "rb") as fh:
-            tpgid = int(fh.read().rsplit(b")", 1)[1].split()[5])
-    except (OSError, IndexError, ValueError):
-        return True  # the pane has gone: nothing more will be drawn
-    if tpgid <= 0:
-        return True
-    if tpgid == shell_pid:
-        shell = _stat(tpgid)
-        return shell is not None and shell[1] not in (b"R", b"D")
+    pane = proc.stat(pane_pid)
+    if pane is None or pane.tpgid <= 0:
+        return True  # the pane has gone, or holds no terminal: nothing more will be drawn
+    if pane.tpgid == shell_pid:
+        shell = proc.stat(shell_pid)
+        return shell is not None and not shell.busy
     # The job's members among the shell's descendants: a walk of a few children lists, not a
     # scan of every process on the machine (~2 ms for 70 processes, paid per control key).
     # Only when the walk finds none (members orphaned from the shell's tree, a kernel without
     # children lists) is /proc scanned for the group.
-    live = [st for st in map(_stat, _descendants(shell_pid)) if st is not None and st[1] not in (b"Z", b"X")]
-    members = [st for st in live if st[3] == tpgid]
+    members = [st for st in map(proc.stat, _descendants(shell_pid)) if proc.live(st) and st.pgrp == pane.tpgid]
     if not members:
-        members = [st for st in map(_stat, _group(tpgid)) if st is not None and st[1] not in (b"Z", b"X")]
+        members = [st for st in map(proc.stat, proc.pids()) if proc.live(st) and st.pgrp == pane.tpgid]
     if not members:
         return False
-    return all(state not in (b"R", b"D") and not (comm == b"bash" and ppid == shell_pid)
-               for comm, state, ppid, _ in members)
-
-
-def _stat(pid: int) -> tuple[bytes, bytes, int, int] | None:
-    """(command name, state, parent pid, process group) of a process, or None when it has gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            head, rest = fh.read().rsplit(b")", 1)
-        fields = rest.split()
-        return head.split(b"(", 1)[1], fields[0], int(fields[1]), int(fields[2])
-    except (OSError, IndexError, ValueError):
-        return None
+    return all(not st.busy and not (st.comm == b"bash" and st.ppid == shell_pid) for st in members)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -600,37 +586,16 @@ def _descendants(pid: int) -> list[int]:
 
 def _shell_of(pane_pid: int) -> int:
     """The pane's interactive shell: at its first prompt it holds the terminal (tpgid)."""
-    try:
-        with open(f"/proc/{pane_pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[5])
-    except (OSError, IndexError, ValueError):
-        return -1
+    pane = proc.stat(pane_pid)
+    return -1 if pane is None else pane.tpgid
 
 
 def _kill_session_processes(sid: int) -> None:
     """SIGKILL what still runs in a closed pane (its processes share the pane's session id)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    if int(fh.read().rsplit(b")", 1)[1].split()[3]) == sid:
-                        os.kill(int(entry), 9)
-            except (OSError, IndexError, ValueError):
-                continue
-
-
-def _group(pgid: int) -> list[int]:
-    """Processes of process group `pgid` (a scan of /proc: only when the leader has gone)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    if int(fh.read().rsplit(b")", 1)[1].split()[2]) == pgid:
-                        out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
+    for found in map(proc.stat, proc.pids()):
+        if found is not None and found.session == sid:
+            with contextlib.suppress(OSError):
+                os.kill(found.pid, signal.SIGKILL)
 
 
 def check_keys(keys: object, kind: object, session: str | None = None) -> None:

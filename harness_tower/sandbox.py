@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import harness_tower
+from harness_tower import proc
 from harness_tower.errors import TowerError
 from harness_tower.gateway import Gateway, GatewayCaps, Relay
 from harness_tower.recorder import Recorder
@@ -589,9 +590,8 @@ def sweep(token: str, timeout: float = 5.0) -> int:
                 with open(f"/proc/{entry}/environ", "rb") as fh:
                     if marker not in fh.read().split(b"\0"):
                         continue
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                        continue  # a zombie is gone already; its parent reaps it
+                if not proc.live(proc.stat(int(entry))):
+                    continue  # a zombie is gone already; its parent reaps it
             except OSError:
                 continue
             alive.append(int(entry))
