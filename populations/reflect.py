@@ -142,6 +142,7 @@ class Reflector:
                         "refused: no passed task whose command fits this instruction")
 
     def _openai(self, parent: str, target: Attempt, nearest: list[tuple[Attempt, str]]) -> Proposal:
+        from harness_tower.backends import UsageMeter
         from harness_tower.backends.openai import Config, OpenAIBackend, request_body
         from harness_tower.backends.relay import ExpertEndpoints
         from harness_tower.errors import TowerError
@@ -157,7 +158,8 @@ class Reflector:
             cfg = Config.for_endpoint(ep.openai_base_url, ep.openai_model, {"temperature": 0, "max_tokens": 48},
                                       timeout=float(ep.openai_timeout), retries=ep.openai_retries,
                                       concurrency=ep.openai_concurrency)
-            backend = OpenAIBackend(cfg)
+            meter = UsageMeter()  # what the endpoint reported spending (a cached answer: nothing)
+            backend = OpenAIBackend(cfg, meter)
             body = request_body(cfg, shots, query)
             prompt = str(body.get("messages") or body.get("prompt"))
             answer = backend.answer(shots, query)
@@ -165,7 +167,8 @@ class Reflector:
             return Proposal(parent, target.task_id, "openai", prompt, "", time.perf_counter() - start, 0, None,
                             f"refused: {exc}")
         seconds = time.perf_counter() - start
-        tokens = (len(prompt) + len(answer)) // 4  # what the relay meter would count, roughly
+        used = meter.totals()
+        tokens = used["expert_prompt_tokens"] + used["expert_completion_tokens"]
         why = _refusal(answer, target)
         if why:
             return Proposal(parent, target.task_id, "openai", prompt, answer[:MAX_ANSWER * 2], seconds, tokens, None,

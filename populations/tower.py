@@ -176,19 +176,19 @@ class TowerSpecies(Species[TowerGenome]):
     def _credit(self, genome: TowerGenome, tasks: Sequence[Mapping[str, Any]]) -> TowerGenome | None:
         if self.credit <= 0.0:
             return None
-        served: list[tuple[set[str], bool, str]] = []  # per task: the lines typed, whether it passed, what was asked
+        served: list[tuple[set[str], bool, dict[str, str]]] = []  # per task: lines typed, passed, the slots asked
         for t in tasks:
             try:
                 instruction = self.suite.task(str(t["task_id"])).instruction
             except (TowerError, KeyError):
                 continue  # a task not of this suite teaches nothing
             lines = {line.strip() for line in str(t.get("typed", "")).split("\n") if line.strip()}
-            served.append((lines, bool(t.get("passed")), instruction))
+            served.append((lines, bool(t.get("passed")), extract(instruction)))
         rows, changed = [], False
         for row in genome.experience.get("command", ()):
             wins = losses = 0
-            for lines, passed, instruction in served:
-                line = fill(row.value, extract(instruction))
+            for lines, passed, slots in served:
+                line = fill(row.value, slots)
                 if line is not None and line.strip() in lines:
                     wins, losses = (wins + 1, losses) if passed else (wins, losses + 1)
             if wins or losses:  # a row typed for everything loses: (1 + c)(1 - c) < 1

@@ -76,6 +76,7 @@ def test_an_openai_answer_becomes_a_row_or_a_refusal(endpoints: Callable[..., Sc
     assert FAILED.instruction in sent and "grep -c ERROR app.log" in sent  # examples: the passed tasks
     if why is None:
         assert p.row is not None and p.row.value == "wc -l < {file}" and p.reason == "row from the model"
+        assert p.tokens == 7 + 3  # what the endpoint reported (prompt + completion)
     else:
         assert p.row is None and p.reason == f"refused: {why}"
 
