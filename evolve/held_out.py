@@ -14,6 +14,7 @@ from typing import Any
 from evolve.store import HeldOutRow, TaskResultRow
 from populations.base import HeldOut, Outcome
 
+TRAIN = "train"  # what a search selects on: its per-generation samples
 VALIDATION = "validation"  # every new front member, as it enters the front
 TEST = "test"  # on request only, never selected on
 
@@ -22,6 +23,12 @@ def task_row(individual: str, g: int, t: Mapping[str, Any]) -> TaskResultRow:
     """A task result as the species reported it (`harness_tower.sample.TaskResult`)."""
     return TaskResultRow(individual, str(t["split"]), str(t["task_id"]), g, t.get("tier"), bool(t["passed"]),
                          str(t.get("reason", "")), str(t.get("typed", "")), float(t.get("seconds", 0.0)))
+
+
+def task_dict(row: TaskResultRow) -> dict[str, Any]:
+    """A stored task result as the species reported it (the inverse of `task_row`)."""
+    return {"task_id": row.task_id, "split": row.split, "tier": row.tier, "passed": row.passed,
+            "reason": row.reason, "typed": row.typed, "seconds": row.seconds}
 
 
 def summarise(individual: str, split: str, g: int, got: Sequence[tuple[HeldOut, Outcome]],

@@ -35,7 +35,7 @@ from evolve.cadence import Cadence
 from evolve.config import Resolved, SpeciesPart
 from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
-from evolve.held_out import VALIDATION, summarise, task_row
+from evolve.held_out import TRAIN, VALIDATION, summarise, task_dict, task_row
 from evolve.pools import Pool, evaluate_together
 from evolve.runs import versions
 from evolve.store import (
@@ -186,6 +186,7 @@ class Engine:
         self._results: dict[tuple[str, str], Evaluated] = {}
         # validation results by genome hash: a genome is validated once, whoever carries it
         self._validated: dict[str, tuple[HeldOutRow, list[TaskResultRow]]] = {}
+        self._train_tasks: dict[str, list[TaskResultRow]] = {}  # stored before this session, by individual
         self._validated_ids: set[str] = set()  # individuals with a validation result (reused ones too)
 
     @property
@@ -199,6 +200,9 @@ class Engine:
         if len(pools) != len(self.lanes):
             raise EvolveError(f"{len(pools)} pool(s) for {len(self.lanes)} species")
         self.pools = list(pools)
+        # what earlier sessions stored of the search's task samples: replay learns from them
+        # again, and their results may serve a duplicate
+        self._train_tasks = self.store.task_results(self.run_id, TRAIN)
         self.state = self._load_state()
         self._results = self._stored_results()
         self._validated = self._stored_validation()
@@ -485,12 +489,6 @@ class Engine:
                ORDER BY e.generation, e.individual_id""", [self.run_id, list(REUSABLE)])
         if not rows:
             return out
-        tasks: dict[str, list[dict[str, Any]]] = {}
-        for ind, split, task_id, tier, passed, reason, typed, seconds in self.store.query(
-                """SELECT individual_id, split, task_id, tier, passed, reason, typed, seconds FROM task_results
-                   WHERE run_id = ? AND split = 'train' ORDER BY individual_id, task_id""", [self.run_id]):
-            tasks.setdefault(ind, []).append({"task_id": task_id, "split": split, "tier": tier, "passed": passed,
-                                              "reason": reason, "typed": typed, "seconds": seconds})
         lanes = {lane.key: lane for lane in self.lanes}
         contexts: dict[tuple[str, int], str | None] = {}
         for species, g, hash_, ind, status, metrics, error, wall, node, attempts, isolation, traj, art, size in rows:
@@ -502,8 +500,12 @@ class Engine:
             ctx = contexts[species, g]
             if ctx is not None:
                 out.setdefault((hash_, ctx), Evaluated(ind, status, json.loads(metrics), error, wall, node, attempts,
-                                                       isolation, traj, art, size, tasks.get(ind)))
+                                                       isolation, traj, art, size, self._stored_tasks(ind)))
         return out
+
+    def _stored_tasks(self, individual: str) -> list[dict[str, Any]] | None:
+        rows = self._train_tasks.get(individual)
+        return [task_dict(r) for r in rows] if rows else None
 
     def _stored_validation(self) -> dict[str, tuple[HeldOutRow, list[TaskResultRow]]]:
         """What earlier sessions of the run validated, by genome hash (a resumed run never
@@ -513,14 +515,8 @@ class Engine:
                       h.error, h.wall_seconds, h.reused_from
                FROM held_out h JOIN individuals i USING (run_id, individual_id)
                WHERE h.run_id = ? AND h.split = ? AND h.reused_from IS NULL""", [self.run_id, VALIDATION])
-        out: dict[str, tuple[HeldOutRow, list[TaskResultRow]]] = {}
-        for hash_, *row in held:
-            tasks = self.store.query(
-                """SELECT individual_id, split, task_id, generation, tier, passed, reason, typed, seconds
-                   FROM task_results WHERE run_id = ? AND individual_id = ? AND split = ? ORDER BY task_id""",
-                [self.run_id, row[0], VALIDATION])
-            out[hash_] = (HeldOutRow(*row), [TaskResultRow(*t) for t in tasks])
-        return out
+        tasks = self.store.task_results(self.run_id, VALIDATION) if held else {}
+        return {hash_: (HeldOutRow(*row), tasks.get(row[0], [])) for hash_, *row in held}
 
     def _learn(self, lane: Lane, cands: Sequence[Candidate],
                tasks: Mapping[str, Sequence[Mapping[str, Any]] | None]) -> None:
@@ -603,6 +599,12 @@ class Engine:
             self._event("checkpoint_skipped", f"the checkpoint was written by pymoo {saved.versions.get('pymoo')}, "
                                               f"this is pymoo {self._versions['pymoo']}: replaying from generation 0")
         self.state = state or self._fresh_state()
+        if state is not None:
+            from evolve.selection import use_species
+
+            for lane in self.lanes:
+                use_species(self.state.species[lane.key].algorithm, lane.part.species)
+            self._relearn(self.generation)
         last = self.store.last_generation(self.run_id)
         start = self.generation
         with self._timed("replay"):
@@ -612,6 +614,19 @@ class Engine:
             self._event("replayed", f"generations {start}..{self.generation - 1} replayed "
                                     "from the store (no evaluation repeated)", generation=self.generation)
         return self.state
+
+    def _relearn(self, until: int) -> None:
+        """What a species learned lives in the driver (a tower's reflection memory), not in the
+        checkpoint: each learns again from the generations before `until`, as the run did."""
+        if not self._train_tasks:
+            return  # nothing to learn from (no species with tasks)
+        parts = {lane.key: lane.part.species for lane in self.lanes}
+        for ind, species, genome in self.store.query(
+                """SELECT individual_id, species, genome FROM individuals WHERE run_id = ? AND generation < ?
+                   ORDER BY generation, individual_id""", [self.run_id, until]):
+            tasks = self._stored_tasks(ind)
+            if tasks and species in parts:
+                parts[species].learn(parts[species].from_data(json.loads(genome)), tasks)
 
     def _replay(self) -> None:
         """Redo a committed generation's ask/tell from the store, checking it is the same."""
@@ -633,14 +648,8 @@ class Engine:
             part = lane.part
             self._tell_pymoo(lane, batch.off, [score(r[3], json.loads(r[4]), part.objectives, part.constraints)
                                                for r in rows])
-            tasks: dict[str, list[dict[str, Any]]] = {}
-            for ind, task_id, passed, typed in self.store.query(
-                    """SELECT t.individual_id, t.task_id, t.passed, t.typed
-                       FROM task_results t JOIN individuals i USING (run_id, individual_id)
-                       WHERE t.run_id = ? AND i.generation = ? AND i.species = ? AND t.split = 'train'
-                       ORDER BY t.individual_id, t.task_id""", [self.run_id, g, lane.key]):
-                tasks.setdefault(ind, []).append({"task_id": task_id, "passed": passed, "typed": typed})
-            self._learn(lane, cands, tasks)  # as the live run did: the next ask must be the same
+            # learn as the live run did: the next ask must be the same
+            self._learn(lane, cands, {c.id: self._stored_tasks(c.id) for c in cands})
         self.state.generation = g + 1
 
     # --- events, status, timings ----------------------------------------------------------------

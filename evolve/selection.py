@@ -182,6 +182,14 @@ def make_algorithm(name: str, species: AnySpecies, *, pop_size: int, n_offspring
     return algorithm
 
 
+def use_species(algorithm: Algorithm, species: AnySpecies) -> None:
+    """Bind an algorithm read back from a checkpoint to the run's own species object: the
+    pickled copy it carries is frozen at checkpoint time, while the engine keeps teaching the
+    run's species (`Species.learn`) and takes its proposals."""
+    for op in (algorithm.initialization.sampling, algorithm.mating.crossover, algorithm.mating.mutation):
+        op.species = species
+
+
 def tell(algorithm: Algorithm, off: Population, F: np.ndarray, G: np.ndarray) -> None:
     """Give pymoo the evaluated offspring (F: (n, n_obj), G: (n, n_ieq_constr)), the way its
     ask/tell interface takes values computed elsewhere: a static problem evaluated on them.

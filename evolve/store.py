@@ -537,6 +537,16 @@ class Store:
             self._insert("held_out", held, {"run_id": run_id})
             self._insert("task_results", tasks, {"run_id": run_id})
 
+    def task_results(self, run_id: str, split: str) -> dict[str, list[TaskResultRow]]:
+        """Every stored task result of a split, by individual (tasks in id order)."""
+        out: dict[str, list[TaskResultRow]] = {}
+        for row in self.con.execute(
+                """SELECT individual_id, split, task_id, generation, tier, passed, reason, typed, seconds
+                   FROM task_results WHERE run_id = ? AND split = ? ORDER BY individual_id, task_id""",
+                [run_id, split]).fetchall():
+            out.setdefault(row[0], []).append(TaskResultRow(*row))
+        return out
+
     def _insert(self, table: str, rows: Sequence[DataclassInstance], constants: Mapping[str, object]) -> None:
         """One columnar INSERT of `rows` (dataclasses whose fields are columns of `table`),
         with `constants` bound once for every row.

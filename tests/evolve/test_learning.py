@@ -32,6 +32,7 @@ def _weights(genome_json: str) -> set[float]:
 
 def _run(tmp_path: Path, name: str, seed: int, **params: object) -> Path:
     """A two-generation run of depth-1 towers on the suite above; its run directory."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "learn.yaml").write_text(SUITE, encoding="utf-8")
     resolved = resolve(parse_config({
         "name": name, "seed": seed, "generations": 2,
@@ -73,3 +74,33 @@ def test_reflective_proposals_are_stored_with_what_became_of_them(ray_local: obj
         assert used == (child is not None and hashes.get(child) == 1)  # used: its child was evaluated
         if row is not None:
             assert len(json.loads(row)) == 4
+
+
+def test_a_resumed_run_learns_and_reflects_as_the_straight_run_did(ray_local: object, tmp_path: Path) -> None:
+    """What a species learned lives in the driver, not in the checkpoint: a run stopped after
+    generation 0 and resumed must still make the generation 1 the straight run made."""
+    params = {"credit": 0.5, "reflection": 1.0}
+    straight = _run(tmp_path / "a", "straight", 5, **params)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "learn.yaml").write_text(SUITE, encoding="utf-8")
+    first = parse_config({
+        "name": "resumed", "seed": 5, "generations": 1,
+        "species": {"name": "tower", "params": {"depth": 1, "tasks": 2, "suite": str(tmp_path / "b" / "learn.yaml"),
+                                                **params}},
+        "population": {"size": 4},
+        "objectives": [{"metric": "task_pass_rate", "direction": "max", "ref": 0.0}],
+        "evaluation": {"timeout": 60, "actors": 2, "validation": False}})
+    resolved = resolve(first)
+    run_id, run_dir = create_run(resolved, tmp_path / "b" / "runs", run_id="resumed")
+    run_evolution(resolved, run_id, run_dir)  # generation 0 only, checkpointed
+    later = resolve(parse_config({**first.to_json_data(), "generations": 2}))  # a fresh driver: nothing learned yet
+    run_evolution(later, run_id, run_dir)
+
+    def generation_1(d: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with Store.open(d, read_only=True) as store:
+            return (store.query("SELECT hash FROM individuals WHERE generation = 1 ORDER BY 1"),
+                    store.query("SELECT seq, parent, task_id, reason, child FROM proposals ORDER BY seq"))
+
+    individuals, proposals = generation_1(straight)
+    assert proposals  # the straight run reflected on generation 0's failures
+    assert generation_1(run_dir) == (individuals, proposals)
