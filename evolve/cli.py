@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "evolve.cmd_replay",
     "evolve.cmd_report",
     "evolve.cmd_expert",
+    "evolve.cmd_ui",
     "accordion.cli",
 )
 
