@@ -144,7 +144,15 @@ def _snapshot(run_dir: Path) -> dict[str, Any]:
     return jsonable({"run_id": live.get("run_id"), "status": live.get("state", "running"),
                      "species": live.get("species"), "generations": live.get("generation"),
                      "planned": live.get("generations"), "best_validation": live.get("validation"),
-                     "hypervolume": {"": live.get("hypervolume")}, "updated_at": live.get("updated_at")})
+                     "hypervolume": {"": live.get("hypervolume")}, "updated_at": _when(live.get("updated_at"))})
+
+
+def _when(text: object) -> object:
+    """A snapshot's ISO time (UTC, with its offset) as the store writes times: naive UTC."""
+    try:
+        return datetime.fromisoformat(str(text)).replace(tzinfo=None)
+    except ValueError:
+        return text
 
 
 # --- a run ----------------------------------------------------------------------------------------
@@ -157,8 +165,8 @@ def version(run_dir: Path) -> dict[str, Any]:
                                          "WHERE run_id = ?", [rid])[0]
             held = store.query("SELECT count(*) FROM held_out WHERE run_id = ?", [rid])[0][0]
             status = store.run()["status"]
-    except Busy as exc:
-        return {"busy": True, "note": str(exc)}
+    except Busy as exc:  # with what the driver says of its progress meanwhile
+        return {"busy": True, "note": str(exc), "snapshot": _snapshot(run_dir)}
     return jsonable({"busy": False, "version": f"{rows}:{at}:{held}:{status}", "generation": last,
                      "status": status})
 

@@ -124,6 +124,15 @@ def test_every_view_loads_counts_overlaps_and_replays(server: str, live_run: Pat
         counts = [int(c) for c in pg.locator("svg#scatter g.pt").evaluate_all("gs => gs.map(g => g.dataset.count)")]
         assert sum(counts) == len(placed)
         assert len(counts) == len({(p[2][x], p[2][y]) for p in placed})
+    # with every earlier evaluation: still each counted once (earlier ones as one layer of dots)
+    marks = len(pg.evaluate("performance.getEntriesByName('scatter-drawn')"))
+    pg.check("#earlier")
+    pg.wait_for_function(f"performance.getEntriesByName('scatter-drawn').length > {marks}")
+    every = _api(server + f"/api/run/small/generation/{last}?earlier=1")["points"]
+    placed = [p for p in every if p[2][0] is not None and p[2][2] is not None]
+    counts = [int(c) for c in pg.locator("svg#scatter g.pt, svg#scatter g.earlier-dots").evaluate_all(
+        "gs => gs.map(g => g.dataset.count)")]
+    assert sum(counts) == len(placed) == len({p[0] for p in every})
     assert pg.locator(".charts figure").count() == 1 + len(objectives)  # hypervolume + one per objective
     assert pg.locator("h2", has_text="Failures by reason").count() == 1
 

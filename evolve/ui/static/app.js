@@ -7,6 +7,7 @@
   const main = document.getElementById("main");
   const POLL = Number(body.dataset.poll) || 2000;
   const SVGNS = "http://www.w3.org/2000/svg";
+  const WAITING = "The run's driver is writing its store; this page shows the run as soon as the store can be read.";
   // drawing order of the scatter: later kinds on top (failures never hide under the front)
   const KINDS = ["earlier", "discarded", "population", "front", "infeasible", "failed"];
   const KIND_LABEL = {
@@ -267,7 +268,7 @@
       const gl = document.getElementById("gen-label");
       if (gl) gl.textContent = String(st.gen);
       drawPicked();
-      if (!performance.getEntriesByName("scatter-drawn").length) performance.mark("scatter-drawn");
+      performance.mark("scatter-drawn"); // each draw (the first is the page's first paint of the front)
     }
 
     // The scatter of one generation: the individuals at one point are drawn once, sized and
@@ -296,7 +297,25 @@
       const a = axes(720, 440, extent(list.map((g) => g.x)), extent(list.map((g) => g.y)),
         objLabel(objs[xi]), objLabel(objs[yi]));
       a.svg.id = "scatter";
+      // spots holding only earlier generations' evaluations (up to every evaluation of a run)
+      // are context: one path of round dots, no per-spot element, counts still labelled
+      let dots = "";
+      const background = s("g", { class: "earlier-dots" });
+      let backgroundCount = 0;
       for (const sp of list) {
+        if (sp.top !== 0) continue;
+        const cx = a.x(sp.x), cy = a.y(sp.y);
+        dots += `M${cx.toFixed(1)},${cy.toFixed(1)}h0`;
+        backgroundCount += sp.n;
+        if (sp.n > 1) background.append(s("text", { x: cx + 4, y: cy - 3, class: "count" }, "×" + sp.n));
+      }
+      if (dots) {
+        background.prepend(s("path", { d: dots }));
+        background.dataset.count = String(backgroundCount);
+        a.svg.append(background);
+      }
+      for (const sp of list) {
+        if (sp.top === 0) continue;
         const cx = a.x(sp.x), cy = a.y(sp.y), n = sp.n;
         const here = KINDS.filter((k) => sp.kinds[k]);
         const rings = here.filter((k) => k !== "failed" && k !== "infeasible");
@@ -322,7 +341,7 @@
         grp.addEventListener("click", () => { st.selected = sp; drawPicked(); });
         a.svg.append(grp);
       }
-      a.svg.dataset.markers = String(list.length);
+      a.svg.dataset.markers = String(list.length); // distinct points drawn
       const legend = h("div", { class: "legend" }, KINDS.filter((k) => counts[k] || unplaced[k]).map((k) =>
         h("span", { class: "key " + k }, `${KIND_LABEL[k]} ${counts[k] || 0}`
           + (unplaced[k] ? ` (+${unplaced[k]} with no value on these axes)` : ""))));
@@ -377,19 +396,26 @@
 
     async function poll() {
       const v = await getJSON(api(`/run/${encodeURIComponent(run)}/version`));
-      if (v.busy) { setLive("its driver holds the store; waiting…", "warn"); return; }
+      if (v.busy) {
+        setLive("its driver holds the store; waiting…", "warn");
+        const snap = v.snapshot || {};
+        const progress = snap.generations === undefined ? "" : `Its driver reports ${fmt(snap.generations)} of `
+          + `${fmt(snap.planned)} generations done, hypervolume ${fmt((snap.hypervolume || {})[""])}, updated ${snap.updated_at}.`;
+        if (st.data === null) main.replaceChildren(h("p", { class: "muted", id: "waiting" }, WAITING, h("br"), progress, h("br"), v.note));
+        return;
+      }
       setLive(v.status === "running" ? `live · generation ${fmt(v.generation)}` : v.status, v.status === "running" ? "live" : "muted");
-      if (st.version !== null && v.version !== st.version) await load();
-      st.version = v.version;
+      if (st.data === null || v.version !== st.version) {
+        await load();
+        st.version = v.version;
+      }
     }
 
     try {
-      await load();
+      await poll();
     } catch (e) {
       showError(e);
     }
-    const first = await getJSON(api(`/run/${encodeURIComponent(run)}/version`)).catch(() => ({}));
-    st.version = first.version || null;
     every(poll);
   }
 
@@ -398,11 +424,15 @@
     const run = body.dataset.run, ind = body.dataset.ind;
     crumbs(h("a", { href: runUrl(run) }, run), h("a", { href: indUrl(run, ind) }, ind));
     let d;
-    try {
-      d = await getJSON(api(`/run/${encodeURIComponent(run)}/individual/${encodeURIComponent(ind)}`));
-    } catch (e) {
-      showError(e);
-      return;
+    for (;;) { // while its driver holds the store, wait for it
+      try {
+        d = await getJSON(api(`/run/${encodeURIComponent(run)}/individual/${encodeURIComponent(ind)}`));
+        break;
+      } catch (e) {
+        if (!e.busy) { showError(e); return; }
+        main.replaceChildren(h("p", { class: "muted", id: "waiting" }, WAITING, h("br"), e.message));
+        await new Promise((resolve) => setTimeout(resolve, POLL));
+      }
     }
     const ev = d.evaluation;
     const link = (id) => h("a", { href: indUrl(run, id) }, id);
