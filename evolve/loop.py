@@ -149,6 +149,7 @@ class Asked:
     off: Population
     cands: list[Candidate]
     proposals: list[ProposalRow] = field(default_factory=list)  # reflective mutation's, for these
+    variation: dict[str, int] = field(default_factory=dict)  # what variation did (`Species.take_variation`)
 
 
 class Engine:
@@ -284,7 +285,7 @@ class Engine:
                                  json.dumps(p.row.to_list()) if p.row is not None else None, p.reason, p.child,
                                  p.child in asked)
                      for k, p in enumerate(lane.part.species.take_proposals())]
-        return Asked(lane, off, cands, proposals)
+        return Asked(lane, off, cands, proposals, lane.part.species.take_variation())
 
     # --- evaluate ------------------------------------------------------------------------------
     def _evaluate(self, g: int, batches: list[Asked]
@@ -416,7 +417,8 @@ class Engine:
         species = lane.part.species
         return GenerationRecord(
             GenerationRow(g, lane.key, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
-                          int(np.sum(rank == 0)), time.monotonic() - t0, n_dup),
+                          int(np.sum(rank == 0)), time.monotonic() - t0, n_dup,
+                          json.dumps(b.variation, sort_keys=True)),
             individuals=[IndividualRow(c.id, lane.key, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],

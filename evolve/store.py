@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS generations (
     wall_seconds  DOUBLE NOT NULL,
     committed_at  TIMESTAMP NOT NULL,
     species       VARCHAR NOT NULL,         -- one row per species and generation
+    variation     JSON NOT NULL DEFAULT '{}', -- what variation did, e.g. graph children made and refused
     PRIMARY KEY (run_id, species, generation)
 );
 CREATE TABLE IF NOT EXISTS run_species (
@@ -307,6 +308,7 @@ class GenerationRow:
     front_size: int
     wall_seconds: float
     duplicates: int = 0
+    variation: str = "{}"  # JSON: counts from `Species.take_variation`
 
 
 @dataclass(slots=True)

@@ -1,6 +1,9 @@
 """The tower genome: experience + graph structure + typing mode + content source + validator params.
 
 A genome is a frozen value with a canonical JSON form; its hash (blake2b of that JSON) names it.
+Its `graph` is the task level's op graph as data (nodes in order, see `harness_tower.ft.build`);
+a genome whose graph does not build (an unknown op, a wrong type, an unused node) is refused
+when it is made, so an invalid graph never reaches rendering, let alone an evaluation.
 
 >>> g = TowerGenome.default()
 >>> TowerGenome.from_dict(g.to_dict()) == g
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness_tower.backends import SAMPLING, check_sampling
-from harness_tower.errors import GenomeError
+from harness_tower.errors import GenomeError, GraphError
+from harness_tower.ft import Experience, build_graph
 
 TYPING_MODES = ("line", "statement")
 CONTENT_SOURCES = ("literal", "kernel", "expert")
@@ -35,6 +39,36 @@ BACKEND_CONFIG = SAMPLING
 # they hold their defaults, so that adding them did not change any existing genome's hash.
 EXPERT_DEFAULTS: dict[str, Any] = {"backend": "retrieval", "backend_config": {}, "source_radius": 2,
                                    "max_lines": 400, "max_bytes": 65536}
+H1_SESSION = "h1_writer"
+
+
+def _node(id: str, op: str, *inputs: str, **params: Any) -> dict[str, Any]:
+    return {"id": id, "op": op, "in": list(inputs), **params}
+
+
+# The task level's graph when a genome names none: look at the cursor's rows, decide what to
+# do, fill a command from the instruction, type it (or press a key, or stop); repeat until the
+# decision is done, waiting while a command still runs. Left out of the canonical JSON, so a
+# genome of the default graph hashes as it did before graphs were genes.
+DEFAULT_GRAPH: tuple[dict[str, Any], ...] = (
+    _node("asked", "instruction"),
+    _node("screen", "capture"),
+    _node("look", "fixation", "screen", radius=1),
+    _node("decision", "expert", "look", table="decision"),
+    _node("query", "join", "decision", "asked"),
+    _node("command", "slot_expert", "query", "asked", table="command"),
+    _node("type", "send_text", "command"),
+    _node("enter", "const", value="Enter"),
+    _node("press_enter", "send_ctrl", "enter"),
+    _node("type_line", "sequential", "type", "press_enter"),
+    _node("press", "send_ctrl", "command"),
+    _node("stop", "done"),
+    {**_node("act", "switch", "decision"), "branches": {"text": "type_line", "ctrl": "press", "done": "stop"}},
+    _node("finished", "chose", "decision", kind="done"),
+    _node("screen_now", "capture"),
+    _node("busy", "screen_busy", "screen_now"),
+    _node("task", "recurrent", "act", "finished", "busy"),
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +118,24 @@ class TowerGenome:
     source_radius: int = 2
     max_lines: int = 400
     max_bytes: int = 65536
+    # The task level's op graph (nodes in order; `harness_tower.ft.build`); None: DEFAULT_GRAPH.
+    # Its nodes are plain JSON objects: never changed in place, variation makes new ones.
+    graph: tuple[Mapping[str, Any], ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.experience:
             object.__setattr__(self, "experience", default_experience())
+        if self.graph is not None:
+            if not isinstance(self.graph, (list, tuple)):
+                raise GenomeError("genome: graph must be a list of nodes")
+            graph = tuple(_copy_json(n) for n in self.graph)
+            object.__setattr__(self, "graph", None if graph == DEFAULT_GRAPH else graph)
         self._validate()
+
+    @property
+    def nodes(self) -> tuple[Mapping[str, Any], ...]:
+        """The task level's graph, the default one included."""
+        return DEFAULT_GRAPH if self.graph is None else self.graph
 
     @classmethod
     def default(cls, **overrides: Any) -> TowerGenome:
@@ -125,6 +172,17 @@ class TowerGenome:
         for table in ("decision", "command"):
             need(len(self.experience.get(table, ())) > 0, f"experience.{table} must have at least one entry")
         self._validate_expert(need)
+        try:
+            self.build_h1_graph()
+        except GraphError as exc:
+            raise GenomeError(f"genome: {exc.message}") from None
+
+    def build_h1_graph(self) -> Any:
+        """The task level's ops as its `h1.py` builds them (the graph's type check)."""
+        tables = {t: Experience([e.to_list() for e in rows])  # type: ignore[misc]  # rows are 4-lists
+                  for t, rows in self.experience.items() if t in ("decision", "command", "fixation") and rows}
+        return build_graph(list(self.nodes), tables, H1_SESSION, topk=self.topk, max_iterations=self.max_iterations,
+                           chunk=self.chunk, settle=self.settle_timeout)
 
     def _validate_expert(self, need: Any) -> None:
         need(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
@@ -146,6 +204,10 @@ class TowerGenome:
         for name, default in EXPERT_DEFAULTS.items():
             if d[name] == default:
                 del d[name]
+        if self.graph is None:
+            del d["graph"]
+        else:
+            d["graph"] = [_copy_json(n) for n in self.graph]
         return d
 
     @classmethod
@@ -176,6 +238,16 @@ class TowerGenome:
 
     def replace(self, **changes: Any) -> TowerGenome:
         return dataclasses.replace(self, **changes)
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value with its objects' keys sorted (the canonical form of a node);
+    anything that is not JSON is left for the graph check to refuse."""
+    if isinstance(value, Mapping):
+        return {str(k): _copy_json(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def _is_int(value: Any) -> bool:

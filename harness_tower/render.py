@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
 import re
 import string
 import threading
@@ -56,23 +57,17 @@ DECISION = ft.Experience.parse({decision})
 # Experience: what to do and what was asked -> the command, its {{slots}} filled from the instruction.
 COMMAND = ft.Experience.parse({command})
 {policy}
+# The op graph, run once per task: nodes in order, each reading nodes before it; the last is the task.
+GRAPH = [
+{graph}
+]
+
 
 def main():
     term = ft.Terminal()
     term.open(SESSION)
-    asked = ft.ft_instruction()
-    decide = ft.ft_expert(ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1{look}), DECISION, TOPK,
-                          name="decision")
-    keys = ft.ft_slot_expert(ft.ft_join(decide, asked), asked, COMMAND, TOPK, name="command")
-    act = ft.ft_switch(decide, {{
-        "text": ft.ft_sequential(ft.ft_tmux_send_text(SESSION, keys, CHUNK, SETTLE),
-                                 ft.ft_tmux_send_ctrl(SESSION, ft.ft_const("Enter"), SETTLE)),
-        "ctrl": ft.ft_tmux_send_ctrl(SESSION, keys, SETTLE),
-        "done": ft.ft_done(),
-    }})
-    finished = ft.ft_chose(decide, "done")
-    busy = ft.ft_screen_busy(ft.ft_tmux_capture_pane(SESSION))
-    task = ft.ft_recurrent(act, finished, MAX_ITERATIONS, SESSION, SETTLE, busy)
+    task = ft.build_graph(GRAPH, {{"decision": DECISION, "command": COMMAND{look}}}, SESSION, topk=TOPK,
+                          max_iterations=MAX_ITERATIONS, chunk=CHUNK, settle=SETTLE)
     return ft.finish(SESSION, ft.work_through_tasks(term, task))
 
 
@@ -140,7 +135,7 @@ def child_source(level):
 # With a `fixation` table the task level's decision expert looks where that policy says.
 H1_POLICY = ("\n# Experience: where to look (screen state -> fixation point).\n"
              "FIXATION = ft.Experience.parse({fixation})\n")
-H1_LOOK = ", policy=FIXATION"
+H1_LOOK = ', "fixation": FIXATION'
 
 
 @functools.lru_cache(maxsize=16)
@@ -182,7 +177,6 @@ def experience_heredoc(entries: tuple[ExperienceEntry, ...]) -> str:
 
 
 def _json(value: str) -> str:
-    import json
     return json.dumps(value)
 
 
@@ -213,11 +207,12 @@ def render_h1(genome: TowerGenome) -> str:
     """The task level."""
     fixation = genome.experience.get("fixation", ())
     policy = fill(H1_POLICY, fixation=experience_heredoc(fixation)) if fixation else ""
+    graph = "\n".join(f"    {json.dumps(node, sort_keys=True, separators=(',', ':'))}," for node in genome.nodes)
     return fill(H1_TEMPLATE, topk=genome.topk,
                 max_iterations=genome.max_iterations, chunk=genome.chunk, settle=genome.settle_timeout,
                 decision=experience_heredoc(genome.experience["decision"]),
                 command=experience_heredoc(genome.experience["command"]),
-                policy=policy, look=H1_LOOK if fixation else "")
+                policy=policy, look=H1_LOOK if fixation else "", graph=graph)
 
 
 def kernel_template(genome: TowerGenome) -> str:

@@ -218,6 +218,11 @@ class Species(ABC, Generic[G]):
         for the engine to store; [] for a species that does not reflect (the default)."""
         return []
 
+    def take_variation(self) -> dict[str, int]:
+        """Counts of what variation did since the last call (e.g. graph children made and
+        refused by their type check), stored with the generation; {} by default."""
+        return {}
+
     def verify(self) -> None:
         """What must hold before a run starts and cannot be seen in the config alone (a
         tower's suite: every reference solution passes its own check in a real terminal);

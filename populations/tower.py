@@ -2,8 +2,11 @@
 
 Variation (DEAP toolbox of the pure operators in `populations.operators`): experience
 entries replaced, inserted, deleted, weights perturbed; typing mode and content source
-flipped; chunk, top-k and iteration budget changed; crossover swaps scalar genes and the
-tails of experience tables. Every child is a valid, renderable genome.
+flipped; chunk, top-k and iteration budget changed; the task level's op graph changed (a
+node's parameter, an input rewired, a node inserted on an edge or bypassed); crossover swaps
+scalar genes, the tails of experience tables and typed subgraphs. Every child is a valid,
+renderable genome: a graph child that fails its type check is refused (counted per
+generation, `take_variation`) and the parent's graph kept.
 
 Evaluation runs a real tower (tmux + git sandbox) at the configured depth and sends the
 trajectory repository back as `git bundle` bytes.
@@ -36,7 +39,7 @@ from harness_tower.tasks import Task, load_suite
 from populations.base import EvalItem, HeldOut, Outcome, Species, py_random
 from populations.errors import SpeciesError
 from populations.objectives import Constraint
-from populations.operators import crossover, mutation
+from populations.operators import crossover, graph, mutation
 from populations.reflect import BACKENDS, Proposal, Reflector, attempts_of
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
@@ -60,7 +63,10 @@ MUTATIONS: dict[str, float] = {
     "perturb_weights": 2.0, "replace_entry": 1.0, "insert_entry": 1.0, "delete_entry": 1.0,
     "flip_typing_mode": 2.0, "flip_content_source": 1.0, "change_chunk": 2.0, "change_topk": 1.0,
     "change_max_iterations": 1.0,
+    "graph_param": 0.5, "graph_rewire": 0.5, "graph_insert": 0.5, "graph_delete": 0.5,
 }
+GRAPH_OPERATORS = {"graph_param": graph.change_param, "graph_rewire": graph.rewire,
+                   "graph_insert": graph.insert_node, "graph_delete": graph.delete_node}
 
 
 class TowerSpecies(Species[TowerGenome]):
@@ -76,7 +82,7 @@ class TowerSpecies(Species[TowerGenome]):
                  mutations: dict[str, float] | None = None, max_mutations: int = 2,
                  isolation: str = "auto", suite: str = "shell", tasks: int = 4,
                  harvested: Sequence[str] = (), credit: float = 0.0, reflection: float = 0.0,
-                 reflection_backend: str = "retrieval") -> None:
+                 reflection_backend: str = "retrieval", graph_crossover: float = 0.5) -> None:
         if isolation not in ("auto", "bwrap", "process"):
             raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
@@ -115,6 +121,12 @@ class TowerSpecies(Species[TowerGenome]):
             raise SpeciesError(f"reflection_backend must be one of {', '.join(BACKENDS)} (got {reflection_backend!r})",
                                species=self.name)
         self.reflection = float(reflection)
+        if not isinstance(graph_crossover, int | float) or isinstance(graph_crossover, bool) \
+                or not 0.0 <= graph_crossover <= 1.0:
+            raise SpeciesError(f"graph_crossover must be a probability in 0..1 (got {graph_crossover!r})",
+                               species=self.name)
+        self.graph_crossover = float(graph_crossover)
+        self.variation: dict[str, int] = {}
         self.reflector = Reflector(reflection_backend)
         self._proposals: list[Proposal] = []
         self.run_seed = 0  # the run's seed (use_seed): with the generation, it draws the tasks
@@ -134,6 +146,8 @@ class TowerSpecies(Species[TowerGenome]):
         tb.register("change_chunk", mutation.change_chunk)
         tb.register("change_topk", mutation.change_topk)
         tb.register("change_max_iterations", mutation.change_max_iterations)
+        for name, op in GRAPH_OPERATORS.items():
+            tb.register(name, self._vary_graph, op)
         tb.register("cx_fields", crossover.cx_fields)
         tb.register("cx_experience", crossover.cx_experience)
         self.toolbox = tb
@@ -172,6 +186,28 @@ class TowerSpecies(Species[TowerGenome]):
     def take_proposals(self) -> list[Proposal]:
         out, self._proposals = self._proposals, []
         return out
+
+    def take_variation(self) -> dict[str, int]:
+        out, self.variation = self.variation, {}
+        return out
+
+    def _count(self, what: str) -> None:
+        self.variation[what] = self.variation.get(what, 0) + 1
+
+    def _with_graph(self, genome: TowerGenome, nodes: Sequence[Mapping[str, Any]]) -> TowerGenome:
+        """The genome with this graph, if it builds; else the genome as it was (counted refused)."""
+        if list(nodes) == list(genome.nodes):
+            return genome
+        try:
+            child = genome.replace(graph=tuple(nodes))
+        except GenomeError:
+            self._count("graph_refused")
+            return genome
+        self._count("graph_children")
+        return child
+
+    def _vary_graph(self, op: Any, genome: TowerGenome, r: Any) -> TowerGenome:
+        return self._with_graph(genome, op(genome.nodes, r))
 
     def _credit(self, genome: TowerGenome, tasks: Sequence[Mapping[str, Any]]) -> TowerGenome | None:
         if self.credit <= 0.0:
@@ -268,7 +304,7 @@ class TowerSpecies(Species[TowerGenome]):
     def describe(self, genome: TowerGenome) -> str:
         n = sum(len(e) for e in genome.experience.values())
         return (f"{genome.content_source}/{genome.typing_mode} c{genome.chunk} k{genome.topk} "
-                f"i{genome.max_iterations} e{n}")
+                f"i{genome.max_iterations} e{n}" + (f" g{len(genome.nodes)}" if genome.graph is not None else ""))
 
     # --- variation ----------------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator) -> list[TowerGenome]:
@@ -296,6 +332,9 @@ class TowerSpecies(Species[TowerGenome]):
         for a, b in pairs:
             c1, c2 = self.toolbox.cx_fields(a, b, r)
             c1, c2 = self.toolbox.cx_experience(c1, c2, r)
+            if a.graph != b.graph and r.random() < self.graph_crossover:
+                g1, g2 = graph.exchange(a.nodes, b.nodes, r)
+                c1, c2 = self._with_graph(c1, g1), self._with_graph(c2, g2)
             children.append((c1, c2))
             if self.reflection > 0.0:
                 for child in (c1, c2):

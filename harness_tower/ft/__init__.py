@@ -8,7 +8,8 @@ Harness programs and the rendered levels use it as `from harness_tower import ft
 - `graph`: `Op`, `Context`, the type tags, `Status`, and the control flow (switch, sequential, recurrent);
 - `ops`: capture, fixation, expert, the sends and the screen predicates;
 - `typist`: the one typing state machine (line and statement modes) and the typing plans;
-- `writer`: the ops that type a child and run it, and a level program's exit code.
+- `writer`: the ops that type a child and run it, and a level program's exit code;
+- `build`: a task level's op graph from data (the graph genome's nodes), checked as it is built.
 
 Ops compose into a static graph. Every op declares the types it takes and the type it
 gives; composing a wrong graph raises `GraphError` before anything runs.
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness_tower.errors import GraphError, TowerError
+from harness_tower.ft.build import NODE_OPS, build_graph
 from harness_tower.ft.experience import Experience, Translate, keywords, load_backend
 from harness_tower.ft.graph import (
     BOOL,
@@ -84,7 +86,7 @@ from harness_tower.ft.typist import (
     typing_machine,
     typing_plan,
 )
-from harness_tower.ft.work import Chose, Done, Instruction, Join, SlotExpert, work_through_tasks
+from harness_tower.ft.work import Chose, Done, Either, Instruction, Join, SlotExpert, work_through_tasks
 from harness_tower.ft.writer import (
     SendPlan,
     TypingPlan,
@@ -97,7 +99,8 @@ from harness_tower.ft.writer import (
 __all__ = [
     "BOOL", "END_MARK", "EOF_MARK", "MAX_BLANK", "MAX_TEXT", "MODES", "NEXT", "OK", "PLAN", "PROMPT", "SCREEN",
     "STATUS", "TEXT",
-    "Capture", "Chose", "Connection", "Done", "Instruction", "Join", "SlotExpert", "Const", "Context", "Experience",
+    "NODE_OPS", "Capture", "Chose", "Either", "build_graph",
+    "Connection", "Done", "Instruction", "Join", "SlotExpert", "Const", "Context", "Experience",
     "Expert", "Fixation", "GraphError", "Key", "Machine", "Op",
     "PromptReturned", "Recurrent", "Screen", "ScreenBusy", "ScreenHasLine", "SendCtrl", "SendPlan", "SendText",
     "Sequential", "Status", "Switch", "Terminal", "TowerError", "Translate", "TypingPlan", "WriteGenerated",

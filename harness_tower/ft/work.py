@@ -81,6 +81,16 @@ class Chose(Op):
         return decision.split(":", 1)[0] == self.kind
 
 
+class Either(Op):
+    """True when either predicate is (a validator made of two: the decision said done, or the
+    prompt is back)."""
+
+    takes, gives = (BOOL, BOOL), BOOL
+
+    def _apply(self, ctx: Context, first: bool, second: bool) -> bool:
+        return first or second
+
+
 class Done(Op):
     """A branch that does nothing: the task is finished."""
 

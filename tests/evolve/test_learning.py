@@ -104,3 +104,19 @@ def test_a_resumed_run_learns_and_reflects_as_the_straight_run_did(ray_local: ob
     individuals, proposals = generation_1(straight)
     assert proposals  # the straight run reflected on generation 0's failures
     assert generation_1(run_dir) == (individuals, proposals)
+
+
+def test_graph_children_run_and_what_variation_did_is_stored(ray_local: object, tmp_path: Path) -> None:
+    run_dir = _run(tmp_path, "graphs", 4, mutations={"graph_insert": 1.0, "graph_rewire": 1.0},
+                   graph_crossover=1.0)
+    with Store.open(run_dir, read_only=True) as store:
+        variation = [json.loads(v) for (v,) in store.query("SELECT variation FROM generations ORDER BY generation")]
+        rows = store.query("SELECT i.genome, e.status, e.error, (SELECT count(*) FROM task_results t "
+                           "WHERE t.individual_id = i.individual_id) FROM individuals i "
+                           "JOIN evaluations e USING (individual_id) WHERE i.generation = 1")
+    assert all(set(v) <= {"graph_children", "graph_refused"} for v in variation)
+    assert sum(v.get("graph_children", 0) for v in variation) >= 4
+    graphs = [(status, error, tasks) for genome, status, error, tasks in rows if "graph" in json.loads(genome)]
+    assert graphs, "no generation-1 child has a graph of its own"
+    for status, error, tasks in graphs:  # a changed task level still works through its tasks
+        assert status == "ok" and tasks == 2, error

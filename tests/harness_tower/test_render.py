@@ -77,10 +77,9 @@ def test_the_task_level_looks_by_its_fixation_policy_only_when_it_has_one() -> N
     table = (ExperienceEntry("$", "idle", "0 c 0"), ExperienceEntry("$ echo", "typed", "-1 c-1 2", 2.0))
     looking = plain.replace(experience={**plain.experience, "fixation": table})
     assert "FIXATION" not in render(plain, 1)
-    assert "ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1)," in render(plain, 1)
+    assert '{"decision": DECISION, "command": COMMAND}, SESSION' in render(plain, 1)
     source = render(looking, 1)
-    assert ("decide = ft.ft_expert(ft.ft_fixation(ft.ft_tmux_capture_pane(SESSION), 1, policy=FIXATION), "
-            "DECISION") in source
+    assert '{"decision": DECISION, "command": COMMAND, "fixation": FIXATION}, SESSION' in source
     module: dict[str, object] = {"__name__": "rendered"}
     exec(compile(source, "h1.py", "exec"), module)  # noqa: S102 - a program this genome renders, read not run
     policy = module["FIXATION"]

@@ -39,7 +39,7 @@ def test_literal_tower_bytes_grow_level_over_level(out_dir: Path) -> None:
     m = result.metrics
     assert m["task_correct"] == 1
     assert m["code_bytes@h1"] < m["code_bytes@h2"] < m["code_bytes@h3"]
-    assert m["bytes_ratio@h2"] > 1.2
+    assert m["bytes_ratio@h2"] > 1.15  # each level holds its child inline: h3 is h2 plus its own driver
 
 
 def test_typing_modes_trade_diff_size_against_syntax_validity(short_tmp: Path) -> None:
