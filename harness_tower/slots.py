@@ -8,6 +8,9 @@ learned from reference solutions and harvested sessions).
 
 Slots, in the order they appear in the instruction (a second one of a kind is `file2`, ...):
 - `text`: a quoted string ('...' or "..."), shell-quoted when filled as `{text_q}`;
+- `words`: the words an instruction names without quotes ("the words hello world", "the
+  line: buy milk", "the word banana in capital letters" → `banana`), up to the end of the
+  clause or a word that starts a new part of it (in, into, to, three, spelled, ...);
 - `file`: a name with an extension or a path (`notes.txt`, `data/a.csv`, `./run.sh`);
 - `dir`: the name after "directory"/"folder" (`directory logs` → `logs`);
 - `n`: a whole number.
@@ -33,6 +36,9 @@ from collections.abc import Callable, Mapping
 _QUOTED = re.compile(r"'([^'\n]+)'|\"([^\"\n]+)\"")
 _FILE = re.compile(r"(?<![\w/.-])((?:\.{0,2}/)?(?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,5}|(?:\.{0,2}/)?[\w-]+(?:/[\w.-]+)+)"
                    r"(?![\w/-])")
+_WORDS = re.compile(r"\bthe\s+(?:single\s+)?(?:words?|text|line|sentence|phrase)\s*:?\s+(.+?)"
+                    r"(?=\s+(?:in|into|to|on|at|spelled|followed|separated|three|two|twice|once|and|with|from|for"
+                    r"|inside)\b|[.?!,;:](?:\s|$)|$)", re.IGNORECASE)
 _DIR = re.compile(r"\b(?:directory|folder|dir)\s+(?:called\s+|named\s+)?([\w.-]+)", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 _SLOT = re.compile(r"\{([a-z]+[0-9]*)(_q)?\}")
@@ -55,6 +61,10 @@ def extract(instruction: str) -> dict[str, str]:
     for m in _QUOTED.finditer(instruction):
         add("text", m.group(1) if m.group(1) is not None else m.group(2))
         quoted_spans.append(m.span())
+    bare = _blank(instruction, quoted_spans)
+    for m in _WORDS.finditer(bare):  # named words, like quoted text, hold no other slots
+        add("words", m.group(1))
+        quoted_spans.append(m.span(1))
     bare = _blank(instruction, quoted_spans)
     for m in _DIR.finditer(bare):
         add("dir", m.group(1).rstrip("."))
