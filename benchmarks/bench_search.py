@@ -2,22 +2,25 @@
 
 Arms, each with the same number of evaluations per run (`--budget`) and several run seeds:
 
-- `random`: samples and mutants of the seeds, no selection (one generation of `budget`
-  individuals: the seed genomes, then mutants of them, all distinct);
+- `random`: samples and mutants of the seeds (every operator, graph edits included), no
+  selection (one generation of `budget` individuals: the seed genomes, then mutants of them,
+  all distinct);
 - `nsga2`: NSGA-II with field/row variation only (population `--population`, generations
   budget / population);
-- `reflect`: NSGA-II + learning inside the run (credit 0.3) + reflective mutation with the
+- `graph`: NSGA-II with field/row and graph variation (graph edits, subgraph exchange);
+- `reflect`: as `graph` + learning inside the run (credit 0.3) + reflective mutation with the
   offline `retrieval` backend (half the mutations);
 - `llama` (with `--llama URL`): as `reflect`, the `openai` backend on that endpoint (e.g. a
   llama.cpp server with the SmolLM2 GGUF: `python -m llama_cpp.server --model M --port 8000`).
 
 Every run selects on `task_pass_rate` over k train tasks per evaluation (plus how H2 types:
-`max_diff_len@h2`); every new front member is evaluated on the 10 validation tasks (stored,
+`max_diff_len@h2`); every new front member is evaluated on the 20 validation tasks (stored,
 never selected on). Reported per arm: the best validation pass rate on any front (mean ± sd over
-seeds), the test pass rate of that individual (`evolve test`, 10 tasks), the best train pass
+seeds) and its two halves (`near`: new instances of train tasks; `far`: skills train never
+shows), the test pass rate of that individual (`evolve test`, 20 tasks), the best train pass
 rate, and the curve of best validation pass rate against evaluations spent (PNG).
 
-Run: .venv/bin/python benchmarks/bench_search.py [--budget 32] [--seeds 3] [--arms random,nsga2,reflect]
+Run: .venv/bin/python benchmarks/bench_search.py [--budget 48] [--seeds 3] [--arms random,nsga2,graph,reflect]
                                                    [--llama http://127.0.0.1:8000/v1] [--png benchmarks/search.png]
 """
 from __future__ import annotations
@@ -38,7 +41,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def config(arm: str, seed: int, budget: int, population: int, k: int, llama: str | None) -> dict[str, object]:
+    from populations.tower import GRAPH_OPERATORS, MUTATIONS
+
     params: dict[str, object] = {"depth": 2, "tasks": k}
+    if arm == "nsga2":  # field and row variation only
+        params.update(mutations={m: w for m, w in MUTATIONS.items() if m not in GRAPH_OPERATORS}, graph_crossover=0.0)
     if arm in ("reflect", "llama"):
         params.update(credit=0.3, reflection=0.5, reflection_backend="openai" if arm == "llama" else "retrieval")
     size, generations = (budget, 1) if arm == "random" else (population, max(1, budget // population))
@@ -70,6 +77,9 @@ def one_run(arm: str, seed: int, args: argparse.Namespace, root: Path) -> dict[s
         gens = store.query("SELECT generation, evaluations FROM generations ORDER BY generation")
         held = store.query("""SELECT h.individual_id, h.generation, h.pass_rate FROM held_out h
                               WHERE h.split = 'validation' ORDER BY h.pass_rate DESC, h.individual_id""")
+        halves = dict(store.query("""SELECT starts_with(task_id, 'near-'), avg(passed::INT) FROM task_results
+                                     WHERE split = 'validation' AND individual_id = ? GROUP BY 1""",
+                                  [held[0][0] if held else ""]))
         train = store.query("SELECT max((metrics ->> 'task_pass_rate')::DOUBLE) FROM evaluations")[0][0]
         proposals = store.query("SELECT count(*), count(row), sum(used::INT) FROM proposals")[0]
     spent, curve, best = 0, [], 0.0
@@ -87,6 +97,7 @@ def one_run(arm: str, seed: int, args: argparse.Namespace, root: Path) -> dict[s
                 test = store.query("SELECT pass_rate FROM held_out WHERE split = 'test' AND individual_id = ?",
                                    [top])[0][0]
     return {"arm": arm, "seed": seed, "evaluations": spent, "validation": best, "test": test, "train": train,
+            "near": halves.get(True, 0.0), "far": halves.get(False, 0.0),
             "best": top, "curve": curve, "wall_s": round(wall, 1),
             "proposals": {"made": proposals[0], "rows": proposals[1], "used": proposals[2] or 0}}
 
@@ -120,11 +131,11 @@ def plot(results: list[dict[str, object]], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--budget", type=int, default=32, help="evaluations per run")
+    ap.add_argument("--budget", type=int, default=48, help="evaluations per run")
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--k", type=int, default=8, help="train tasks per evaluation")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--arms", default="random,nsga2,reflect")
+    ap.add_argument("--arms", default="random,nsga2,graph,reflect")
     ap.add_argument("--llama", help="an OpenAI-compatible endpoint for the llama arm")
     ap.add_argument("--png", default=str(ROOT / "benchmarks" / "search.png"))
     ap.add_argument("--json", help="write every run's result here")
@@ -140,13 +151,15 @@ def main() -> None:
                 r = one_run(arm, seed, args, Path(tmp))
                 results.append(r)
                 print(json.dumps(r), flush=True)
-    print("\n| arm | best validation pass rate (mean ± sd) | its test pass rate | best train pass rate | "
+    print("\n| arm | best validation pass rate (mean ± sd) | near / far | its test pass rate | best train pass rate | "
           "proposals (made / rows / used) |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for arm in arms:
         mine = [r for r in results if r["arm"] == arm]
         made = [r["proposals"] for r in mine]  # type: ignore[misc]
         print(f"| {arm} | {summary([float(r['validation']) for r in mine])} | "  # type: ignore[arg-type]
+              f"{summary([float(r['near']) for r in mine])} / "  # type: ignore[arg-type]
+              f"{summary([float(r['far']) for r in mine])} | "  # type: ignore[arg-type]
               f"{summary([float(r['test']) for r in mine if r['test'] is not None])} | "  # type: ignore[arg-type]
               f"{summary([float(r['train'] or 0) for r in mine])} | "  # type: ignore[arg-type]
               f"{sum(p['made'] for p in made)} / {sum(p['rows'] for p in made)} / {sum(p['used'] for p in made)} |")

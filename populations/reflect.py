@@ -6,9 +6,10 @@ takes one task its parent failed and proposes a command row for that instruction
 (`propose`):
 
 - `retrieval` (offline, deterministic): the nearest instruction (Jaccard over words) among
-  the tasks any individual of the run has passed, whose command — generalised into a slot
-  template (`wc -l < {file}`) — can be filled from the failed instruction and gives
-  something other than what was typed;
+  the tasks any individual of the run has passed and the species' library of command rows
+  (the train split's reference solutions and harvested sessions: `examples`), whose command
+  — generalised into a slot template (`wc -l < {file}`) — can be filled from the failed
+  instruction and gives something other than what was typed;
 - `openai`: the run's configured OpenAI-compatible endpoint (`experts.openai`, never a
   genome's) is shown the nearest passed tasks as examples and the failed instruction, and
   answers with one command line.
@@ -74,6 +75,15 @@ class Reflector:
     shots: int = 3
     successes: dict[tuple[str, str], Attempt] = field(default_factory=dict)  # (instruction, template)
     failures: dict[str, tuple[Attempt, ...]] = field(default_factory=dict)  # genome hash -> failed tasks
+    examples: dict[tuple[str, str], Attempt] = field(default_factory=dict)  # the library's rows, never dropped
+
+    def know(self, rows: Sequence[ExperienceEntry]) -> None:
+        """Command rows known to answer their query (a train reference solution, a harvested
+        session), as examples beside the run's own successes."""
+        for row in rows:
+            line = fill(row.value, extract(row.query))
+            if line is not None and line.strip() and "\n" not in line:
+                self.examples.setdefault((row.query, row.value), Attempt(f"library: {row.key}", row.query, line, True))
 
     def observe(self, genome_hashes: Sequence[str], attempts: Sequence[Attempt]) -> None:
         """Remember an evaluation: its failed tasks under each hash (the genome and what its
@@ -117,10 +127,11 @@ class Reflector:
 
     # --- backends ---------------------------------------------------------------------------
     def _nearest(self, target: Attempt) -> list[tuple[Attempt, str]]:
-        """Passed tasks other than this one, nearest instruction first (ties by content)."""
+        """Passed tasks other than this one and library rows, nearest instruction first (ties by
+        content)."""
         words = set(_WORD.findall(target.instruction.lower()))
         scored = []
-        for (instruction, template), a in self.successes.items():
+        for (instruction, template), a in [*self.successes.items(), *self.examples.items()]:
             if a.task_id == target.task_id:
                 continue
             other = set(_WORD.findall(instruction.lower()))

@@ -132,6 +132,7 @@ class TowerSpecies(Species[TowerGenome]):
         self.run_seed = 0  # the run's seed (use_seed): with the generation, it draws the tasks
         self.seed_names, self.seed_genomes = _load_seeds(seeds)
         self.library = _library(self.seed_genomes) + _task_rows(train) + _harvested_rows(harvested)
+        self.reflector.know([e for table, e in self.library if table == "command"])
         self.mutation_names = [k for k, w in weights.items() if w > 0]
         self.mutation_weights = [weights[k] for k in self.mutation_names]
         self.experts: dict[str, Any] | None = None  # the run config's `experts:` section

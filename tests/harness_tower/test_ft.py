@@ -223,5 +223,6 @@ def test_the_op_library_imports_only_the_standard_library_and_itself() -> None:
     loaded = json.loads(out)
     ours = {m for m in loaded if m.split(".")[0] == "harness_tower"}
     assert ours == {"harness_tower", "harness_tower.errors", "harness_tower.ft", "harness_tower.slots", *(
-        f"harness_tower.ft.{m}" for m in ("build", "experience", "graph", "ops", "terminal", "typist", "work", "writer"))}
+        f"harness_tower.ft.{m}" for m in ("build", "experience", "graph", "ops", "terminal", "typist", "work",
+                                          "writer"))}
     assert {m.split(".")[0] for m in loaded} - {"harness_tower"} <= sys.stdlib_module_names

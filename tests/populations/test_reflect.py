@@ -45,6 +45,23 @@ def test_retrieval_refuses_when_no_passed_command_fits() -> None:
     assert p is not None and p.row is None and p.reason.startswith("refused: no passed task")
 
 
+def test_retrieval_reads_the_species_library_of_known_rows_too() -> None:
+    """A train task failed before anyone passed anything: its nearest library row (here its own
+    reference solution, generalised) is the proposal; a held-out instance of the same kind is
+    answered from the same row, filled with its own words."""
+    species = TowerSpecies(depth=1, reflection=1.0)
+    failed = attempt("file-append-todo", "echo call mom > todo.txt\n", False)
+    species.reflector.observe(["b"], [failed])
+    p = species.reflector.propose("b", 0.0)
+    assert p is not None and p.row is not None
+    assert p.reason == "row from passed task library: file-append-todo: reference"
+    assert p.row.value == "echo {words} >> {file}"
+    near = attempt("near-file-append", "", False)
+    species.reflector.observe(["c"], [near])
+    q = species.reflector.propose("c", 0.0)
+    assert q is not None and q.row is not None and q.row.value == "echo {words} >> {file}"
+
+
 def test_memory_is_ordered_by_content_so_a_replay_proposes_the_same() -> None:
     one, two = Reflector("retrieval"), Reflector("retrieval")
     one.observe(["a"], PASSED)
