@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from evolve.errors import EvolveError
+from evolve.replay import MAX_IDLE, MIN_FRAME
 
 DEFAULT_RUNS = "runs"
 
@@ -16,6 +17,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("individual", metavar="IND", help="an individual id (or a unique prefix of one)")
     p.add_argument("--session", help="one level's session, e.g. h2_writer or h2 (default: all, in order)")
     p.add_argument("--speed", type=float, default=1.0, help="playback speed factor (default 1)")
+    p.add_argument("--max-idle", type=float, default=MAX_IDLE, metavar="SECONDS",
+                   help=f"a longer pause plays this long, like asciinema play -i (default {MAX_IDLE:g})")
+    p.add_argument("--min-frame", type=float, default=MIN_FRAME, metavar="SECONDS",
+                   help=f"each frame shows at least this long at speed 1 (default {MIN_FRAME:g}; 0: as recorded)")
     p.add_argument("--from", dest="start", type=int, default=1, metavar="SEQ",
                    help="start at this sequence number of the session")
     p.add_argument("--export", metavar="OUT.cast", help="write an asciicast v2 file instead of playing")
@@ -56,19 +61,31 @@ def trajectory_of(runs_root: str, run: str, individual: str) -> tuple[str, Path]
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from evolve.replay import asciicast, load_frames, play
+    from evolve.replay import Keys, asciicast, load_frames, plain, play
 
     if not args.speed > 0:
         raise EvolveError(f"--speed must be positive (got {args.speed:g})")
+    if not args.max_idle > 0:
+        raise EvolveError(f"--max-idle must be positive (got {args.max_idle:g})")
+    if not 0 <= args.min_frame <= args.max_idle:
+        raise EvolveError(f"--min-frame must be between 0 and --max-idle ({args.max_idle:g}), got {args.min_frame:g}")
     ind, path = trajectory_of(args.out, args.run, args.individual)
     frames = load_frames(path, args.session, args.start)
     if not frames:
         raise EvolveError(f"individual {ind}: nothing to replay from sequence {args.start}")
     if args.export:
-        Path(args.export).write_text(asciicast(frames, args.speed, f"{args.run} {ind}"), encoding="utf-8")
+        cast = asciicast(frames, args.speed, f"{args.run} {ind}", args.max_idle, args.min_frame)
+        Path(args.export).write_text(cast, encoding="utf-8")
         print(f"wrote {len(frames)} frames to {args.export}", file=sys.stderr)
         return 0
-    play(frames, args.speed)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # a pipe or a log: the frames, plainly
+        plain(frames)
+        return 0
+    keys = Keys(sys.stdin)
+    try:
+        play(frames, keys, speed=args.speed, max_idle=args.max_idle, min_frame=args.min_frame)
+    finally:
+        keys.close()
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         run_id, run_dir = create_run(resolved, runs_root, run_id=args.run_id)
 
     address = choose_address(args.address, cfg.ray.address)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())  # a log's lines are not wrapped at 80
     names = [p.name for p in resolved.parts]
     observer = Quiet() if args.quiet else (LiveProgress(err, names) if err.is_terminal else LineProgress(err, names))
     where = ("cluster " + address if address else
@@ -120,27 +121,34 @@ class LineProgress(Quiet):
                 cluster: ClusterInfo | None) -> None:
         self.generations = generations
         if cluster is None:
-            self.console.print(f"starting at generation {start} of {generations}, evaluating in the driver")
+            self._line(f"starting at generation {start} of {generations}, evaluating in the driver")
             return
         where = f"{cluster.mode}, {cluster.cpus} CPU, {len(cluster.nodes)} node(s)"
-        self.console.print(f"starting at generation {start} of {generations} with {n_actors} actor(s) "
-                           f"({where})")
+        self._line(f"starting at generation {start} of {generations} with {n_actors} actor(s) ({where})")
 
     def evaluated(self, result: Evaluated, feasible: bool) -> None:
         self.done += 1
         self.failed += result.status != "ok"
 
     def generation_done(self, stats: GenerationRow) -> None:
+        from evolve.genstats import progress_text
+
         who = f" {stats.species}" if self.several else ""
+        more = progress_text(stats.objective_stats, stats.failures)
         # numbered as the store numbers generations (from 0), with how far the run has come
-        self.console.print(f"generation {stats.generation} ({stats.generation + 1} of {self.generations}){who}: "
-                           f"evaluations {self.done} done, "
-                           f"{self.failed} failed; front {stats.front_size}; hypervolume {_hv(stats.hypervolume)}; "
-                           f"{stats.wall_seconds:.1f}s")
+        self._line(f"generation {stats.generation} ({stats.generation + 1} of {self.generations}){who}: "
+                   f"evaluations {self.done} done, {self.failed} failed; "
+                   f"front {stats.front_size} ({stats.front_points} distinct); "
+                   f"hypervolume {_hv(stats.hypervolume)}; {stats.wall_seconds:.1f}s" + (f"; {more}" if more else ""))
 
     def event(self, kind: str, message: str) -> None:
         if kind in ("actor_died", "retry", "timeout", "stalled", "run_resumed", "reused", "actors_placed"):
-            self.console.print(f"  {kind}: {message}")
+            self._line(f"  {kind}: {message}")
+
+    def _line(self, text: str) -> None:
+        # One line per record, whatever its length: a log or a pipe is no 80-column screen
+        # (rich would wrap it), and a reason or a path is printed as it is, not as markup.
+        self.console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 class LiveProgress(LineProgress):

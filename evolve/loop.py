@@ -402,6 +402,7 @@ class Engine:
     def _tell(self, b: Asked, results: Mapping[str, tuple[Evaluated, Scored]], reused: set[str],
               duplicates: set[str], t0: float) -> GenerationRecord:
         """Hand the species' scored offspring to pymoo; the generation's rows."""
+        from evolve import genstats
         from evolve.selection import fronts, hypervolume
 
         g, lane = self.generation, b.lane
@@ -415,10 +416,16 @@ class Engine:
         n_dup = sum(c.id in duplicates for c in b.cands)
         failed = sum(results[c.id][0].status != "ok" for c in b.cands)
         species = lane.part.species
+        stats = genstats.objective_stats([o.metric for o in lane.part.objectives],
+                                         (results[c.id][1].values for c in b.cands
+                                          if results[c.id][0].status == "ok"))
+        why = genstats.failures((results[c.id][0].status, results[c.id][0].error) for c in b.cands)
+        points = genstats.distinct_points(pop.get("F")[rank == 0])
         return GenerationRecord(
             GenerationRow(g, lane.key, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
                           int(np.sum(rank == 0)), time.monotonic() - t0, n_dup,
-                          json.dumps(b.variation, sort_keys=True)),
+                          json.dumps(b.variation, sort_keys=True),
+                          genstats.encode(stats), points, genstats.encode(why)),
             individuals=[IndividualRow(c.id, lane.key, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],

@@ -11,13 +11,10 @@ import math
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-
-from rapidfuzz.distance import Indel
 
 from evolve.errors import EvolveError
 
@@ -40,15 +37,11 @@ class Frame:
     max_diff_len: int
     syntax_ratio: float
 
-    def header(self) -> str:
-        keys = self.keys if self.kind == "text" else f"<{self.keys}>"
-        return (f"{self.session} #{self.seq}  keys {json.dumps(keys, ensure_ascii=False)}  "
-                f"avg_interval {_fmt(self.avg_interval)}s  max_diff_len {self.max_diff_len}  "
-                f"syntax_ratio {self.syntax_ratio:.3f}")
 
 
 def _fmt(x: float) -> str:
-    return "inf" if math.isinf(x) else f"{x:.4f}"
+    """An interval in seconds; "–" until one is measurable (a session's first key)."""
+    return "–" if not math.isfinite(x) else f"{x:.4f}s"
 
 
 def load_frames(repo: Path, session: str | None = None, start_seq: int = 1) -> list[Frame]:
@@ -117,6 +110,8 @@ class _Running:
 
 
 def _indel(traj: Trajectory, old: str | None, new: str | None) -> int:
+    from rapidfuzz.distance import Indel
+
     a = traj.text(old) if old else ""
     b = traj.text(new) if new else ""
     return int(Indel.distance(a, b))
@@ -132,38 +127,145 @@ def _parses(traj: Trajectory, blob: str, cache: dict[str, bool]) -> bool:
     return cache[blob]
 
 
-def delays(frames: list[Frame], speed: float) -> Iterator[tuple[float, Frame]]:
-    """(seconds to wait before the frame, frame), recorded gaps scaled by 1/speed and capped."""
+MAX_IDLE = 2.0  # seconds: a longer pause (a child running) plays back this long, like `asciinema play -i`
+MIN_FRAME = 0.15  # seconds each frame stays at least at speed 1: keys recorded milliseconds apart stay readable
+CONTROLS = "space pause · n/→ step · p/← back · q quit"
+
+
+def delays(frames: list[Frame], speed: float = 1.0, max_idle: float = MAX_IDLE,
+           min_frame: float = MIN_FRAME) -> Iterator[tuple[float, Frame]]:
+    """(seconds to wait before the frame, frame): each recorded gap held within
+    [min_frame, max_idle] (idle time compressed, bursts slowed to a readable pace), then
+    divided by the speed."""
     prev: float | None = None
     for f in frames:
-        gap = 0.0 if prev is None else max(0.0, f.time - prev)
+        gap = 0.0 if prev is None else min(max(f.time - prev, min_frame), max_idle)
         prev = f.time
-        yield min(gap, MAX_GAP) / speed, f
+        yield gap / speed, f
 
 
-def play(frames: list[Frame], speed: float, out: TextIO = sys.stdout,
-         sleep: Callable[[float], None] = time.sleep) -> None:
-    """Draw each frame in the terminal with the recorded timing (scaled)."""
-    for wait, frame in delays(frames, speed):
-        if wait > 0:
-            sleep(wait)
-        out.write("\x1b[2J\x1b[H" + frame.header() + "\n" + "-" * 40 + "\n" + frame.capture.rstrip("\n") + "\n")
+def screen(frame: Frame, k: int, n: int, width: int, height: int, controls: str = "") -> list[str]:
+    """Frame k of n as at most `height` lines of at most `width` cells: two header lines
+    (where, keys; the running metrics), then the end of the pane capture."""
+    from rich.cells import set_cell_size
+
+    keys = frame.keys if frame.kind == "text" else f"<{frame.keys}>"
+    top = f"frame {k}/{n}  {frame.session} #{frame.seq}  keys {json.dumps(keys, ensure_ascii=False)}"
+    metrics = (f"avg_interval {_fmt(frame.avg_interval)}  max_diff_len {frame.max_diff_len}  "
+               f"syntax_ratio {frame.syntax_ratio:.3f}" + (f"  [{controls}]" if controls else ""))
+    body = frame.capture.rstrip("\n").split("\n") if frame.capture.strip() else []
+    lines = [top, metrics, *body[max(0, len(body) - (height - 2)):]][:height]
+    return [set_cell_size(line, width).rstrip() if cell_len(line) > width else line for line in lines]
+
+
+def cell_len(text: str) -> int:
+    """Terminal cells `text` takes (a wide character takes two)."""
+    from rich.cells import cell_len as cells
+
+    return int(cells(text))
+
+
+def frame_size(frames: list[Frame]) -> tuple[int, int]:
+    """(width, height) a replay declares: the widest and tallest pane capture (the pane's
+    own size), at least 80 x 24, plus the two header lines."""
+    width = max([cell_len(line) for f in frames for line in f.capture.split("\n")] + [80])
+    height = max([len(f.capture.rstrip("\n").split("\n")) for f in frames] + [22]) + 2
+    return min(width, 400), min(height, 200)
+
+
+def plain(frames: list[Frame], out: TextIO = sys.stdout) -> None:
+    """Every frame one after the other, no escape sequences and no waiting (a pipe or a log)."""
+    n = len(frames)
+    for k, frame in enumerate(frames, 1):
+        top, metrics, *body = screen(frame, k, n, 10**6, 10**6)
+        out.write(f"=== {top}\n    {metrics}\n" + "".join(line + "\n" for line in body))
+    out.flush()
+
+
+class Keys:
+    """Single keys from a terminal in cbreak mode (no echo, no line buffering); restored on close."""
+
+    def __init__(self, stream: TextIO) -> None:
+        import termios
+        import tty
+
+        self.fd = stream.fileno()
+        self.saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
+
+    def read(self, timeout: float | None) -> str | None:
+        """The next key (an arrow as "right"/"left"), or None when `timeout` passes first."""
+        import os
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return None
+        key = os.read(self.fd, 1).decode(errors="replace")
+        if key == "\x1b":  # an escape sequence: an arrow is ESC [ C / ESC [ D
+            more, _, _ = select.select([self.fd], [], [], 0.05)
+            seq = os.read(self.fd, 2).decode(errors="replace") if more else ""
+            return {"[C": "right", "[D": "left"}.get(seq, "escape")
+        return key
+
+    def close(self) -> None:
+        import termios
+
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+
+def play(frames: list[Frame], keys: Keys, *, speed: float = 1.0, max_idle: float = MAX_IDLE,
+         min_frame: float = MIN_FRAME, out: TextIO = sys.stdout) -> None:
+    """Play in the terminal at the recorded pace (see `delays`), each frame cut to the
+    terminal's size; space pauses and resumes, n or → steps on, p or ← back, q quits."""
+    waits = [w for w, _ in delays(frames, speed, max_idle, min_frame)]
+    n, k, paused = len(frames), 0, False
+
+    def draw() -> None:
+        size = shutil.get_terminal_size()
+        state = "paused" if paused else f"speed {speed:g}"
+        lines = screen(frames[k], k + 1, n, size.columns, size.lines - 1, f"{state} · {CONTROLS}")
+        out.write("\x1b[H\x1b[2J" + "\r\n".join(lines) + "\r\n")
+        out.flush()
+
+    out.write("\x1b[?25l")  # no cursor blinking over the frame
+    try:
+        draw()
+        while True:
+            if not paused and k == n - 1:
+                return
+            key = keys.read(None if paused else waits[k + 1])
+            if key is None:  # the frame's time is up
+                k += 1
+            elif key == "q":
+                return
+            elif key == " ":
+                paused = not paused
+            elif key in ("n", "right"):
+                paused, k = True, min(k + 1, n - 1)
+            elif key in ("p", "left"):
+                paused, k = True, max(k - 1, 0)
+            draw()
+    finally:
+        out.write("\x1b[?25h\n")
         out.flush()
 
 
-def asciicast(frames: list[Frame], speed: float, title: str) -> str:
-    """The frames as an asciicast v2 recording (header line, then [time, "o", data] events)."""
-    width = max([len(line) for f in frames for line in f.capture.splitlines()]
-                + [len(f.header()) for f in frames] + [80])
-    height = max([len(f.capture.splitlines()) for f in frames] + [24]) + 2
-    lines = [json.dumps({"version": 2, "width": min(width, 400), "height": min(height, 200),
+def asciicast(frames: list[Frame], speed: float, title: str, max_idle: float = MAX_IDLE,
+              min_frame: float = MIN_FRAME) -> str:
+    """The frames as an asciicast v2 recording (header line, then [time, "o", data] events),
+    every frame within the width and height the header declares."""
+    width, height = frame_size(frames)
+    lines = [json.dumps({"version": 2, "width": width, "height": height,
                          "timestamp": int(frames[0].time) if frames else 0, "title": title,
+                         "idle_time_limit": max_idle,
                          "env": {"TERM": "xterm-256color", "SHELL": "/bin/bash"}})]
     clock = 0.0
-    for wait, frame in delays(frames, speed):
+    n = len(frames)
+    for k, (wait, frame) in enumerate(delays(frames, speed, max_idle, min_frame), 1):
         clock += wait
-        screen = "\x1b[2J\x1b[H" + frame.header() + "\r\n" + frame.capture.rstrip("\n").replace("\n", "\r\n")
-        lines.append(json.dumps([round(clock, 6), "o", screen], ensure_ascii=False))
+        data = "\x1b[H\x1b[2J" + "\r\n".join(screen(frame, k, n, width, height))
+        lines.append(json.dumps([round(clock, 6), "o", data], ensure_ascii=False))
     return "\n".join(lines) + "\n"
 
 

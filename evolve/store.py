@@ -107,8 +107,16 @@ CREATE TABLE IF NOT EXISTS generations (
     committed_at  TIMESTAMP NOT NULL,
     species       VARCHAR NOT NULL,         -- one row per species and generation
     variation     JSON NOT NULL DEFAULT '{}', -- what variation did, e.g. graph children made and refused
+    objective_stats JSON,                   -- [{metric, n, min, mean, max}] over the generation's
+                                            -- evaluations, natural units (evolve.genstats)
+    front_points  INTEGER,                  -- distinct objective vectors among the front_size members
+    failures      JSON,                     -- {reason: count} of evaluations that were not ok
     PRIMARY KEY (run_id, species, generation)
 );
+-- stores made before these columns existed get them (NULL in the generations already there)
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS objective_stats JSON;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS front_points INTEGER;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS failures JSON;
 CREATE TABLE IF NOT EXISTS run_species (
     run_id        VARCHAR NOT NULL,
     species       VARCHAR NOT NULL,
@@ -216,18 +224,23 @@ JOIN individuals i ON i.run_id = e.run_id AND i.individual_id = e.individual_id,
      json_each(e.metrics) AS j;
 
 CREATE OR REPLACE MACRO lineage(ind) AS TABLE
-WITH RECURSIVE anc(run_id, individual_id, depth) AS (
+-- Breadth first over the parent edges, each ancestor kept once at its smallest depth: a step
+-- expands only the ancestors the previous step found, and leaves out any already found
+-- (`recurring.anc`, all so far). The cost follows the ancestry, not the number of paths to
+-- it (with crossover, exponential in the generations).
+WITH RECURSIVE anc(run_id, individual_id, depth) USING KEY (run_id, individual_id) AS (
     SELECT run_id, individual_id, 0 FROM individuals WHERE individual_id = ind
     UNION
-    SELECT p.run_id, p.individual_id, a.depth + 1
+    SELECT e.run_id, e.parent, min(a.depth) + 1
     FROM anc a
-    JOIN individuals c ON c.run_id = a.run_id AND c.individual_id = a.individual_id
-    JOIN individuals p ON p.run_id = c.run_id AND list_contains(c.parents, p.individual_id)
+    JOIN (SELECT run_id, individual_id, unnest(parents) AS parent FROM individuals) e
+      ON e.run_id = a.run_id AND e.individual_id = a.individual_id
+    WHERE NOT EXISTS (SELECT 1 FROM recurring.anc r WHERE r.run_id = e.run_id AND r.individual_id = e.parent)
+    GROUP BY e.run_id, e.parent
 )
-SELECT min(a.depth) AS depth, a.individual_id, i.generation, i.origin, i.parents, i.hash, i.run_id
+SELECT a.depth, a.individual_id, i.generation, i.origin, i.parents, i.hash, i.run_id
 FROM anc a JOIN individuals i ON i.run_id = a.run_id AND i.individual_id = a.individual_id
-GROUP BY ALL
-ORDER BY depth, a.individual_id;
+ORDER BY a.depth, a.individual_id;
 """
 
 
@@ -309,6 +322,9 @@ class GenerationRow:
     wall_seconds: float
     duplicates: int = 0
     variation: str = "{}"  # JSON: counts from `Species.take_variation`
+    objective_stats: str = "[]"  # JSON (`evolve.genstats`)
+    front_points: int = 0
+    failures: str = "{}"  # JSON {reason: count}
 
 
 @dataclass(slots=True)
@@ -376,7 +392,7 @@ class SavedState:
 # What DuckDB cannot infer from the Python value bound to a column (by column name).
 CASTS = {"genome": "::JSON", "parents": "::VARCHAR[]", "seed": "::UBIGINT", "objectives": "::DOUBLE[]",
          "metrics": "::JSON", "constraints": "::DOUBLE[]", "crowding": "::DOUBLE", "hypervolume": "::DOUBLE",
-         "row": "::JSON"}
+         "row": "::JSON", "objective_stats": "::JSON", "failures": "::JSON"}
 
 
 @dataclass

@@ -123,3 +123,30 @@ def test_a_locked_store_is_one_clear_error(tmp_path: Path) -> None:
 def test_no_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EvolveError, match="no run store here"):
         Store.open(tmp_path)
+
+
+def test_lineage_keeps_each_ancestor_once_at_its_fewest_steps(tmp_path: Path) -> None:
+    # e <- (d, a); d <- (c, b); c <- (a, b): a and b are reached by paths of 1, 2 and 3 steps
+    with _store(tmp_path) as store:
+        store.commit_generations(RUN, [_record(0, ["a", "b"], {}, {"a": [0.1, 0.9], "b": [0.9, 0.1]},
+                                               {"a": 0, "b": 0})])
+        store.commit_generations(RUN, [_record(1, ["c", "d", "e"], {"c": ["a", "b"], "d": ["c", "b"], "e": ["d", "a"]},
+                                               {"c": [0.2, 0.2], "d": [0.3, 0.3], "e": [0.4, 0.4]},
+                                               {"c": 0, "d": 1, "e": 1})])
+        lineage = store.query("SELECT depth, individual_id FROM lineage('e')")
+        assert lineage == [(0, "e"), (1, "a"), (1, "d"), (2, "b"), (2, "c")]
+
+
+def test_generation_statistics_are_stored_and_older_stores_gain_their_columns(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        rec = _record(0, ["a", "b"], {}, {"a": [0.1, 0.9], "b": [0.1, 0.9]}, {"a": 0, "b": 0})
+        rec.row.objective_stats = '[{"metric":"f1","n":2,"min":0.1,"mean":0.1,"max":0.1}]'
+        rec.row.front_points, rec.row.failures = 1, '{"timeout: no result within Ns":3}'
+        store.commit_generations(RUN, [rec])
+        row = store.query("SELECT front_points, objective_stats->>'$[0].max', failures->>'$.\"timeout: no result "
+                          "within Ns\"' FROM generations")
+        assert row == [(1, "0.1", "3")]
+        for column in ("objective_stats", "front_points", "failures"):  # as a store made before them
+            store.query(f"ALTER TABLE generations DROP COLUMN {column}")
+    with Store.open(tmp_path) as store:
+        assert store.query("SELECT front_points, objective_stats, failures FROM generations") == [(None, None, None)]

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.inspect.conftest import evolve
+from evolve.replay import MAX_IDLE, MIN_FRAME, Frame, cell_len, delays
+from tests.inspect.conftest import ROOT, evolve
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.tmux]
 
@@ -23,13 +26,22 @@ def _ok_individual(run: Path) -> str:
     return str(row[0])
 
 
-def test_replay_plays_frames_with_running_metrics(tower_run: Path) -> None:
+def test_replay_to_a_pipe_prints_plain_frames_with_running_metrics(tower_run: Path) -> None:
     ind = _ok_individual(tower_run)
-    r = evolve("replay", str(tower_run), ind, "--session", "h2_writer", "--speed", "1000", "--from", "3")
+    r = evolve("replay", str(tower_run), ind, "--session", "h2_writer", "--from", "3")
     assert r.returncode == 0, r.stderr
-    headers = [line for line in r.stdout.split("\x1b[2J\x1b[H") if line]
-    assert headers[0].startswith("h2_writer #3 ")
-    assert "python3 h1.py" in headers[-1] and "syntax_ratio" in headers[-1]
+    assert "\x1b" not in r.stdout  # not a terminal: no escape sequences
+    frames = [f for f in r.stdout.split("=== ") if f]
+    n = len(frames)
+    assert frames[0].startswith(f"frame 1/{n}  h2_writer #3 ")
+    assert "python3 h1.py" in frames[-1] and "syntax_ratio" in frames[-1] and f"frame {n}/{n} " in frames[-1]
+
+
+def test_pace_holds_bursts_and_compresses_idle_time() -> None:
+    frames = [Frame("h1_writer", k, "text", "x", t, "", k, 0.0, 0, 1.0) for k, t in
+              enumerate([100.0, 100.001, 110.0, 110.5], 1)]
+    assert [w for w, _ in delays(frames)] == [0.0, MIN_FRAME, MAX_IDLE, 0.5]
+    assert [round(w, 6) for w, _ in delays(frames, speed=2, max_idle=1, min_frame=0)] == [0.0, 0.0005, 0.5, 0.25]
 
 
 def test_asciicast_export_is_accepted_by_asciinema(tower_run: Path, short_tmp: Path) -> None:
@@ -40,8 +52,14 @@ def test_asciicast_export_is_accepted_by_asciinema(tower_run: Path, short_tmp: P
     lines = cast.read_text().splitlines()
     header = json.loads(lines[0])
     assert header["version"] == 2 and header["width"] >= 80
-    times = [json.loads(line)[0] for line in lines[1:]]
+    events = [json.loads(line) for line in lines[1:]]
+    times = [e[0] for e in events]
     assert times == sorted(times) and len(times) > 50
+    for k, (_t, _kind, data) in enumerate(events, 1):  # every frame fits the terminal it declares
+        shown = data.split("\x1b[H\x1b[2J", 1)[1].split("\r\n")
+        assert shown[0].startswith(f"frame {k}/{len(events)} ") and len(shown) <= header["height"]
+        assert max(cell_len(line) for line in shown) <= header["width"]
+    assert "avg_interval –" in events[0][2] and "inf" not in cast.read_text()  # one key: not measurable yet
     # The real player needs a terminal: run it in a private tmux server.
     asciinema = shutil.which("asciinema")
     assert asciinema, "asciinema is installed by the test set-up"
@@ -58,6 +76,54 @@ def test_asciicast_export_is_accepted_by_asciinema(tower_run: Path, short_tmp: P
         subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True, check=False)
     assert _read(short_tmp / "rc").split() == ["cat=0", "play=0"]
     assert "python3 h1.py" in (short_tmp / "cat.txt").read_text(errors="replace")
+
+
+def test_interactive_replay_pauses_steps_and_quits(tower_run: Path, short_tmp: Path) -> None:
+    """In a real terminal (a private tmux server): frame k/N shown, space pauses, n and ← step,
+    q quits; every line fits the pane."""
+    ind = _ok_individual(tower_run)
+    sock, rc = str(short_tmp / "i.sock"), short_tmp / "i.rc"
+    command = (f"cd {ROOT} && {sys.executable} -m evolve.cli replay {tower_run} {ind} --session h2_writer "
+               f"--min-frame 1; echo rc=$? > {rc}")
+    subprocess.run(["tmux", "-S", sock, "-f", "/dev/null", "new-session", "-d", "-x", "90", "-y", "20",
+                    "bash", "-c", command], check=True)
+
+    def pane() -> str:
+        return subprocess.run(["tmux", "-S", sock, "capture-pane", "-p"], capture_output=True, text=True,
+                              check=False).stdout
+
+    def wait_for(pattern: str) -> re.Match[str]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = re.search(pattern, pane())
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} never showed; the pane:\n{pane()}")
+
+    def press(key: str) -> None:
+        subprocess.run(["tmux", "-S", sock, "send-keys", key], check=True)
+
+    try:
+        wait_for(r"frame \d+/\d+  h2_writer")
+        press("Space")
+        shown = wait_for(r"frame (\d+)/(\d+) .*\n.*paused")
+        k, n = int(shown.group(1)), int(shown.group(2))
+        assert n > 3 and k < n
+        press("n")
+        wait_for(rf"frame {k + 1}/{n} ")
+        press("Left")
+        wait_for(rf"frame {k}/{n} ")
+        time.sleep(1.5)  # paused past a frame's time: still the same frame
+        assert f"frame {k}/{n} " in pane()
+        assert all(len(line) <= 90 for line in pane().splitlines())
+        press("q")
+        deadline = time.monotonic() + 30
+        while "rc=" not in _read(rc) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _read(rc).strip() == "rc=0"
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True, check=False)
 
 
 def _read(path: Path) -> str:
