@@ -365,7 +365,7 @@ def lineage(run_dir: Path, ind: str, depth: int = LINEAGE_DEPTH) -> dict[str, An
 # --- a replay -------------------------------------------------------------------------------------
 def cast(run_dir: Path, ind: str) -> dict[str, Any]:
     """The individual's trajectory as an asciicast (header and events) that a person can
-    follow: every key on screen at least MIN_STEP, a long pause at most `replay.MAX_GAP`;
+    follow: every key on screen at least MIN_STEP, a long pause at most `replay.MAX_IDLE`;
     with each frame's time, session, sequence number and keys (for a frame counter)."""
     info = individual(run_dir, ind)
     rel = (info["evaluation"] or {}).get("trajectory")
@@ -377,25 +377,19 @@ def cast(run_dir: Path, ind: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)  # a stored trajectory never changes: the key includes its mtime all the same
 def _cast(repo: str, _mtime: int, title: str) -> dict[str, Any]:
-    from evolve.replay import MAX_GAP, asciicast, load_frames
+    from evolve.replay import MAX_IDLE, asciicast, load_frames
 
     frames = load_frames(Path(repo))
     if not frames:
         raise NotFound(f"trajectory {repo} holds no key frames")
-    lines = asciicast(frames, 1.0, title).splitlines()
+    # the cast is paced already: each key at least MIN_STEP, a pause at most MAX_IDLE
+    lines = asciicast(frames, 1.0, title, max_idle=MAX_IDLE, min_frame=MIN_STEP).splitlines()
     header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-    clock, prev, times = 0.0, frames[0].time, []
-    for k, f in enumerate(frames):
-        if k:
-            clock += min(max(f.time - prev, MIN_STEP), MAX_GAP)
-        prev = f.time
-        times.append(round(clock, 4))
-    for ev, t in zip(events, times):
-        ev[0] = t
+    times = [ev[0] for ev in events]
     markers, seen = [], set()
     for f, t in zip(frames, times):
         if f.session not in seen:
             seen.add(f.session)
             markers.append([t, f.session])
-    return {"header": header, "events": events, "markers": markers, "min_step": MIN_STEP, "max_gap": MAX_GAP,
+    return {"header": header, "events": events, "markers": markers, "min_step": MIN_STEP, "max_gap": MAX_IDLE,
             "frames": [[t, f.session, f.seq, f.kind, f.keys] for f, t in zip(frames, times)]}
