@@ -12,7 +12,9 @@ takes one task its parent failed and proposes a command row for that instruction
   instruction and gives something other than what was typed;
 - `openai`: the run's configured OpenAI-compatible endpoint (`experts.openai`, never a
   genome's) is shown the nearest passed tasks as examples and the failed instruction, and
-  answers with one command line.
+  answers with one command line;
+- `accordion`: the same question put to the run's MicroAccordion checkpoint
+  (`experts.accordion.checkpoint`), loaded in the driver, in the byte model's own prompt format.
 
 Every proposal is kept with its prompt, answer, cost and what became of it (a row, or why
 it was refused: no answer, unreachable, not one printable line, too long, the same as what
@@ -30,7 +32,8 @@ from typing import Any
 from harness_tower.genome import ExperienceEntry
 from harness_tower.slots import extract, fill, generalise
 
-BACKENDS = ("retrieval", "openai")
+BACKENDS = ("retrieval", "openai", "accordion")
+MODEL_SAMPLING = {"temperature": 0, "max_tokens": 48}  # one short line, the same answer for the same question
 MAX_ANSWER = 200  # characters of a proposed command line
 MAX_SUCCESSES = 512  # passed tasks remembered (the oldest by content order are dropped)
 MAX_FAILURES = 4096  # genomes whose failures are remembered
@@ -121,9 +124,9 @@ class Reflector:
             return None
         target = failed[min(int(pick * len(failed)), len(failed) - 1)]
         nearest = self._nearest(target)
-        if self.backend == "openai":
-            return self._openai(genome_hash, target, nearest)
-        return self._retrieval(genome_hash, target, nearest)
+        if self.backend == "retrieval":
+            return self._retrieval(genome_hash, target, nearest)
+        return self._ask_model(genome_hash, target, nearest)
 
     # --- backends ---------------------------------------------------------------------------
     def _nearest(self, target: Attempt) -> list[tuple[Attempt, str]]:
@@ -152,41 +155,59 @@ class Reflector:
         return Proposal(parent, target.task_id, "retrieval", prompt, "", time.perf_counter() - start, 0, None,
                         "refused: no passed task whose command fits this instruction")
 
-    def _openai(self, parent: str, target: Attempt, nearest: list[tuple[Attempt, str]]) -> Proposal:
+    def _ask_model(self, parent: str, target: Attempt, nearest: list[tuple[Attempt, str]]) -> Proposal:
+        """The run's model (`openai` endpoint or `accordion` checkpoint) asked for one command line,
+        with the nearest passed tasks as examples; its answer a row, or refused with why."""
         from harness_tower.backends import UsageMeter
-        from harness_tower.backends.openai import Config, OpenAIBackend, request_body
-        from harness_tower.backends.relay import ExpertEndpoints
         from harness_tower.errors import TowerError
 
         shots = [(a.instruction, a.lines[0]) for a, _ in nearest[:self.shots]]
         query = target.instruction
         start = time.perf_counter()
         prompt = " || ".join(f"{q} => {v}" for q, v in shots) + f" || {query} =>"
+        meter = UsageMeter()  # what the model reported spending (a cached answer: nothing)
         try:  # where the call goes is the run's (its experts: section, else this process's environment)
-            ep = ExpertEndpoints.from_config(self.experts)
-            if not ep.openai_base_url:
-                raise TowerError("no endpoint configured (experts.openai.base_url in the run config)")
-            cfg = Config.for_endpoint(ep.openai_base_url, ep.openai_model, {"temperature": 0, "max_tokens": 48},
-                                      timeout=float(ep.openai_timeout), retries=ep.openai_retries,
-                                      concurrency=ep.openai_concurrency)
-            meter = UsageMeter()  # what the endpoint reported spending (a cached answer: nothing)
-            backend = OpenAIBackend(cfg, meter)
-            body = request_body(cfg, shots, query)
-            prompt = str(body.get("messages") or body.get("prompt"))
-            answer = backend.answer(shots, query)
+            prompt, answer = self._answer(shots, query, meter)
         except TowerError as exc:
-            return Proposal(parent, target.task_id, "openai", prompt, "", time.perf_counter() - start, 0, None,
+            return Proposal(parent, target.task_id, self.backend, prompt, "", time.perf_counter() - start, 0, None,
                             f"refused: {exc}")
         seconds = time.perf_counter() - start
         used = meter.totals()
         tokens = used["expert_prompt_tokens"] + used["expert_completion_tokens"]
         why = _refusal(answer, target)
         if why:
-            return Proposal(parent, target.task_id, "openai", prompt, answer[:MAX_ANSWER * 2], seconds, tokens, None,
-                            f"refused: {why}")
+            return Proposal(parent, target.task_id, self.backend, prompt, answer[:MAX_ANSWER * 2], seconds, tokens,
+                            None, f"refused: {why}")
         template = generalise(answer.strip(), extract(target.instruction))
-        row = ExperienceEntry(target.instruction, "proposed by openai", template)
-        return Proposal(parent, target.task_id, "openai", prompt, answer, seconds, tokens, row, "row from the model")
+        row = ExperienceEntry(target.instruction, f"proposed by {self.backend}", template)
+        return Proposal(parent, target.task_id, self.backend, prompt, answer, seconds, tokens, row,
+                        "row from the model")
+
+    def _answer(self, shots: list[tuple[str, str]], query: str, meter: Any) -> tuple[str, str]:
+        """(the prompt as sent, the answer) from the configured model; TowerError when it cannot
+        be asked or its answer is malformed."""
+        from harness_tower.backends import openai as oa
+        from harness_tower.backends.relay import ExpertEndpoints
+        from harness_tower.errors import TowerError
+
+        ep = ExpertEndpoints.from_config(self.experts)
+        if self.backend == "accordion":
+            from harness_tower.backends.accordion import NO_CHECKPOINT, AccordionBackend
+
+            if not ep.accordion_checkpoint:
+                raise TowerError(NO_CHECKPOINT)
+            try:
+                answer = AccordionBackend(ep.accordion_checkpoint, MODEL_SAMPLING, meter=meter).answer(shots, query)
+            except ImportError:  # the accordion extra (torch) is not installed where the driver runs
+                raise TowerError("expert backend accordion: torch is not importable in the driver") from None
+            return oa.text_prompt(shots, query), answer
+        if not ep.openai_base_url:
+            raise TowerError("no endpoint configured (experts.openai.base_url in the run config)")
+        cfg = oa.Config.for_endpoint(ep.openai_base_url, ep.openai_model, MODEL_SAMPLING,
+                                     timeout=float(ep.openai_timeout), retries=ep.openai_retries,
+                                     concurrency=ep.openai_concurrency)
+        body = oa.request_body(cfg, shots, query)
+        return str(body.get("messages") or body.get("prompt")), oa.OpenAIBackend(cfg, meter).answer(shots, query)
 
 
 def _refusal(answer: str, target: Attempt) -> str | None:

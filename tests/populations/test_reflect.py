@@ -11,7 +11,12 @@ import pytest
 from harness_tower.tasks import load_suite
 from populations.reflect import Attempt, Reflector
 from populations.tower import TowerSpecies
-from tests.harness_tower.expert_servers import ScriptedEndpoint, endpoints, free_port  # noqa: F401 - a fixture
+from tests.harness_tower.expert_servers import (  # noqa: F401 - a fixture
+    ScriptedEndpoint,
+    endpoints,
+    free_port,
+    make_checkpoint,
+)
 
 SUITE = load_suite("shell")
 
@@ -123,3 +128,18 @@ def test_a_tower_child_made_by_reflection_carries_the_row_and_falls_back_when_re
     assert species.take_proposals() == []
     with pytest.raises(Exception, match="reflection_backend must be one of retrieval, openai"):
         TowerSpecies(reflection=0.5, reflection_backend="oracle")
+
+
+def test_the_accordion_backend_asks_the_runs_checkpoint_and_refuses_garbage(tmp_path: Path) -> None:
+    ck = make_checkpoint(tmp_path / "tiny.pt")  # untrained: its answer is bytes of noise, deterministic
+    r = Reflector("accordion", experts={"accordion": {"checkpoint": str(ck)}})
+    r.observe(["a"], PASSED)
+    r.observe(["b"], [FAILED])
+    p = r.propose("b", 0.0)
+    assert p is not None and p.backend == "accordion" and p.row is None
+    assert p.reason == "refused: not one printable line" and p.tokens > 0 and p.answer  # the bytes it spent, kept
+    assert FAILED.instruction + "\n=> " in p.prompt  # the byte model's own prompt format
+    none = Reflector("accordion")  # no checkpoint in the run config: refused, the run goes on
+    none.observe(["b"], [FAILED])
+    q = none.propose("b", 0.0)
+    assert q is not None and q.row is None and "no checkpoint is configured" in q.reason
