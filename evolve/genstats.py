@@ -34,9 +34,12 @@ _NUMBER = re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?")
 
 def failure_reason(status: str, error: str | None) -> str:
     """A short key that groups failures of one kind: the status, then the first clause of
-    the error's first line with numbers, quoted text and parentheses taken out (a timeout
-    after 30.2 s and one after 31 s are one reason)."""
-    head = next((line.strip() for line in (error or "").splitlines() if line.strip()), "")
+    the error's first line (of a Python traceback, its last line) with numbers, quoted text
+    and parentheses taken out (a timeout after 30.2 s and one after 31 s are one reason)."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    head = lines[0] if lines else ""
+    if "Traceback (most recent call last)" in head:  # a Python traceback: its last line names the error
+        head = head[:head.index("Traceback")] + lines[-1]
     head = head.split("; ")[0]
     head = _NUMBER.sub("N", _QUOTED.sub("…", _PARENS.sub("", head))).strip()
     if len(head) > REASON_CHARS:

@@ -24,6 +24,11 @@ def test_failure_reasons_group_failures_of_one_kind() -> None:
         "invalid: constraint violated: tamper=N"
     assert failure_reason("failed", "ValueError: bad 'h1.py'\nTraceback ...") == "failed: ValueError: bad …"
     assert failure_reason("failed", None) == "failed"
+    crash = "Traceback (most recent call last):\n  File \"h1.py\", line 3, in <module>\nKeyError: 'task'\n"
+    assert failure_reason("failed", crash) == failure_reason("failed", crash.replace("3", "7")) == \
+        "failed: KeyError: …"
+    assert failure_reason("failed", "terminal flooded: Traceback (most recent call last):\nOSError: x") == \
+        "failed: terminal flooded: OSError: x"
     assert len(failure_reason("failed", "x" * 500)) <= len("failed: ") + 60
     assert failures([("ok", None), ("timeout", "after 3s"), ("timeout", "after 4s"), ("failed", "boom")]) == \
         {"timeout: after Ns": 2, "failed: boom": 1}
