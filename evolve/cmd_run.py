@@ -131,15 +131,19 @@ class LineProgress(Quiet):
         self.failed += result.status != "ok"
 
     def generation_done(self, stats: GenerationRow) -> None:
+        self._line(self.summary(stats))
+
+    def summary(self, stats: GenerationRow) -> str:
+        """One generation in one line: what the `generations` row holds."""
         from evolve.genstats import progress_text
 
         who = f" {stats.species}" if self.several else ""
         more = progress_text(stats.objective_stats, stats.failures)
         # numbered as the store numbers generations (from 0), with how far the run has come
-        self._line(f"generation {stats.generation} ({stats.generation + 1} of {self.generations}){who}: "
-                   f"evaluations {self.done} done, {self.failed} failed; "
-                   f"front {stats.front_size} ({stats.front_points} distinct); "
-                   f"hypervolume {_hv(stats.hypervolume)}; {stats.wall_seconds:.1f}s" + (f"; {more}" if more else ""))
+        return (f"generation {stats.generation} ({stats.generation + 1} of {self.generations}){who}: "
+                f"evaluations {self.done} done, {self.failed} failed; "
+                f"front {stats.front_size} ({stats.front_points} distinct); "
+                f"hypervolume {_hv(stats.hypervolume)}; {stats.wall_seconds:.1f}s" + (f"; {more}" if more else ""))
 
     def event(self, kind: str, message: str) -> None:
         if kind in ("actor_died", "retry", "timeout", "stalled", "run_resumed", "reused", "actors_placed"):
@@ -193,6 +197,7 @@ class LiveProgress(LineProgress):
         self.progress.update(self.eval_task, advance=1, info=self._info())
 
     def generation_done(self, stats: GenerationRow) -> None:
+        self.progress.console.print(self.summary(stats), markup=False, highlight=False)  # above the bars
         self.hv = stats.hypervolume
         self.progress.update(self.gen_task, completed=stats.generation + 1,
                              info=f"front {stats.front_size} · HV {_hv(self.hv)}")
