@@ -283,7 +283,7 @@ class Engine:
         proposals = [ProposalRow(self.generation, lane.key, k, p.parent, p.task_id, p.backend, p.prompt[:4000],
                                  p.answer[:4000], p.seconds, p.tokens,
                                  json.dumps(p.row.to_list()) if p.row is not None else None, p.reason, p.child,
-                                 p.child in asked)
+                                 p.child in asked, json.dumps(list(p.graph)) if p.graph is not None else None, p.edit)
                      for k, p in enumerate(lane.part.species.take_proposals())]
         return Asked(lane, off, cands, proposals, lane.part.species.take_variation())
 

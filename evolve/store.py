@@ -171,12 +171,14 @@ CREATE TABLE IF NOT EXISTS proposals (
     seq           INTEGER NOT NULL,         -- order within the generation
     parent        VARCHAR NOT NULL,         -- hash of the genome reflected on
     task_id       VARCHAR NOT NULL,         -- the failed task it answers
-    backend       VARCHAR NOT NULL,         -- retrieval | openai
+    backend       VARCHAR NOT NULL,         -- retrieval | openai | accordion
     prompt        VARCHAR NOT NULL,
     answer        VARCHAR NOT NULL,
     seconds       DOUBLE NOT NULL,
     tokens        INTEGER NOT NULL,
-    row           JSON,                     -- the proposed experience row; NULL when refused
+    row           JSON,                     -- the proposed experience row; NULL when refused or a graph edit
+    graph         JSON,                     -- a graph edit: the proposed task-level nodes (null: the default graph)
+    edit          BOOLEAN NOT NULL DEFAULT false, -- the proposal is a graph edit
     reason        VARCHAR NOT NULL,         -- what it became, or why it was refused
     child         VARCHAR,                  -- hash of the child it made
     used          BOOLEAN NOT NULL,         -- that child was among the offspring evaluated
@@ -370,6 +372,8 @@ class ProposalRow:
     reason: str
     child: str | None
     used: bool
+    graph: str | None = None  # JSON: a graph edit's nodes
+    edit: bool = False
 
 
 @dataclass(frozen=True)

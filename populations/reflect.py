@@ -16,13 +16,20 @@ takes one task its parent failed and proposes a command row for that instruction
 - `accordion`: the same question put to the run's MicroAccordion checkpoint
   (`experts.accordion.checkpoint`), loaded in the driver, in the byte model's own prompt format.
 
-Every proposal is kept with its prompt, answer, cost and what became of it (a row, or why
-it was refused: no answer, unreachable, not one printable line, too long, the same as what
-failed); a refused proposal leaves the child to ordinary variation. Memory is bounded and
+A proposal may also be a graph edit: the task level's graph of an individual that passed
+the task (retrieval, when no row fits: the nearest passed task solved under another graph
+than the parent's), or a model's answer `graph: [nodes...]`; the species builds it like any
+genome's graph, so one that does not type-check (an unknown op, a wrong input) is refused.
+
+Every proposal is kept with its prompt, answer, cost and what became of it (a row or a
+graph, or why it was refused: no answer, unreachable, not one printable line, too long, the
+same as what failed, a graph that does not build); a refused proposal leaves the child to
+ordinary variation. Memory is bounded and
 ordered by content, so a replayed run (resume) proposes what the live run proposed.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +42,8 @@ from harness_tower.slots import extract, fill, generalise
 BACKENDS = ("retrieval", "openai", "accordion")
 MODEL_SAMPLING = {"temperature": 0, "max_tokens": 48}  # one short line, the same answer for the same question
 MAX_ANSWER = 200  # characters of a proposed command line
+MAX_GRAPH_ANSWER = 4000  # characters of a proposed graph (`graph: [...]`)
+Graph = tuple[Mapping[str, Any], ...] | None  # a task level's nodes; None: the default graph
 MAX_SUCCESSES = 512  # passed tasks remembered (the oldest by content order are dropped)
 MAX_FAILURES = 4096  # genomes whose failures are remembered
 _WORD = re.compile(r"[a-z0-9]+")
@@ -69,6 +78,8 @@ class Proposal:
     reason: str
     child: str | None = None  # hash of the child it made, once made
     used: bool = False  # the child was among the offspring evaluated (set by the engine)
+    graph: Graph = None  # a graph edit: the task level's proposed nodes (with `edit`)
+    edit: bool = False  # the proposal is a graph edit (graph None then: back to the default graph)
 
 
 @dataclass
@@ -79,6 +90,8 @@ class Reflector:
     successes: dict[tuple[str, str], Attempt] = field(default_factory=dict)  # (instruction, template)
     failures: dict[str, tuple[Attempt, ...]] = field(default_factory=dict)  # genome hash -> failed tasks
     examples: dict[tuple[str, str], Attempt] = field(default_factory=dict)  # the library's rows, never dropped
+    graphs: dict[tuple[str, str], tuple[str, Graph]] = field(default_factory=dict)  # (instruction, graph json) ->
+    # (task id, graph) of a task passed under that graph
 
     def know(self, rows: Sequence[ExperienceEntry]) -> None:
         """Command rows known to answer their query (a train reference solution, a harvested
@@ -88,9 +101,10 @@ class Reflector:
             if line is not None and line.strip() and "\n" not in line:
                 self.examples.setdefault((row.query, row.value), Attempt(f"library: {row.key}", row.query, line, True))
 
-    def observe(self, genome_hashes: Sequence[str], attempts: Sequence[Attempt]) -> None:
+    def observe(self, genome_hashes: Sequence[str], attempts: Sequence[Attempt], graph: Graph = None) -> None:
         """Remember an evaluation: its failed tasks under each hash (the genome and what its
-        children start from), its passed ones as examples for everyone."""
+        children start from), its passed ones as examples for everyone (with the graph they
+        were passed under)."""
         failed = tuple(sorted(a for a in attempts if not a.passed and a.instruction))
         for h in genome_hashes:
             if failed:
@@ -101,9 +115,12 @@ class Reflector:
             if a.passed and len(a.lines) == 1:  # one command answered it: a template to reuse
                 template = generalise(a.lines[0], extract(a.instruction))
                 self.successes.setdefault((a.instruction, template), a)
-        if len(self.successes) > MAX_SUCCESSES:
-            for key in sorted(self.successes)[:len(self.successes) - MAX_SUCCESSES]:
-                del self.successes[key]
+            if a.passed:
+                self.graphs.setdefault((a.instruction, _graph_key(graph)), (a.task_id, graph))
+        for memory in (self.successes, self.graphs):
+            if len(memory) > MAX_SUCCESSES:
+                for key in sorted(memory)[:len(memory) - MAX_SUCCESSES]:
+                    del memory[key]  # type: ignore[attr-defined]  # either memory, keyed alike
 
     def inherit(self, child_hash: str, parent_hashes: Sequence[str]) -> None:
         """A crossover child answers for its parents' failures (mutation comes after crossover)."""
@@ -116,16 +133,19 @@ class Reflector:
     def can_propose(self, genome_hash: str) -> bool:
         return bool(self.failures.get(genome_hash))
 
-    def propose(self, genome_hash: str, pick: float) -> Proposal | None:
+    def propose(self, genome_hash: str, pick: float, graph: Graph = None) -> Proposal | None:
         """A proposal for one of the genome's failed tasks (`pick` in [0, 1) chooses which),
-        or None when it failed nothing the reflector knows of."""
+        or None when it failed nothing the reflector knows of. `graph`: the genome's own."""
         failed = self.failures.get(genome_hash)
         if not failed:
             return None
         target = failed[min(int(pick * len(failed)), len(failed) - 1)]
         nearest = self._nearest(target)
         if self.backend == "retrieval":
-            return self._retrieval(genome_hash, target, nearest)
+            proposal = self._retrieval(genome_hash, target, nearest)
+            if proposal.row is None:
+                return self._graph_of_a_passer(proposal, target, graph) or proposal
+            return proposal
         return self._ask_model(genome_hash, target, nearest)
 
     # --- backends ---------------------------------------------------------------------------
@@ -155,6 +175,24 @@ class Reflector:
         return Proposal(parent, target.task_id, "retrieval", prompt, "", time.perf_counter() - start, 0, None,
                         "refused: no passed task whose command fits this instruction")
 
+    def _graph_of_a_passer(self, refused: Proposal, target: Attempt, graph: Graph) -> Proposal | None:
+        """A graph edit: the graph under which the nearest passed task was passed, where it is
+        not the parent's (None when every such task was passed under the parent's graph)."""
+        words = set(_WORD.findall(target.instruction.lower()))
+        mine = _graph_key(graph)
+        scored = []
+        for (instruction, key), (task_id, nodes) in self.graphs.items():
+            if key == mine:
+                continue
+            other = set(_WORD.findall(instruction.lower()))
+            jaccard = len(words & other) / len(words | other) if words | other else 0.0
+            scored.append((-jaccard, instruction, key, task_id, nodes))
+        if not scored:
+            return None
+        _, _, key, task_id, nodes = min(scored, key=lambda s: s[:3])
+        return Proposal(refused.parent, target.task_id, "retrieval", refused.prompt, key, refused.seconds, 0, None,
+                        f"graph from passed task {task_id}", graph=nodes, edit=True)
+
     def _ask_model(self, parent: str, target: Attempt, nearest: list[tuple[Attempt, str]]) -> Proposal:
         """The run's model (`openai` endpoint or `accordion` checkpoint) asked for one command line,
         with the nearest passed tasks as examples; its answer a row, or refused with why."""
@@ -174,6 +212,13 @@ class Reflector:
         seconds = time.perf_counter() - start
         used = meter.totals()
         tokens = used["expert_prompt_tokens"] + used["expert_completion_tokens"]
+        if answer.strip().startswith("graph:"):
+            nodes, why = _graph_answer(answer.strip())
+            if why:
+                return Proposal(parent, target.task_id, self.backend, prompt, answer[:MAX_ANSWER * 2], seconds,
+                                tokens, None, f"refused: {why}")
+            return Proposal(parent, target.task_id, self.backend, prompt, answer, seconds, tokens, None,
+                            "graph from the model", graph=nodes, edit=True)
         why = _refusal(answer, target)
         if why:
             return Proposal(parent, target.task_id, self.backend, prompt, answer[:MAX_ANSWER * 2], seconds, tokens,
@@ -208,6 +253,25 @@ class Reflector:
                                      concurrency=ep.openai_concurrency)
         body = oa.request_body(cfg, shots, query)
         return str(body.get("messages") or body.get("prompt")), oa.OpenAIBackend(cfg, meter).answer(shots, query)
+
+
+def _graph_key(graph: Graph) -> str:
+    return "default" if graph is None else json.dumps(list(graph), sort_keys=True, separators=(",", ":"))
+
+
+def _graph_answer(answer: str) -> tuple[Graph, str | None]:
+    """A model's `graph: [nodes...]` answer as nodes, or why it is not one (whether the nodes
+    build is the species' check, as for any genome's graph)."""
+    text = answer[len("graph:"):].strip()
+    if len(text) > MAX_GRAPH_ANSWER:
+        return None, f"a graph longer than {MAX_GRAPH_ANSWER} characters"
+    try:
+        nodes = json.loads(text)
+    except json.JSONDecodeError:
+        return None, "a graph that is not JSON"
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
+        return None, "a graph that is not a list of nodes"
+    return tuple(nodes), None
 
 
 def _refusal(answer: str, target: Attempt) -> str | None:

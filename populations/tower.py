@@ -175,7 +175,7 @@ class TowerSpecies(Species[TowerGenome]):
         learned = self._credit(genome, tasks)
         if self.reflection > 0.0:
             hashes = [genome.hash()] + ([learned.hash()] if learned is not None else [])
-            self.reflector.observe(hashes, attempts_of(tasks, self._instruction))
+            self.reflector.observe(hashes, attempts_of(tasks, self._instruction), genome.graph)
         return learned
 
     def _instruction(self, task_id: str) -> str | None:
@@ -351,19 +351,24 @@ class TowerSpecies(Species[TowerGenome]):
         return out
 
     def _reflect(self, genome: TowerGenome, r: Any) -> TowerGenome | None:
-        """A child with the row reflection proposes for one of the parent's failed tasks; None
-        (ordinary variation) when there is nothing to reflect on or the proposal is refused."""
-        proposal = self.reflector.propose(genome.hash(), r.random())
+        """A child with the row (or the graph) reflection proposes for one of the parent's failed
+        tasks; None (ordinary variation) when there is nothing to reflect on or the proposal is
+        refused."""
+        proposal = self.reflector.propose(genome.hash(), r.random(), genome.graph)
         if proposal is None:
             return None
         self._proposals.append(proposal)
-        if proposal.row is None:
+        if proposal.edit:
+            changes: dict[str, Any] = {"graph": proposal.graph}
+        elif proposal.row is not None:
+            rows = (proposal.row,) + tuple(e for e in genome.experience.get("command", ()) if e != proposal.row)
+            changes = {"experience": {**genome.experience, "command": rows}}
+        else:
             return None
-        rows = (proposal.row,) + tuple(e for e in genome.experience.get("command", ()) if e != proposal.row)
-        try:  # checked as any genome is: a row that would not load never reaches an evaluation
-            child = TowerGenome.from_dict(replace(genome, experience={**genome.experience, "command": rows}).to_dict())
+        try:  # checked as any genome is: a row or graph that would not load never reaches an evaluation
+            child = TowerGenome.from_dict(replace(genome, **changes).to_dict())
         except GenomeError as exc:
-            proposal.row, proposal.reason = None, f"refused: {exc}"
+            proposal.row, proposal.graph, proposal.edit, proposal.reason = None, None, False, f"refused: {exc}"
             return None
         proposal.child = child.hash()
         return child

@@ -63,14 +63,14 @@ def test_children_inherit_the_weights_their_parents_learned(ray_local: object, t
 def test_reflective_proposals_are_stored_with_what_became_of_them(ray_local: object, tmp_path: Path) -> None:
     run_dir = _run(tmp_path, "reflect", 3, reflection=1.0)
     with Store.open(run_dir, read_only=True) as store:
-        proposals = store.query("SELECT generation, parent, task_id, backend, prompt, row, reason, child, used "
+        proposals = store.query("SELECT generation, parent, task_id, backend, prompt, row, reason, child, used, edit "
                                 "FROM proposals ORDER BY generation, seq")
         hashes = {r[0]: r[1] for r in store.query("SELECT hash, generation FROM individuals")}
         failed = {r[0] for r in store.query("SELECT task_id FROM task_results WHERE NOT passed")}
     assert proposals, "every generation-1 parent failed a task: reflection must have proposed"
-    for gen, _, task_id, backend, prompt, row, reason, child, used in proposals:
+    for gen, _, task_id, backend, prompt, row, reason, child, used, edit in proposals:
         assert gen == 1 and backend == "retrieval" and task_id in failed and "failed: " in prompt
-        assert (row is None) == reason.startswith("refused: ")
+        assert (row is None and not edit) == reason.startswith("refused: ")
         assert used == (child is not None and hashes.get(child) == 1)  # used: its child was evaluated
         if row is not None:
             assert len(json.loads(row)) == 4

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness_tower.ft.build import NODE_OPS
+from harness_tower.genome import DEFAULT_GRAPH
 from harness_tower.tasks import load_suite
+from populations.operators import graph as graph_ops
 from populations.reflect import Attempt, Reflector
 from populations.tower import TowerSpecies
 from tests.harness_tower.expert_servers import (  # noqa: F401 - a fixture
@@ -83,6 +87,8 @@ def test_memory_is_ordered_by_content_so_a_replay_proposes_the_same() -> None:
     ("x" * 300, "longer than 200 characters"),
     ("ls *.log | wc -l", "the command that already failed"),
     ("echo a\u0007b", "not one printable line"),
+    ("graph: [{\"id\": ", "a graph that is not JSON"),
+    ("graph: {\"id\": \"t\"}", "a graph that is not a list of nodes"),
 ])
 def test_an_openai_answer_becomes_a_row_or_a_refusal(endpoints: Callable[..., ScriptedEndpoint],  # noqa: F811
                                                       answer: str, why: str | None, tmp_path: Path,
@@ -126,8 +132,35 @@ def test_a_tower_child_made_by_reflection_carries_the_row_and_falls_back_when_re
     stranger = species.seed_genomes[0].__class__(topk=3)  # failed nothing the reflector knows of
     species.mutate([stranger], np.random.default_rng(1))  # ordinary variation: nothing proposed
     assert species.take_proposals() == []
-    with pytest.raises(Exception, match="reflection_backend must be one of retrieval, openai"):
+    with pytest.raises(Exception, match="reflection_backend must be one of retrieval, openai, accordion"):
         TowerSpecies(reflection=0.5, reflection_backend="oracle")
+
+
+def test_retrieval_proposes_the_graph_a_task_was_passed_under_when_no_row_fits() -> None:
+    graph = tuple(graph_ops.insert_node(DEFAULT_GRAPH, random.Random(1)))
+    r = Reflector("retrieval")
+    r.observe(["a"], [attempt("print-hello-world", "echo hello world\n", True)], graph)
+    r.observe(["b"], [attempt("print-hello-world", "echo hi\n", False)])  # no row fits: its own task only
+    p = r.propose("b", 0.0, None)
+    assert p is not None and p.edit and p.graph == graph and p.row is None
+    assert p.reason == "graph from passed task print-hello-world"
+    assert r.propose("b", 0.0, graph).reason.startswith("refused: ")  # already its graph: nothing to take
+
+
+def test_a_graph_that_does_not_build_is_refused_and_the_child_falls_back(
+        endpoints: Callable[..., ScriptedEndpoint], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("TOWER_EXPERT_CACHE", "off")
+    ep = endpoints('graph: [{"id": "t", "op": "fly", "in": []}]')  # an op the library does not have
+    species = TowerSpecies(seeds=["literal_line"], reflection=1.0, reflection_backend="openai")
+    species.use_experts({"openai": {"base_url": ep.url, "model": "m", "retries": 0}})
+    parent = species.seed_genomes[0]
+    species.learn(parent, [{"task_id": "file-count-lines", "passed": False, "typed": "ls *.log | wc -l\n"}])
+    (child,) = species.mutate([parent], np.random.default_rng(1))
+    (proposal,) = species.take_proposals()
+    assert not proposal.edit and proposal.graph is None and proposal.child is None
+    assert proposal.reason == "refused: genome: graph node 't' (fly): unknown op (known: " + \
+        ", ".join(NODE_OPS) + ")"
+    assert child.hash() != parent.hash()  # ordinary variation made it
 
 
 def test_the_accordion_backend_asks_the_runs_checkpoint_and_refuses_garbage(tmp_path: Path) -> None:
