@@ -28,16 +28,19 @@ POLL_SECONDS = 2.0  # how often a page asks whether its run changed
 
 def _shell(view: str, title: str, data: dict[str, str]) -> str:
     attrs = " ".join(f'data-{k}="{html.escape(v, quote=True)}"' for k, v in data.items())
+    replay = view == "individual"  # only an individual's page plays a trajectory: the others skip the player
+    player_css = '<link rel="stylesheet" href="/static/vendor/asciinema-player.css">' if replay else ""
+    player_js = '<script src="/static/vendor/asciinema-player.min.js"></script>' if replay else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/app.css">
-<link rel="stylesheet" href="/static/vendor/asciinema-player.css">
+{player_css}
 </head><body data-view="{view}" data-poll="{POLL_SECONDS * 1000:.0f}" {attrs}>
 <header><a href="/">runs</a><span id="crumbs"></span><span id="live"></span></header>
 <main id="main"><p class="muted">loading…</p></main>
-<script src="/static/vendor/asciinema-player.min.js"></script>
+{player_js}
 <script src="/static/app.js"></script>
 </body></html>
 """
@@ -98,8 +101,11 @@ def make_app(dirs: RunDirs) -> Starlette:
 
     def api_generation(request: Request) -> Response:
         q = request.query_params
+        which = request.path_params["generation"]
+        if which != "latest" and not which.isdigit():
+            return JSONResponse({"error": f"no generation {which!r} (a number, or latest)"}, status_code=404)
         return _json(lambda: views.generation_points(dirs.get(request.path_params["run"]),
-                                                     request.path_params["generation"], q.get("species"),
+                                                     None if which == "latest" else int(which), q.get("species"),
                                                      earlier=q.get("earlier") == "1"))
 
     def api_individual(request: Request) -> Response:
@@ -130,7 +136,7 @@ def make_app(dirs: RunDirs) -> Starlette:
         Route("/api/runs", api_runs),
         Route("/api/run/{run}", api_run),
         Route("/api/run/{run}/version", api_version),
-        Route("/api/run/{run}/generation/{generation:int}", api_generation),
+        Route("/api/run/{run}/generation/{generation}", api_generation),  # a number, or latest
         Route("/api/run/{run}/individual/{ind}", api_individual),
         Route("/api/run/{run}/individual/{ind}/lineage", api_lineage),
         Route("/api/run/{run}/individual/{ind}/cast", api_cast),

@@ -160,15 +160,17 @@ def version(run_dir: Path) -> dict[str, Any]:
     """What changes when the driver commits: the page polls this and reloads on a change."""
     try:
         with _store(run_dir) as store:
-            rid = _run_id(store)
-            rows, last, at = store.query("SELECT count(*), max(generation), max(committed_at) FROM generations "
-                                         "WHERE run_id = ?", [rid])[0]
-            held = store.query("SELECT count(*) FROM held_out WHERE run_id = ?", [rid])[0][0]
-            status = store.run()["status"]
+            return {"busy": False, **_version(store, _run_id(store))}
     except Busy as exc:  # with what the driver says of its progress meanwhile
         return {"busy": True, "note": str(exc), "snapshot": _snapshot(run_dir)}
-    return jsonable({"busy": False, "version": f"{rows}:{at}:{held}:{status}", "generation": last,
-                     "status": status})
+
+
+def _version(store: Store, rid: str) -> dict[str, Any]:
+    rows, last, at = store.query("SELECT count(*), max(generation), max(committed_at) FROM generations "
+                                 "WHERE run_id = ?", [rid])[0]
+    held = store.query("SELECT count(*) FROM held_out WHERE run_id = ?", [rid])[0][0]
+    status = store.run()["status"]
+    return jsonable({"version": f"{rows}:{at}:{held}:{status}", "generation": last, "status": status})
 
 
 def _species(store: Store, of: str | None) -> dict[str, Any]:
@@ -209,6 +211,7 @@ def run_view(run_dir: Path, species: str | None = None) -> dict[str, Any]:
             WHERE e.run_id = ? AND i.species = ? AND (e.status <> 'ok' OR NOT e.feasible)
             ORDER BY e.generation, e.individual_id""", [rid, of])
         species_names = [p["species"] for p in store.species()]
+        now = _version(store, rid)
     n = len(part["objectives"])
     by_gen: dict[int, dict[str, list[float | None]]] = {}
     for g, k, lo, mean, hi in stats:
@@ -228,20 +231,26 @@ def run_view(run_dir: Path, species: str | None = None) -> dict[str, Any]:
             "wall_seconds", "committed_at")
     return jsonable({
         "run_id": rid, "name": info["name"], "status": info["status"], "planned": info["generations"],
+        "version": now["version"],
         "species": of, "all_species": species_names, "objectives": part["objectives"],
         "generations": [dict(zip(keys, r)) for r in gens],
         "stats": [{"generation": g, **by_gen[g]} for g in sorted(by_gen)],
         "failures": sorted(grouped.values(), key=lambda e: (-e["count"], e["status"], e["reason"]))})
 
 
-def generation_points(run_dir: Path, generation: int, species: str | None = None,
+def generation_points(run_dir: Path, generation: int | None, species: str | None = None,
                       earlier: bool = False) -> dict[str, Any]:
-    """Every individual to draw for one generation: the population that survived it (front
-    = rank 0), what it evaluated and discarded, failures; with `earlier`, every evaluation
-    before it too. Points are [id, generation, objectives, kind, status]."""
+    """Every individual to draw for one generation (None: the latest): the population that
+    survived it (front = rank 0), what it evaluated and discarded, failures; with `earlier`,
+    every evaluation before it too. Points are [id, generation, objectives, kind, status]."""
     with _store(run_dir) as store:
         rid = _run_id(store)
         of = _species(store, species)["species"]
+        if generation is None:
+            generation = store.query("SELECT max(generation) FROM generations WHERE run_id = ? AND species = ?",
+                                     [rid, of])[0][0]
+            if generation is None:
+                return {"generation": None, "species": of, "points": []}
         known = store.query("SELECT count(*) FROM generations WHERE run_id = ? AND species = ? AND generation = ?",
                             [rid, of, generation])[0][0]
         if not known:

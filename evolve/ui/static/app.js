@@ -197,27 +197,35 @@
     if (q.get("species")) st.species = q.get("species");
     const speciesQ = () => (st.species ? "?species=" + encodeURIComponent(st.species) : "");
 
+    // the run and the generation shown, in one round trip (the latest one while following)
     async function load() {
-      st.data = await getJSON(api("/run/" + encodeURIComponent(run)) + speciesQ());
-      st.species = st.data.species;
-      const gens = st.data.generations.map((g) => g.generation);
+      const latest = st.follow || st.gen === null;
+      const [data, points] = await Promise.all([getJSON(api("/run/" + encodeURIComponent(run)) + speciesQ()),
+        getJSON(pointsUrl(latest ? "latest" : st.gen))]);
+      st.data = data;
+      st.points = points;
+      st.species = data.species;
+      st.gen = points.generation;
+      st.version = data.version;
+      const gens = data.generations.map((g) => g.generation);
       const last = gens.length ? gens[gens.length - 1] : null;
-      if (st.follow || st.gen === null || !gens.includes(st.gen)) st.gen = last;
-      const n = st.data.objectives.length;
+      const n = data.objectives.length;
       if (st.x >= n) st.x = 0;
       if (st.y >= n) st.y = Math.min(1, n - 1);
-      await loadPoints();
       render();
+      setLive(data.status === "running" ? `live · generation ${fmt(last)}` : data.status, data.status === "running" ? "live" : "muted");
       body.dataset.generation = last === null ? "" : String(last);
       body.dataset.generations = String(gens.length);
       body.dataset.ready = "1";
     }
-    async function loadPoints() {
-      if (st.gen === null) { st.points = null; return; }
+    function pointsUrl(which) {
       const p = new URLSearchParams();
       if (st.species) p.set("species", st.species);
       if (st.earlier) p.set("earlier", "1");
-      st.points = await getJSON(api(`/run/${encodeURIComponent(run)}/generation/${st.gen}?`) + p.toString());
+      return api(`/run/${encodeURIComponent(run)}/generation/${which}?`) + p.toString();
+    }
+    async function loadPoints() {
+      st.points = st.gen === null ? null : await getJSON(pointsUrl(st.gen));
     }
 
     function render() {
@@ -405,16 +413,14 @@
         return;
       }
       setLive(v.status === "running" ? `live · generation ${fmt(v.generation)}` : v.status, v.status === "running" ? "live" : "muted");
-      if (st.data === null || v.version !== st.version) {
-        await load();
-        st.version = v.version;
-      }
+      if (st.data === null || v.version !== st.version) await load();
     }
 
     try {
-      await poll();
+      await load();
     } catch (e) {
-      showError(e);
+      if (e.busy) await poll().catch(showError);
+      else showError(e);
     }
     every(poll);
   }
@@ -460,7 +466,7 @@
     parts.push(section("Lineage", h("div", { id: "lineage" }, h("p", { class: "muted" }, "loading…")),
       d.children.length ? h("p", {}, `children (${d.children.length}${d.children.length >= 50 ? "+" : ""}): `, d.children.flatMap((c, k) => [k ? ", " : "", link(c)])) : null));
     if (d.metrics.levelled.length || d.metrics.plain.length) {
-      parts.push(section("Metrics per level", h("div", { class: "side" },
+      parts.push(section(d.metrics.levelled.length ? "Metrics per level" : "Metrics", h("div", { class: "side" },
         d.metrics.levelled.length ? table(["metric", ...d.metrics.levels], d.metrics.levelled.map(([name, vals]) => [name, ...vals.map((v) => fmt(v, 6))]), "narrow metrics") : null,
         d.metrics.plain.length ? table(["metric", "value"], d.metrics.plain.map(([name, v]) => [name, fmt(v, 6)]), "narrow metrics") : null)));
     }
