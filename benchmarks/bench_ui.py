@@ -7,9 +7,9 @@ against a real `evolve ui` process.
    at its last generation, then with every earlier evaluation drawn (15,000 points): time
    to draw, the browser's JS heap and DOM nodes (CDP `Performance.getMetrics`), the
    server's peak resident memory; and the page of a last-generation individual.
-3. Lineage side by side: the dashboard's walk (`evolve.ui.views.lineage`: one indexed query
-   per generation of ancestry) against the store's recursive `lineage()` macro (what
-   `evolve report` read), for the whole ancestry of one individual of generation G.
+3. Lineage of one individual of generation G: what its page asks for (four generations of
+   ancestors, `evolve.ui.views.lineage`), and the whole ancestry by the same walk (one
+   indexed query per generation of ancestry) and by the store's `lineage()` macro.
 
     .venv/bin/python benchmarks/bench_ui.py --quickstart RUN_DIR --big RUN_DIR [--repeats 5]
 
@@ -110,11 +110,16 @@ def lineages(run_dir: Path, generations: list[int], timeout: float) -> list[dict
     from evolve.store import Store
     from evolve.ui import views
 
-    views.LINEAGE_LIMIT = 10 ** 9  # the whole ancestry, as the macro gives it
+    limit = views.LINEAGE_LIMIT
     rows = []
     for g in generations:
         with Store.open(run_dir, read_only=True) as store:
             ind = store.query("SELECT min(individual_id) FROM individuals WHERE generation = ?", [g])[0][0]
+        views.LINEAGE_LIMIT = limit
+        t0 = time.perf_counter()
+        page = views.lineage(run_dir, ind)  # what an individual's page asks for
+        page_s = time.perf_counter() - t0
+        views.LINEAGE_LIMIT = 10 ** 9  # the whole ancestry, as the macro gives it
         t0 = time.perf_counter()
         ours = views.lineage(run_dir, ind, depth=10 ** 6)
         ours_s = time.perf_counter() - t0
@@ -132,6 +137,7 @@ def lineages(run_dir: Path, generations: list[int], timeout: float) -> list[dict
             finally:
                 timer.cancel()
         rows.append({"generation": g, "individual": ind, "ancestry": len(ours["nodes"]), "ours_s": ours_s,
+                     "page_nodes": len(page["nodes"]), "page_s": page_s,
                      "naive_s": naive_s, "naive_nodes": naive_n})
     return rows
 
@@ -179,11 +185,12 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     gens = [g for g in (10, 20, 40, 80, last) if g <= last]
-    print("lineage (whole ancestry): generation | ancestors | ours s | store macro s")
+    print("lineage: generation | page's request: nodes, s | whole ancestry: ancestors, walk s, store macro s")
     for r in lineages(big, gens, args.lineage_timeout):
         naive = f"{r['naive_s']:.3f}" if r["naive_s"] is not None else f"> {args.lineage_timeout:.0f} (stopped)"
         same = "" if r["naive_nodes"] in (None, r["ancestry"]) else f" (macro: {r['naive_nodes']} rows)"
-        print(f"  {r['generation']} | {r['ancestry']} | {r['ours_s']:.3f} | {naive}{same}")
+        print(f"  {r['generation']} | {r['page_nodes']}, {r['page_s']:.3f} | {r['ancestry']}, {r['ours_s']:.3f}, "
+              f"{naive}{same}")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from evolve.errors import EvolveError
+from evolve.genstats import failure_reason
 from evolve.store import STORE_FILE, Store
 
 LINEAGE_DEPTH = 4  # generations of ancestors a lineage request returns (each node can ask for more)
 LINEAGE_LIMIT = 400  # nodes in one lineage answer, whatever the depth
 MIN_STEP = 0.08  # seconds: each key of a replay stays on screen at least this long
-REASON_CHARS = 200  # a failure reason is its first line, cut to this
 
 
 class NotFound(EvolveError):
@@ -93,11 +93,6 @@ def jsonable(value: Any) -> Any:
 def _nums(values: Sequence[float | None] | None) -> list[float | None]:
     """Objective values to plot: a value that is not a finite number is null."""
     return [v if v is not None and math.isfinite(v) else None for v in values or ()]
-
-
-def _reason(text: str | None) -> str:
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else "no reason recorded"
-    return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 1] + "…"
 
 
 def _run_id(store: Store) -> str:
@@ -186,8 +181,8 @@ def _species(store: Store, of: str | None) -> dict[str, Any]:
 
 
 def run_view(run_dir: Path, species: str | None = None) -> dict[str, Any]:
-    """A run's page: generations (hypervolume and counts), per-objective min/mean/max of the
-    population after each generation, and failures grouped by reason."""
+    """A run's page: generations (hypervolume and counts), per-objective min/mean/max of each
+    generation's evaluations, and failures grouped by reason (`genstats.failure_reason`)."""
     with _store(run_dir) as store:
         info = store.run()
         rid = info["run_id"]
@@ -196,13 +191,13 @@ def run_view(run_dir: Path, species: str | None = None) -> dict[str, Any]:
         gens = store.query("""SELECT generation, hypervolume, evaluations, failed, duplicates, population, front_size,
                                      wall_seconds, committed_at
                               FROM generations WHERE run_id = ? AND species = ? ORDER BY generation""", [rid, of])
-        # the population that survived each generation (fronts holds it, with ranks)
+        # over each generation's evaluations that finished ok, as the engine stores them
+        # (`genstats.objective_stats`; computed here too, so a store from before has them)
         stats = store.query("""
             SELECT generation, k, min(v), avg(v), max(v) FROM (
-                SELECT f.generation, unnest(e.objectives) AS v, unnest(range(1, len(e.objectives) + 1)) AS k
-                FROM fronts f JOIN evaluations e USING (run_id, individual_id)
-                JOIN individuals i USING (run_id, individual_id)
-                WHERE f.run_id = ? AND i.species = ? AND e.status = 'ok')
+                SELECT e.generation, unnest(e.objectives) AS v, unnest(range(1, len(e.objectives) + 1)) AS k
+                FROM evaluations e JOIN individuals i USING (run_id, individual_id)
+                WHERE e.run_id = ? AND i.species = ? AND e.status = 'ok')
             WHERE isfinite(v) GROUP BY ALL ORDER BY generation, k""", [rid, of])
         failures = store.query("""
             SELECT CASE WHEN e.status <> 'ok' THEN e.status ELSE 'infeasible' END,
@@ -220,7 +215,8 @@ def run_view(run_dir: Path, species: str | None = None) -> dict[str, Any]:
             row["min"][k - 1], row["mean"][k - 1], row["max"][k - 1] = lo, mean, hi
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for status, text, ind, g in failures:
-        key = (status, _reason(text))
+        why = failure_reason(status, text)  # "status: reason", or the status alone
+        key = (status, why[len(status) + 2:] if why.startswith(f"{status}: ") else "no reason recorded")
         entry = grouped.setdefault(key, {"status": status, "reason": key[1], "count": 0, "examples": [],
                                          "first": g, "last": g})
         entry["count"] += 1

@@ -381,7 +381,7 @@
         { lo: pick("min"), hi: pick("max") }, st.gen));
       });
       return section("Over generations", h("p", { class: "muted" },
-        "objectives: min, mean and max over the population kept after each generation"), h("div", { class: "charts" }, figs));
+        "objectives: min, mean and max over each generation's evaluations that finished ok"), h("div", { class: "charts" }, figs));
     }
 
     function failuresSection() {
