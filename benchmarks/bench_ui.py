@@ -11,7 +11,7 @@ against a real `evolve ui` process.
    ancestors, `evolve.ui.views.lineage`), and the whole ancestry by the same walk (one
    indexed query per generation of ancestry) and by the store's `lineage()` macro.
 
-    .venv/bin/python benchmarks/bench_ui.py --quickstart RUN_DIR --big RUN_DIR [--repeats 5]
+    .venv/bin/python benchmarks/bench_ui.py --quickstart RUN_DIR --big RUN_DIR [--repeats 5] [--lineage-only]
 
 Without --big, configs/zdt1.yaml is run first (about 10 s); --quickstart is required (a
 run of configs/quickstart.yaml, a few minutes: `evolve run configs/quickstart.yaml`).
@@ -125,10 +125,10 @@ def lineages(run_dir: Path, generations: list[int], timeout: float) -> list[dict
         ours_s = time.perf_counter() - t0
         naive_s: float | None = None
         naive_n: int | None = None
+        t0 = time.perf_counter()  # the store's opening counted on both sides
         with Store.open(run_dir, read_only=True) as store:
             timer = threading.Timer(timeout, store.con.interrupt)
             timer.start()
-            t0 = time.perf_counter()
             try:
                 naive_n = int(store.query("SELECT count(*) FROM lineage(?)", [ind])[0][0])
                 naive_s = time.perf_counter() - t0
@@ -142,15 +142,39 @@ def lineages(run_dir: Path, generations: list[int], timeout: float) -> list[dict
     return rows
 
 
+def browser_parts(quickstart: Path, big: Path, last: int, ind: str, repeats: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    proc, base = serve([quickstart, big])
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            fp = first_paint(browser, base, quickstart.name, repeats)
+            print(f"first paint, {quickstart.name}: front scatter drawn {fp['scatter_ms']:.0f} ms after "
+                  f"navigation (median of {repeats}; min {fp['scatter_min_ms']:.0f}), "
+                  f"DOM ready {fp['dom_ready_ms']:.0f} ms")
+            hv = heavy(browser, base, big.name, ind, proc.pid, repeats)
+            print(f"big run {big.name} (generation {last}): run page scatter {hv['page_scatter_ms']:.0f} ms; "
+                  f"every evaluation ({hv['markers']:.0f} markers) drawn in {hv['all_points_ms']:.0f} ms; "
+                  f"JS heap {hv['js_heap_mib']:.1f} MiB, {hv['dom_nodes']:.0f} DOM nodes; individual {ind} page "
+                  f"with lineage {hv['individual_ms']:.0f} ms; server RSS {hv['server_rss_mib']:.0f} MiB "
+                  f"(peak {hv['server_peak_rss_mib']:.0f} MiB)")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quickstart", type=Path, required=True, help="a run of configs/quickstart.yaml")
+    ap.add_argument("--quickstart", type=Path, help="a run of configs/quickstart.yaml (parts 1 and 2)")
     ap.add_argument("--big", type=Path, help="a run of configs/zdt1.yaml (default: run it now)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--lineage-timeout", type=float, default=60.0, help="seconds before the macro is stopped")
+    ap.add_argument("--lineage-only", action="store_true", help="only part 3 (on --big)")
     args = ap.parse_args()
-    from playwright.sync_api import sync_playwright
-
+    if args.quickstart is None and not args.lineage_only:
+        ap.error("--quickstart RUN_DIR is needed (or --lineage-only)")
     print(f"machine: {machine()}")
     big = args.big
     if big is None:
@@ -166,24 +190,8 @@ def main() -> None:
         last = store.last_generation(store.run()["run_id"])
         assert last is not None
         ind = store.query("SELECT min(individual_id) FROM individuals WHERE generation = ?", [last])[0][0]
-    proc, base = serve([args.quickstart, big])
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            fp = first_paint(browser, base, args.quickstart.name, args.repeats)
-            print(f"first paint, {args.quickstart.name}: front scatter drawn {fp['scatter_ms']:.0f} ms after "
-                  f"navigation (median of {args.repeats}; min {fp['scatter_min_ms']:.0f}), "
-                  f"DOM ready {fp['dom_ready_ms']:.0f} ms")
-            hv = heavy(browser, base, big.name, ind, proc.pid, args.repeats)
-            print(f"big run {big.name} (generation {last}): run page scatter {hv['page_scatter_ms']:.0f} ms; "
-                  f"every evaluation ({hv['markers']:.0f} markers) drawn in {hv['all_points_ms']:.0f} ms; "
-                  f"JS heap {hv['js_heap_mib']:.1f} MiB, {hv['dom_nodes']:.0f} DOM nodes; individual {ind} page "
-                  f"with lineage {hv['individual_ms']:.0f} ms; server RSS {hv['server_rss_mib']:.0f} MiB "
-                  f"(peak {hv['server_peak_rss_mib']:.0f} MiB)")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    if not args.lineage_only:
+        browser_parts(args.quickstart, big, last, ind, args.repeats)
     gens = [g for g in (10, 20, 40, 80, last) if g <= last]
     print("lineage: generation | page's request: nodes, s | whole ancestry: ancestors, walk s, store macro s")
     for r in lineages(big, gens, args.lineage_timeout):

@@ -340,9 +340,10 @@ def _per_level(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def lineage(run_dir: Path, ind: str, depth: int = LINEAGE_DEPTH) -> dict[str, Any]:
-    """`ind` and its ancestors up to `depth` generations back, one query per generation of
-    ancestry (each an index lookup of the ids it needs): what it costs follows the ancestry
-    shown, not the run's size. Nodes whose parents were not fetched are listed in `more`."""
+    """`ind` and its ancestors up to `depth` generations back: one query per generation of
+    ancestry (an index lookup of the ids it needs) and one for their evaluations, so what it
+    costs follows the ancestry shown, not the run's size nor the whole ancestry (which the
+    store's `lineage` macro gives). Nodes whose parents were not fetched are listed in `more`."""
     with _store(run_dir) as store:
         rid = _run_id(store)
         nodes: dict[str, dict[str, Any]] = {}
@@ -350,19 +351,21 @@ def lineage(run_dir: Path, ind: str, depth: int = LINEAGE_DEPTH) -> dict[str, An
         for level in range(depth + 1):
             if not frontier or len(nodes) >= LINEAGE_LIMIT:
                 break
-            marks = ", ".join("?" * len(frontier))
-            rows = store.query(f"""SELECT i.individual_id, i.generation, i.origin, i.parents, e.status, e.feasible,
-                                          e.objectives
-                                   FROM individuals i LEFT JOIN evaluations e USING (run_id, individual_id)
-                                   WHERE i.run_id = ? AND i.individual_id IN ({marks})""", [rid, *frontier])
+            rows = store.query(f"""SELECT individual_id, generation, origin, parents FROM individuals
+                                   WHERE run_id = ? AND individual_id IN ({", ".join("?" * len(frontier))})""",
+                               [rid, *frontier])
             if level == 0 and not rows:
                 raise NotFound(f"run {rid} has no individual {ind!r}")
             nxt: list[str] = []
-            for i, g, origin, parents, status, feasible, values in rows:
-                nodes[i] = {"generation": g, "origin": origin, "parents": list(parents), "status": status,
-                            "feasible": feasible, "objectives": _nums(values)}
+            for i, g, origin, parents in rows:
+                nodes[i] = {"generation": g, "origin": origin, "parents": list(parents), "status": None,
+                            "feasible": None, "objectives": []}
                 nxt.extend(p for p in parents if p not in nodes and p not in nxt)
             frontier = nxt[:max(0, LINEAGE_LIMIT - len(nodes))]
+        for i, status, feasible, values in store.query(
+                f"""SELECT individual_id, status, feasible, objectives FROM evaluations
+                    WHERE run_id = ? AND individual_id IN ({", ".join("?" * len(nodes))})""", [rid, *nodes]):
+            nodes[i].update(status=status, feasible=feasible, objectives=_nums(values))
     more = sorted(i for i, n in nodes.items() if any(p not in nodes for p in n["parents"]))
     return jsonable({"root": ind, "nodes": nodes, "more": more})
 
