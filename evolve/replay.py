@@ -258,7 +258,7 @@ def asciicast(frames: list[Frame], speed: float, title: str, max_idle: float = M
     width, height = frame_size(frames)
     lines = [json.dumps({"version": 2, "width": width, "height": height,
                          "timestamp": int(frames[0].time) if frames else 0, "title": title,
-                         "idle_time_limit": max_idle,
+                         "idle_time_limit": max_idle / speed,  # what the events hold already
                          "env": {"TERM": "xterm-256color", "SHELL": "/bin/bash"}})]
     clock = 0.0
     n = len(frames)
