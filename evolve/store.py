@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS generations (
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS objective_stats JSON;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS front_points INTEGER;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS failures JSON;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS variation JSON DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS run_species (
     run_id        VARCHAR NOT NULL,
     species       VARCHAR NOT NULL,
@@ -184,6 +185,8 @@ CREATE TABLE IF NOT EXISTS proposals (
     used          BOOLEAN NOT NULL,         -- that child was among the offspring evaluated
     PRIMARY KEY (run_id, species, generation, seq)
 );
+ALTER TABLE proposals ADD COLUMN IF NOT EXISTS graph JSON;
+ALTER TABLE proposals ADD COLUMN IF NOT EXISTS edit BOOLEAN DEFAULT false;
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id        VARCHAR PRIMARY KEY,
     generation    INTEGER NOT NULL,         -- the next generation to ask for
