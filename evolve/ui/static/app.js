@@ -258,7 +258,7 @@
             st.gen = Number(e.target.value); st.follow = st.gen === gens[gens.length - 1];
             document.getElementById("gen-label").textContent = String(st.gen);
             document.getElementById("follow").checked = st.follow;
-            loadPoints().then(redrawScatter).catch(showError);
+            loadPoints().then(() => { redrawScatter(); redrawTrends(); }).catch(showError);
           } }), " ", h("b", { id: "gen-label" }, st.gen)),
         h("label", {}, h("input", { id: "follow", type: "checkbox", checked: st.follow, onchange: (e) => {
           st.follow = e.target.checked; if (st.follow) load().catch(showError);
@@ -368,10 +368,15 @@
           sp.kinds[k].slice(0, 200).flatMap((id, i) => [i ? ", " : "", h("a", { href: indUrl(run, id) }, id)])))));
     }
 
+    function redrawTrends() { // the charts mark the generation shown
+      const old = document.getElementById("trends");
+      if (old) old.replaceWith(trendsSection());
+    }
+
     function trendsSection() {
       const d = st.data;
       const xs = d.generations.map((g) => g.generation);
-      if (!xs.length) return section("Over generations", h("p", { class: "muted" }, "no generation yet"));
+      if (!xs.length) return h("section", { id: "trends" }, h("h2", {}, "Over generations"), h("p", { class: "muted" }, "no generation yet"));
       const figs = [lineChart("hypervolume", xs, [{ name: "hypervolume", ys: d.generations.map((g) => g.hypervolume === null || typeof g.hypervolume !== "number" ? null : g.hypervolume), cls: "hv" }], null, st.gen)];
       const byGen = new Map(d.stats.map((r) => [r.generation, r]));
       d.objectives.forEach((o, k) => {
@@ -380,7 +385,7 @@
           { name: "min", ys: pick("min"), cls: "min" }, { name: "max", ys: pick("max"), cls: "max" }],
         { lo: pick("min"), hi: pick("max") }, st.gen));
       });
-      return section("Over generations", h("p", { class: "muted" },
+      return h("section", { id: "trends" }, h("h2", {}, "Over generations"), h("p", { class: "muted" },
         "objectives: min, mean and max over each generation's evaluations that finished ok"), h("div", { class: "charts" }, figs));
     }
 
@@ -572,6 +577,9 @@
     }
     async function pause() {
       await player.pause();
+      // the clock may have passed a frame the player has not drawn yet: show that frame
+      const k = index(player.getCurrentTime() || 0);
+      if (k >= 0) await player.seek(frames[k][0] + 0.001);
       update();
       counter.dataset.state = "paused";
     }
