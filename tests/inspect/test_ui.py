@@ -160,7 +160,8 @@ def test_every_view_loads_counts_overlaps_and_replays(server: str, live_run: Pat
 
 def _append_generation(run_dir: Path) -> int:
     """Commit one more generation through the store's own API, as the driver does: the last
-    generation's individuals again under new ids. Waits while the dashboard reads the store."""
+    generation's individuals again under new ids, the first of them failed at the point of the
+    second (a front member). Waits while the dashboard reads the store."""
     deadline = time.monotonic() + DEADLINE
     while True:
         try:
@@ -183,8 +184,11 @@ def _append_generation(run_dir: Path) -> int:
         inds = [IndividualRow(new, r[1], g, r[2], r[3], [r[0]], r[5], "mutation") for new, r in zip(ids, rows)]
         evals = [EvaluationRow(new, g, r[6], list(r[7]), r[8], list(r[9]), r[10], r[11], None, r[12], r[13], None,
                                None, 1, 0, None, None) for new, r in zip(ids, rows)]
-        fronts = [FrontRow(g, new, 0, None) for new in ids]
-        row = GenerationRow(g, rows[0][1], None, len(rows), 0, 0, len(rows), len(rows), 0.1)
+        failed = evals[0]
+        failed.status, failed.feasible, failed.error = "failed", False, "harness crashed: RuntimeError: boom"
+        failed.objectives = list(rows[1][7])
+        fronts = [FrontRow(g, new, 1 if new == failed.individual_id else 0, None) for new in ids]
+        row = GenerationRow(g, rows[0][1], None, len(rows), 1, 0, len(rows), len(rows) - 1, 0.1)
         store.commit_generations(rid, [GenerationRecord(row, inds, evals, fronts)])
     return g
 
@@ -200,7 +204,14 @@ def test_a_committed_generation_shows_up_without_a_reload(server: str, live_run:
     pg.wait_for_function(f"document.body.dataset.generation === '{g}'", timeout=DEADLINE * 1000)
     pg.wait_for_function(f"document.getElementById('gen-label').textContent === '{g}'", timeout=DEADLINE * 1000)
     assert pg.evaluate("window.__same_page") is True  # updated in place, not reloaded
-    assert pg.locator("svg#scatter g.pt").count() >= 1
+    # the failed evaluation shares its point with a front member: both counted, its cross on top
+    spot = pg.locator("svg#scatter g.pt[data-kinds~='failed']")
+    assert spot.count() == 1
+    assert "front" in (spot.get_attribute("data-kinds") or "").split()
+    drawn = spot.evaluate("g => [...g.children].map(c => c.tagName + '.' + (c.getAttribute('class') || ''))")
+    assert drawn.index("path.failed") > drawn.index("circle.front")
+    assert int(spot.get_attribute("data-count") or 0) >= 2
+    assert pg.locator("table.failures", has_text="harness crashed").count() == 1
     assert errors == []
 
 
