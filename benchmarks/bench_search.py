@@ -9,7 +9,8 @@ Arms, each with the same number of evaluations per run (`--budget`) and several 
   budget / population);
 - `graph`: NSGA-II with field/row and graph variation (graph edits, subgraph exchange);
 - `reflect`: as `graph` + learning inside the run (credit 0.3) + reflective mutation with the
-  offline `retrieval` backend (half the mutations);
+  offline `retrieval` backend (half the mutations; a reflective child answers up to 4 of its
+  parent's failed tasks);
 - `llama` (with `--llama URL`): as `reflect`, the `openai` backend on that endpoint (e.g. a
   llama.cpp server with the SmolLM2 GGUF: `python -m llama_cpp.server --model M --port 8000`).
 
@@ -47,7 +48,8 @@ def config(arm: str, seed: int, budget: int, population: int, k: int, llama: str
     if arm == "nsga2":  # field and row variation only
         params.update(mutations={m: w for m, w in MUTATIONS.items() if m not in GRAPH_OPERATORS}, graph_crossover=0.0)
     if arm in ("reflect", "llama"):
-        params.update(credit=0.3, reflection=0.5, reflection_backend="openai" if arm == "llama" else "retrieval")
+        params.update(credit=0.3, reflection=0.5, reflection_rows=4,
+                      reflection_backend="openai" if arm == "llama" else "retrieval")
     size, generations = (budget, 1) if arm == "random" else (population, max(1, budget // population))
     cfg: dict[str, object] = {
         "name": f"{arm}-{seed}", "seed": seed, "generations": generations,
@@ -135,6 +137,7 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--k", type=int, default=8, help="train tasks per evaluation")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=1, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--arms", default="random,nsga2,graph,reflect")
     ap.add_argument("--llama", help="an OpenAI-compatible endpoint for the llama arm")
     ap.add_argument("--png", default=str(ROOT / "benchmarks" / "search.png"))
@@ -142,11 +145,12 @@ def main() -> None:
     args = ap.parse_args()
     arms = args.arms.split(",") + (["llama"] if args.llama and "llama" not in args.arms else [])
     print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()}; "
-          f"budget {args.budget} evaluations, k {args.k}, seeds 1..{args.seeds}, arms {', '.join(arms)}", flush=True)
+          f"budget {args.budget} evaluations, k {args.k}, seeds {args.first_seed}.."
+          f"{args.first_seed + args.seeds - 1}, arms {', '.join(arms)}", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-search-", dir="/tmp") as tmp:
         os.chmod(tmp, 0o755)
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for arm in arms:
                 r = one_run(arm, seed, args, Path(tmp))
                 results.append(r)

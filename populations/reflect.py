@@ -136,10 +136,17 @@ class Reflector:
     def propose(self, genome_hash: str, pick: float, graph: Graph = None) -> Proposal | None:
         """A proposal for one of the genome's failed tasks (`pick` in [0, 1) chooses which),
         or None when it failed nothing the reflector knows of. `graph`: the genome's own."""
-        failed = self.failures.get(genome_hash)
-        if not failed:
-            return None
-        target = failed[min(int(pick * len(failed)), len(failed) - 1)]
+        proposals = self.propose_for(genome_hash, pick, graph, 1)
+        return proposals[0] if proposals else None
+
+    def propose_for(self, genome_hash: str, pick: float, graph: Graph = None, n: int = 1) -> list[Proposal]:
+        """Proposals for up to n of the genome's failed tasks, from the one `pick` chooses on."""
+        failed = self.failures.get(genome_hash, ())
+        first = min(int(pick * len(failed)), len(failed) - 1) if failed else 0
+        return [self._answer_failure(genome_hash, failed[(first + i) % len(failed)], graph)
+                for i in range(min(n, len(failed)))]
+
+    def _answer_failure(self, genome_hash: str, target: Attempt, graph: Graph) -> Proposal:
         nearest = self._nearest(target)
         if self.backend == "retrieval":
             proposal = self._retrieval(genome_hash, target, nearest)

@@ -40,6 +40,7 @@ from populations.base import EvalItem, HeldOut, Outcome, Species, py_random
 from populations.errors import SpeciesError
 from populations.objectives import Constraint
 from populations.operators import crossover, graph, mutation
+from populations.operators.mutation import MAX_ENTRIES
 from populations.reflect import BACKENDS, Proposal, Reflector, attempts_of
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
@@ -82,7 +83,8 @@ class TowerSpecies(Species[TowerGenome]):
                  mutations: dict[str, float] | None = None, max_mutations: int = 2,
                  isolation: str = "auto", suite: str = "shell", tasks: int = 4,
                  harvested: Sequence[str] = (), credit: float = 0.0, reflection: float = 0.0,
-                 reflection_backend: str = "retrieval", graph_crossover: float = 0.5) -> None:
+                 reflection_backend: str = "retrieval", reflection_rows: int = 1,
+                 graph_crossover: float = 0.5) -> None:
         if isolation not in ("auto", "bwrap", "process"):
             raise SpeciesError(f"isolation must be auto, bwrap or process (got {isolation!r})", species=self.name)
         if not isinstance(depth, int) or not 1 <= depth <= 8:
@@ -121,6 +123,10 @@ class TowerSpecies(Species[TowerGenome]):
             raise SpeciesError(f"reflection_backend must be one of {', '.join(BACKENDS)} (got {reflection_backend!r})",
                                species=self.name)
         self.reflection = float(reflection)
+        if not isinstance(reflection_rows, int) or isinstance(reflection_rows, bool) or not 1 <= reflection_rows <= 8:
+            raise SpeciesError(f"reflection_rows must be an integer in 1..8 (failed tasks one reflective child "
+                               f"answers), got {reflection_rows!r}", species=self.name)
+        self.reflection_rows = reflection_rows
         if not isinstance(graph_crossover, int | float) or isinstance(graph_crossover, bool) \
                 or not 0.0 <= graph_crossover <= 1.0:
             raise SpeciesError(f"graph_crossover must be a probability in 0..1 (got {graph_crossover!r})",
@@ -351,26 +357,29 @@ class TowerSpecies(Species[TowerGenome]):
         return out
 
     def _reflect(self, genome: TowerGenome, r: Any) -> TowerGenome | None:
-        """A child with the row (or the graph) reflection proposes for one of the parent's failed
-        tasks; None (ordinary variation) when there is nothing to reflect on or the proposal is
-        refused."""
-        proposal = self.reflector.propose(genome.hash(), r.random(), genome.graph)
-        if proposal is None:
-            return None
-        self._proposals.append(proposal)
-        if proposal.edit:
-            changes: dict[str, Any] = {"graph": proposal.graph}
-        elif proposal.row is not None:
-            rows = (proposal.row,) + tuple(e for e in genome.experience.get("command", ()) if e != proposal.row)
-            changes = {"experience": {**genome.experience, "command": rows}}
+        """A child with the rows reflection proposes for up to `reflection_rows` of the parent's
+        failed tasks (or, when no row was proposed, the first graph edit); None (ordinary
+        variation) when there is nothing to reflect on or every proposal is refused."""
+        proposals = self.reflector.propose_for(genome.hash(), r.random(), genome.graph, self.reflection_rows)
+        self._proposals.extend(proposals)
+        taken = [p for p in proposals if p.row is not None]
+        rows = tuple(dict.fromkeys(p.row for p in taken if p.row is not None))
+        if rows:
+            kept = rows + tuple(e for e in genome.experience.get("command", ()) if e not in rows)
+            changes: dict[str, Any] = {"experience": {**genome.experience, "command": kept[:MAX_ENTRIES]}}
         else:
-            return None
+            taken = [p for p in proposals if p.edit][:1]
+            if not taken:
+                return None
+            changes = {"graph": taken[0].graph}
         try:  # checked as any genome is: a row or graph that would not load never reaches an evaluation
             child = TowerGenome.from_dict(replace(genome, **changes).to_dict())
         except GenomeError as exc:
-            proposal.row, proposal.graph, proposal.edit, proposal.reason = None, None, False, f"refused: {exc}"
+            for p in taken:
+                p.row, p.graph, p.edit, p.reason = None, None, False, f"refused: {exc}"
             return None
-        proposal.child = child.hash()
+        for p in taken:
+            p.child = child.hash()
         return child
 
     def _mutate_one(self, genome: TowerGenome, r: Any) -> TowerGenome:

@@ -176,3 +176,17 @@ def test_the_accordion_backend_asks_the_runs_checkpoint_and_refuses_garbage(tmp_
     none.observe(["b"], [FAILED])
     q = none.propose("b", 0.0)
     assert q is not None and q.row is None and "no checkpoint is configured" in q.reason
+
+
+def test_one_reflective_child_answers_several_failed_tasks() -> None:
+    species = TowerSpecies(seeds=["literal_line"], reflection=1.0, reflection_rows=3)
+    parent = species.seed_genomes[0]
+    failed = ["file-append-todo", "python-big-power", "text-sum-column", "file-make-folder"]
+    species.learn(parent, [{"task_id": t, "passed": False, "typed": "true\n"} for t in failed])
+    (child,) = species.mutate([parent], np.random.default_rng(1))
+    proposals = species.take_proposals()
+    assert len(proposals) == 3 and {p.task_id for p in proposals} < set(failed)
+    assert all(p.row is not None and p.child == child.hash() for p in proposals)
+    assert list(child.experience["command"][:3]) == [p.row for p in proposals]
+    with pytest.raises(Exception, match="reflection_rows must be an integer in 1..8"):
+        TowerSpecies(reflection=0.5, reflection_rows=0)
