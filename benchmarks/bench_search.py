@@ -142,19 +142,25 @@ def main() -> None:
     ap.add_argument("--llama", help="an OpenAI-compatible endpoint for the llama arm")
     ap.add_argument("--png", default=str(ROOT / "benchmarks" / "search.png"))
     ap.add_argument("--json", help="write every run's result here")
+    ap.add_argument("--from-json", nargs="+", help="summarise (table, PNG) the results these --json files hold")
     args = ap.parse_args()
     arms = args.arms.split(",") + (["llama"] if args.llama and "llama" not in args.arms else [])
     print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()}; "
           f"budget {args.budget} evaluations, k {args.k}, seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1}, arms {', '.join(arms)}", flush=True)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-search-", dir="/tmp") as tmp:
-        os.chmod(tmp, 0o755)
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for arm in arms:
-                r = one_run(arm, seed, args, Path(tmp))
-                results.append(r)
-                print(json.dumps(r), flush=True)
+    results: list[dict[str, object]] = []
+    if args.from_json:  # runs made before (several invocations): summarised together
+        for path in args.from_json:
+            results.extend(json.loads(Path(path).read_text(encoding="utf-8")))
+        arms = list(dict.fromkeys(str(r["arm"]) for r in results))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-search-", dir="/tmp") as tmp:
+            os.chmod(tmp, 0o755)
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                for arm in arms:
+                    r = one_run(arm, seed, args, Path(tmp))
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
     print("\n| arm | best validation pass rate (mean ± sd) | near / far | its test pass rate | best train pass rate | "
           "proposals (made / rows / used) |")
     print("|---|---|---|---|---|---|")
