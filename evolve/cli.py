@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "evolve.cmd_eval",
     "evolve.cmd_run",
     "evolve.cmd_inspect",
+    "evolve.cmd_sql",
     "evolve.cmd_test",
     "evolve.cmd_compare",
     "evolve.cmd_replay",

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evolve.cmd_inspect import DEFAULT_RUNS
+from evolve.runs import add_runs_option
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Compare finished (or stopped) runs: evaluations spent, hypervolume, front, "
                                    "best validation pass rate against evaluations spent (read at the smallest "
                                    "budget among the runs), test pass rate and cost.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or run ids under --out); two or more")
-    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    p.add_argument("run_refs", nargs="+", metavar="RUN", help="run directories (or run ids under --runs); two or more")
+    add_runs_option(p)
     p.add_argument("--species", help="only this species (default: every species the runs share)")
     p.add_argument("--format", choices=("table", "json"), default="table",
                    help="table (default) or JSON lines, one object per run and species")
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from evolve.store import Store
     from evolve.tables import finite
 
-    if len(args.runs) < 2:
+    if len(args.run_refs) < 2:
         raise EvolveError("give at least two runs to compare")
-    dirs = [find_run(Path(args.out), ref) for ref in args.runs]
+    dirs = [find_run(Path(args.runs), ref) for ref in args.run_refs]
     loaded: list[tuple[str, Path, dict[str, Side]]] = []
-    for ref, run_dir in zip(args.runs, dirs):
+    for ref, run_dir in zip(args.run_refs, dirs):
         try:
             store = Store.open(run_dir, read_only=True)
         except EvolveError as exc:

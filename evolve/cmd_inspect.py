@@ -1,28 +1,30 @@
-"""`evolve status [RUN_DIR]` and `evolve fronts RUN_DIR`: read a run's store.
+"""`evolve status [RUN]` and `evolve fronts RUN`: read a run's store.
 
-While a run is going its driver holds the store's lock; `status` then reads the driver's
-`status.json` snapshot instead, and `fronts` says the store is locked.
+While a run is going its driver holds the store; these read the copy it publishes after
+each committed generation (see `evolve.store`), say so in one line ("live: generation N"),
+and `status` adds what the driver's `status.json` says of the generation under way.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-DEFAULT_RUNS = "runs"
+from evolve.runs import add_runs_option, say_live
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("status", help="a run's progress, or every run under --out",
-                       description="Show a run's status (or list the runs under --out).")
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run directory (default: list runs under --out)")
-    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    p = sub.add_parser("status", help="a run's progress, or every run under --runs",
+                       description="Show a run's status (or list the runs under --runs).")
+    p.add_argument("run_dir", nargs="?", metavar="RUN", help="a run directory or id (default: list runs under --runs)")
+    add_runs_option(p)
     p.set_defaults(handler=status)
 
     p = sub.add_parser("fronts", help="print a run's Pareto front",
                        description="Print the non-dominated feasible individuals of a run.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a run id under --out)")
-    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    p.add_argument("run_dir", metavar="RUN", help="a run directory (or a run id under --runs)")
+    add_runs_option(p)
     p.add_argument("--generation", type=int, help="that generation's front (default: the latest)")
     p.add_argument("--species", help="only individuals of this species (runs with several species)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
@@ -49,15 +51,18 @@ def status(args: argparse.Namespace) -> int:
     from evolve.store import STORE_FILE, Store
     from evolve.tables import fmt, status_table
 
-    out = Console()
+    # run ids are never cut: a pipe or a log gets the table at its natural width
+    out = Console() if sys.stdout.isatty() else Console(width=1000)
     if args.run_dir is None:
-        root = Path(args.out)
+        root = Path(args.runs)
         if not root.is_dir():
-            raise EvolveError(f"{root}: no runs directory (start one with `evolve run CONFIG --out {root}`)")
+            raise EvolveError(f"{root}: no runs directory (start one with `evolve run CONFIG --runs {root}`)")
         table = Table(title=f"runs under {root}", title_justify="left")
-        for col in ("run", "status", "generation", "hypervolume", "updated"):
+        dirs = sorted(p for p in root.iterdir() if (p / STORE_FILE).exists())
+        table.add_column("run", no_wrap=True, min_width=max((len(d.name) for d in dirs), default=3))
+        for col in ("status", "generation", "hypervolume", "updated"):
             table.add_column(col)
-        for d in sorted(p for p in root.iterdir() if (p / STORE_FILE).exists()):
+        for d in dirs:
             live = _live(d) or {}
             try:
                 with Store.open(d, read_only=True) as store:
@@ -65,23 +70,29 @@ def status(args: argparse.Namespace) -> int:
                     last = store.last_generation(info["run_id"])
                     hv = store.query("SELECT hypervolume, committed_at FROM generations "
                                      "ORDER BY generation DESC LIMIT 1")
+                    state = info["status"] + (f" (live, PID {live.get('pid', '?')})" if store.live else "")
                 updated = max([info["updated_at"]] + ([hv[0][1]] if hv else []))
-                table.add_row(d.name, info["status"], f"{0 if last is None else last + 1}/{info['generations']}",
+                table.add_row(d.name, state, f"{0 if last is None else last + 1}/{info['generations']}",
                               fmt(hv[0][0] if hv else None), f"{updated:%Y-%m-%d %H:%M:%S}")
-            except EvolveError:  # locked: the run is going; show the driver's snapshot
-                table.add_row(d.name, f"{live.get('state', 'running')} (live, PID {live.get('pid', '?')})",
+            except EvolveError:  # held, with no copy published yet: the driver's own snapshot
+                table.add_row(d.name, f"{live.get('state', 'starting')} (live, PID {live.get('pid', '?')})",
                               f"{live.get('generation', '?')}/{live.get('generations', '?')}",
                               fmt(live.get("hypervolume")), str(live.get("updated_at", "-")))
         out.print(table)
         return 0
 
-    run_dir = find_run(Path(args.out), args.run_dir)
+    run_dir = find_run(Path(args.runs), args.run_dir)
+    snapshot = _live(run_dir)
     try:
         with Store.open(run_dir, read_only=True) as store:
             out.print(status_table(store))
+            note = store.live_note()
+        if note:
+            out.print(note, markup=False)
+            if snapshot and snapshot.get("state") == "running":
+                out.print(_under_way(snapshot), markup=False)
         return 0
     except EvolveError as exc:
-        snapshot = _live(run_dir)
         if snapshot is None or "locked" not in str(exc):
             raise
         live = snapshot
@@ -103,9 +114,16 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _under_way(live: dict[str, object]) -> str:
+    """The driver's word (status.json) on the generation it is working on."""
+    now = f"now: generation {live.get('generation')} under way"
+    if "evaluated" in live:
+        now += f", {live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed"
+    return now + f" (driver PID {live.get('pid')}, {live.get('updated_at')})"
+
+
 def fronts(args: argparse.Namespace) -> int:
     import csv
-    import sys
 
     from rich.console import Console
 
@@ -115,8 +133,9 @@ def fronts(args: argparse.Namespace) -> int:
     from evolve.tables import finite, front_rows, front_table
 
     fmt = "json" if args.json else args.format
-    run_dir = find_run(Path(args.out), args.run_dir)
+    run_dir = find_run(Path(args.runs), args.run_dir)
     with Store.open(run_dir, read_only=True) as store:
+        say_live(store)
         run = store.run()
         known = [r[0] for r in store.query("SELECT DISTINCT species FROM individuals ORDER BY 1")]
         if args.species is not None and args.species not in known:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from evolve.errors import EvolveError
 from evolve.replay import MAX_IDLE, MIN_FRAME
-
-DEFAULT_RUNS = "runs"
+from evolve.runs import add_runs_option
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="play an individual's trajectory keystroke by keystroke")
-    p.add_argument("run", metavar="RUN", help="a run directory (or a run id under --out)")
+    p.add_argument("run", metavar="RUN", help="a run directory (or a run id under --runs)")
     p.add_argument("individual", metavar="IND", help="an individual id (or a unique prefix of one)")
     p.add_argument("--session", help="one level's session, e.g. h2_writer or h2 (default: all, in order)")
     p.add_argument("--speed", type=float, default=1.0, help="playback speed factor (default 1)")
@@ -24,23 +23,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--from", dest="start", type=int, default=1, metavar="SEQ",
                    help="start at this sequence number of the session")
     p.add_argument("--export", metavar="OUT.cast", help="write an asciicast v2 file instead of playing")
-    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    add_runs_option(p)
     p.set_defaults(handler=run_replay)
     t = sub.add_parser("trajectory", help="a plain git clone of an individual's trajectory")
     t.add_argument("run", metavar="RUN")
     t.add_argument("individual", metavar="IND")
     t.add_argument("--checkout", required=True, metavar="DIR", help="where to clone it (new or empty)")
-    t.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    add_runs_option(t)
     t.set_defaults(handler=run_trajectory)
 
 
 def trajectory_of(runs_root: str, run: str, individual: str) -> tuple[str, Path]:
     """(individual id, trajectory repo path) from the run's store; clear errors otherwise."""
-    from evolve.runs import find_run
+    from evolve.runs import find_run, say_live
     from evolve.store import Store
 
     run_dir = find_run(Path(runs_root), run)
     with Store.open(run_dir, read_only=True) as store:
+        say_live(store)
         rows = store.query("SELECT i.individual_id, e.status, e.trajectory, e.error FROM individuals i "
                            "LEFT JOIN evaluations e USING (run_id, individual_id) "
                            "WHERE i.individual_id = ? OR starts_with(i.individual_id, ?) "
@@ -69,7 +69,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise EvolveError(f"--max-idle must be positive (got {args.max_idle:g})")
     if not 0 <= args.min_frame <= args.max_idle:
         raise EvolveError(f"--min-frame must be between 0 and --max-idle ({args.max_idle:g}), got {args.min_frame:g}")
-    ind, path = trajectory_of(args.out, args.run, args.individual)
+    ind, path = trajectory_of(args.runs, args.run, args.individual)
     frames = load_frames(path, args.session, args.start)
     if not frames:
         raise EvolveError(f"individual {ind}: nothing to replay from sequence {args.start}")
@@ -92,7 +92,7 @@ def run_replay(args: argparse.Namespace) -> int:
 def run_trajectory(args: argparse.Namespace) -> int:
     from evolve.replay import checkout
 
-    ind, path = trajectory_of(args.out, args.run, args.individual)
+    ind, path = trajectory_of(args.runs, args.run, args.individual)
     checkout(path, Path(args.checkout))
     print(f"{ind}: cloned {path} into {args.checkout}", file=sys.stderr)
     return 0

@@ -28,11 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from evolve.report import load_run, write_report
-    from evolve.runs import find_run
+    from evolve.runs import find_run, say_live
     from evolve.store import Store
 
     run_dir = find_run(Path(args.runs), args.run)
     with Store.open(run_dir, read_only=True) as store:
+        say_live(store)
         data = load_run(store, args.individual, args.species)
     if not data.points:
         raise EvolveError(f"run {data.run_id} has no evaluations yet")
@@ -42,13 +43,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from evolve.runs import find_run
+    from evolve.runs import find_run, say_live
     from evolve.store import Store
 
     run_dir = find_run(Path(args.runs), args.run)
     out = Path(args.parquet)
     out.mkdir(parents=True, exist_ok=True)
     with Store.open(run_dir, read_only=True) as store:
+        say_live(store)
         present = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables "
                                              "WHERE table_type = 'BASE TABLE'")}
         # the documented tables first, then whatever else the store holds (checkpoints, ...)

@@ -1,4 +1,4 @@
-"""`evolve run CONFIG [--out DIR] [--resume RUN_ID] [--address ADDR]`: an evolution run."""
+"""`evolve run CONFIG [--runs DIR] [--resume RUN_ID] [--address ADDR]`: an evolution run."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evolve.loop import Observer
+from evolve.runs import add_runs_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,16 +17,13 @@ if TYPE_CHECKING:
     from evolve.evaluated import Evaluated
     from evolve.store import GenerationRow
 
-DEFAULT_RUNS = "runs"
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="evolve a population (embedded Ray, or a cluster with --address)",
                        description="Run an evolution from a YAML config; ends by printing the Pareto front.")
     p.add_argument("config", help="run config (YAML), e.g. configs/quickstart.yaml")
-    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR",
-                   help=f"directory that holds run directories (default: {DEFAULT_RUNS})")
-    p.add_argument("--resume", metavar="RUN_ID", help="continue a killed run (its id under --out, or its path)")
+    add_runs_option(p)
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a killed run (its id under --runs, or its path)")
     p.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else the config, else embedded)")
     p.add_argument("--run-id", help="name of the new run directory (default: NAME-DATE-TIME-XXXX)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -35,18 +33,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from evolve.cluster import choose_address
+    from evolve.cluster import check_cluster, choose_address
     from evolve.config import load_config, resolve
     from evolve.errors import EvolveError
     from evolve.loop import run_evolution
-    from evolve.runs import check_same_config, create_run, find_run
+    from evolve.runs import check_same_config, create_run, find_run, mark_failed
     from evolve.store import Store
     from evolve.tables import front_table
 
     cfg = load_config(args.config)
     resolved = resolve(cfg, where=args.config)
-    runs_root = Path(args.out)
+    runs_root = Path(args.runs)
     out = Console()
+    address = choose_address(args.address, cfg.ray.address)
+    # before anything is created: a cluster that cannot be joined is one line, and no run
+    joined = check_cluster(address) if address else ""
     if args.resume:
         if args.run_id:
             raise EvolveError("--run-id names a new run; it cannot be combined with --resume")
@@ -65,11 +66,10 @@ def run(args: argparse.Namespace) -> int:
             part.species.verify()
         run_id, run_dir = create_run(resolved, runs_root, run_id=args.run_id)
 
-    address = choose_address(args.address, cfg.ray.address)
     err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())  # a log's lines are not wrapped at 80
     names = [p.name for p in resolved.parts]
     observer = Quiet() if args.quiet else (LiveProgress(err, names) if err.is_terminal else LineProgress(err, names))
-    where = ("cluster " + address if address else
+    where = (f"cluster {address}, {joined}" if address else
              "evaluated in the driver, no Ray" if all(p.evaluation.actors == 0 for p in resolved.parts)
              else "embedded Ray")
     err.print(f"run {run_id} → {run_dir}  ({where})")
@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
                 raise EvolveError(f"species.params.isolation: {exc}") from None
     try:
         summary = run_evolution(resolved, run_id, run_dir, address=address, observer=observer)
+    except BaseException as exc:
+        # a run that never got going (Ray refused, a pool never came up) is not left "running"
+        mark_failed(run_dir, run_id, exc)
+        raise
     finally:
         observer.close()
     with Store.open(run_dir, read_only=True) as store:

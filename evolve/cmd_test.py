@@ -13,16 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from evolve.cmd_inspect import DEFAULT_RUNS
+from evolve.runs import add_runs_option
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("test", help="evaluate a run's front on the held-out test split",
                        description="Evaluate the final Pareto front of a run (or the individuals named) on "
                                    "the species' test split, store the results and print them.")
-    p.add_argument("run_dir", metavar="RUN", help="a run directory (or a run id under --out)")
+    p.add_argument("run_dir", metavar="RUN", help="a run directory (or a run id under --runs)")
     p.add_argument("individuals", nargs="*", metavar="IND", help="individual ids (default: the final front)")
-    p.add_argument("--out", default=DEFAULT_RUNS, metavar="DIR", help=f"where runs live (default: {DEFAULT_RUNS})")
+    add_runs_option(p)
     p.set_defaults(handler=run)
 
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from evolve.tables import fmt
     from populations.base import EvalItem, HeldOut, Outcome
 
-    run_dir = find_run(Path(args.out), args.run_dir)
+    run_dir = find_run(Path(args.runs), args.run_dir)
     with Store.open(run_dir) as store:  # a live run holds the store: one line says so
         info = store.run()
         rid = info["run_id"]

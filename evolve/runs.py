@@ -5,15 +5,31 @@ its driver runs, `trajectories/` and `artifacts/` (see `evolve.trajectories`).
 """
 from __future__ import annotations
 
+import argparse
 import platform
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evolve.config import Resolved
 from evolve.errors import EvolveError
 from evolve.store import SpeciesRow, Store
+
+if TYPE_CHECKING:  # the config (pydantic) loads only where a run is made: `evolve --help` stays fast
+    from evolve.config import Resolved
+
+DEFAULT_RUNS = "runs"
+
+
+def add_runs_option(parser: argparse.ArgumentParser) -> None:
+    """`--runs DIR`, where run directories live: one name in every command. `--out` said it
+    before (and still does, for one release, unlisted) where `report --out` is the report's
+    own directory."""
+    parser.add_argument("--runs", default=DEFAULT_RUNS, metavar="DIR",
+                        help=f"where run directories live (default: {DEFAULT_RUNS})")
+    parser.add_argument("--out", dest="runs", metavar="DIR", help=argparse.SUPPRESS)
 
 
 def versions() -> dict[str, str]:
@@ -61,6 +77,29 @@ def create_run(resolved: Resolved, runs_root: Path, *, run_id: str | None = None
         store.event(run_id, "run_created", f"run {run_id} created (species {names}, "
                                            f"{cfg.generations} generations of {sizes})")
     return run_id, run_dir
+
+
+def mark_failed(run_dir: Path, run_id: str, exc: BaseException) -> None:
+    """After the driver stopped on `exc`: a run still stored as `running` never got going (the
+    engine marks a run it ran `interrupted` itself), so it is stored as `failed`, with the
+    reason as an event. Best effort: the error being raised is the one to report."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    try:
+        with Store.open(run_dir) as store:
+            if store.run()["status"] == "running":
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                store.event(run_id, f"run_{status}", f"run {run_id} {status} before it started: {reason}")
+                store.set_status(run_id, status)
+    except Exception:  # noqa: BLE001 - the error being raised is the one to report
+        pass
+
+
+def say_live(store: Store) -> None:
+    """On stderr (stdout may be JSON, CSV or a table), one line when what was read is a live
+    run's published copy: which generation it shows."""
+    note = store.live_note()
+    if note:
+        print(note, file=sys.stderr)
 
 
 def find_run(runs_root: Path, ref: str) -> Path:

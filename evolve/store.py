@@ -13,12 +13,22 @@ all in the same tables; individual ids are unique within the run.
 
 Views: `pareto_front` (latest non-dominated feasible set per run/species), `metrics_long`
 (one row per metric), and the table macro `lineage(individual_id)` (recursive ancestry).
+
+Reading a live run: DuckDB lets one process write a file and then refuses every other
+process, readers included. So the writer publishes what it has committed — after each
+commit, a checkpoint, a copy to a temporary name and an atomic rename to `store.read.duckdb`
+(`Store.publish`) — and a reader that finds the store locked opens that copy instead
+(`Store.open(read_only=True)`; `Store.live` and `live_note` say so). The copy goes when its
+writer closes the store; a copy a killed writer left is never read (the store is unlocked
+then) and the next writer removes it.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -34,6 +44,8 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 STORE_FILE = "store.duckdb"
+READ_COPY = "store.read.duckdb"  # what the writer has committed, for readers while it holds STORE_FILE
+WRITE_WAIT = 2.0  # seconds a writer waits for readers of the store, who hold it only for a moment
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,7 +58,7 @@ CREATE TABLE IF NOT EXISTS runs (
     constraints  JSON NOT NULL,             -- [{metric, le, ge, eq}]
     config       JSON NOT NULL,
     versions     JSON NOT NULL,
-    status       VARCHAR NOT NULL,          -- running | finished | interrupted
+    status       VARCHAR NOT NULL,          -- running | finished | interrupted | failed (never started)
     created_at   TIMESTAMP NOT NULL,
     updated_at   TIMESTAMP NOT NULL
 );
@@ -418,39 +430,101 @@ class GenerationRecord:
 class Store:
     """A connection to one run's DuckDB file; open with `Store.open(run_dir)`."""
 
-    def __init__(self, con: DuckDBPyConnection, path: Path, read_only: bool) -> None:
+    def __init__(self, con: DuckDBPyConnection, path: Path, read_only: bool, *, live: bool = False) -> None:
         self.con = con
-        self.path = path
+        self.path = path  # the file open: STORE_FILE, or READ_COPY when `live`
         self.read_only = read_only
+        self.live = live  # reading the copy a running writer published: its last committed state
+        self._published = False
+        self._source: int | None = None  # the store file, read by `publish`
 
     # --- opening ------------------------------------------------------------------------
     @classmethod
     def open(cls, run_dir: str | Path, *, read_only: bool = False, create: bool = False) -> Store:
-        import duckdb
-
+        """The run's store. A reader gets the published copy while a writer holds the store;
+        a writer waits a moment for readers, then says who holds it."""
         path = Path(run_dir) / STORE_FILE
         if not create and not path.exists():
             raise EvolveError(f"{run_dir}: no run store here ({STORE_FILE} is missing)")
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "lock" in text.lower():
-                pid = re.search(r"PID (\d+)", text)
-                who = f" (PID {pid.group(1)})" if pid else ""
-                raise EvolveError(f"{path}: locked by another process{who}; a run is still writing it — "
-                                  "wait for it to finish or stop it") from None
-            raise EvolveError(f"{path}: cannot open the run store: {text.splitlines()[0]}") from None
-        except duckdb.Error as exc:
-            raise EvolveError(f"{path}: not a readable run store: {str(exc).splitlines()[0]}") from None
-        store = cls(con, path, read_only)
-        if not read_only:
-            con.execute(SCHEMA)
-            con.execute(VIEWS)
+        if read_only:
+            return cls._open_reader(path)
+        store = cls(_connect(path, read_only=False, wait=WRITE_WAIT), path, False)
+        # a copy an earlier writer left behind (killed before it closed) is stale from now on
+        (path.parent / READ_COPY).unlink(missing_ok=True)
+        store.con.execute(SCHEMA)
+        store.con.execute(VIEWS)
         return store
+
+    @classmethod
+    def _open_reader(cls, path: Path) -> Store:
+        copy = path.parent / READ_COPY
+        for attempt in range(3):  # the writer may close (and remove its copy) between two tries
+            try:
+                return cls(_connect(path, read_only=True), path, True)
+            except StoreLocked as locked:
+                if copy.exists():
+                    try:
+                        return cls(_connect(copy, read_only=True), copy, True, live=True)
+                    except EvolveError:
+                        if copy.exists():
+                            raise
+                elif attempt == 2:
+                    raise EvolveError(f"{locked}; it has published no read copy ({READ_COPY}) yet: a run "
+                                      "publishes one as it starts and after each generation it commits") from None
+                time.sleep(0.05)
+        raise EvolveError(f"{path}: the store and its read copy kept changing while being opened; try again")
+
+    def publish(self) -> None:
+        """Let readers see what is committed: checkpoint (the WAL folded into the file, so
+        the file alone holds it), copy, rename over the last copy (atomic: a reader opens the
+        old copy or the new one, never a part). Nothing writes in between: the writer is this
+        one connection, and every transaction of it has ended.
+
+        The copy reads through a descriptor opened once, when the first copy is made, and
+        closed after DuckDB's: DuckDB's lock on the file is a POSIX record lock, which a
+        process loses as soon as it closes *any* descriptor of the file (shutil.copyfile
+        would open and close one, and leave the store unlocked)."""
+        if self.read_only:
+            return
+        self.con.execute("CHECKPOINT")
+        if self._source is None:
+            self._source = os.open(self.path, os.O_RDONLY)
+        copy = self.path.parent / READ_COPY
+        tmp = copy.with_name(READ_COPY + ".tmp")
+        try:
+            size = os.fstat(self._source).st_size
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                done = 0
+                while done < size:  # offsets given: the shared descriptor's position never moves
+                    sent = os.sendfile(out, self._source, done, size - done)
+                    if sent == 0:
+                        break
+                    done += sent
+            finally:
+                os.close(out)
+            os.replace(tmp, copy)
+        except OSError:  # readers keep the last copy; the run itself goes on
+            tmp.unlink(missing_ok=True)
+            return
+        self._published = True
+
+    def live_note(self) -> str | None:
+        """One line for a reader of a live run: which generation it shows, from when."""
+        if not self.live:
+            return None
+        last = self.con.execute("SELECT max(generation) FROM generations").fetchall()[0][0]
+        when = datetime.fromtimestamp(self.path.stat().st_mtime).strftime("%H:%M:%S")
+        what = "no generation committed yet" if last is None else f"generation {last}"
+        return f"live: {what} (the copy its running driver published at {when}, {READ_COPY})"
 
     def close(self) -> None:
         self.con.close()
+        if self._source is not None:  # after DuckDB's: its lock went with its own descriptor
+            os.close(self._source)
+            self._source = None
+        if self._published:  # readers open the store itself from now on
+            (self.path.parent / READ_COPY).unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         return self
@@ -497,6 +571,7 @@ class Store:
 
     def set_status(self, run_id: str, status: str) -> None:
         self.con.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", [status, now(), run_id])
+        self.publish()
 
     def event(self, run_id: str, kind: str, message: str, *, generation: int | None = None,
               individual_id: str | None = None) -> None:
@@ -550,6 +625,7 @@ class Store:
                                   json.dumps(dict(checkpoint.versions)), now()])
             self.con.execute("DELETE FROM staged WHERE run_id = ? AND generation <= ?",
                              [run_id, max(rec.row.generation for rec in recs)])
+        self.publish()
 
     def replace_held_out(self, run_id: str, held: Sequence[HeldOutRow], tasks: Sequence[TaskResultRow]) -> None:
         """Store held-out results outside a generation's commit (`evolve test`): an
@@ -561,6 +637,7 @@ class Store:
                                      [run_id, h.individual_id, h.split])
             self._insert("held_out", held, {"run_id": run_id})
             self._insert("task_results", tasks, {"run_id": run_id})
+        self.publish()
 
     def task_results(self, run_id: str, split: str) -> dict[str, list[TaskResultRow]]:
         """Every stored task result of a split, by individual (tasks in id order)."""
@@ -628,6 +705,35 @@ class Store:
     def last_generation(self, run_id: str) -> int | None:
         row = self.con.execute("SELECT max(generation) FROM generations WHERE run_id = ?", [run_id]).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+
+class StoreLocked(EvolveError):
+    """Another process holds the store (DuckDB's lock on the file)."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        who = f" (PID {pid})" if pid else ""
+        super().__init__(f"{path}: locked by another process{who}; a run is still writing it")
+        self.pid = pid
+
+
+def _connect(path: Path, *, read_only: bool, wait: float = 0.0) -> DuckDBPyConnection:
+    """A DuckDB connection, or one line saying why not; a lock is retried for `wait` seconds."""
+    import duckdb
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise EvolveError(f"{path}: cannot open the run store: {text.splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                pid = re.search(r"PID (\d+)", text)
+                raise StoreLocked(path, int(pid.group(1)) if pid else None) from None
+            time.sleep(0.05)
+        except duckdb.Error as exc:
+            raise EvolveError(f"{path}: not a readable run store: {str(exc).splitlines()[0]}") from None
 
 
 @dataclass(frozen=True)

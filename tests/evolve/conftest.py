@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -89,9 +90,23 @@ def _started(log: Path, proc: subprocess.Popen[bytes], timeout: float = 120.0) -
     raise AssertionError(f"ray start did not report 'Ray runtime started' within {timeout:.0f}s")
 
 
+# The two-node cluster asks for a token, as `ray start --head` does by default since Ray 2.59
+# when one is found; given in the environment, so no test writes ~/.ray/auth_token.
+CLUSTER_TOKEN = secrets.token_hex(16)
+
+
+def joiner_env(**extra: str) -> dict[str, str]:
+    """Environment of a process joining the two-node cluster as a user would: the token
+    available (RAY_AUTH_TOKEN), RAY_AUTH_MODE not set."""
+    env = cli_env(**{"RAY_AUTH_TOKEN": CLUSTER_TOKEN, **extra})
+    env.pop("RAY_AUTH_MODE")
+    return env
+
+
 @pytest.fixture
 def two_nodes_procs(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
-    """(address, [head process, worker process]) of a two-node loopback cluster."""
+    """(address, [head process, worker process]) of a two-node loopback cluster with token
+    authentication (join it with `joiner_env()`)."""
     temp = Path(tempfile.mkdtemp(prefix="he-r", dir="/tmp"))  # short: Ray's socket paths
     port = _free_port()
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp),
@@ -102,7 +117,8 @@ def two_nodes_procs(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen
                            ("worker", ["--address", f"127.0.0.1:{port}"])):
             log = tmp_path / f"{name}.log"
             with log.open("wb") as fh:
-                procs.append(subprocess.Popen([RAY, "start", *args, *common], cwd=REPO, env=cli_env(),
+                procs.append(subprocess.Popen([RAY, "start", *args, *common], cwd=REPO,
+                                              env=cli_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=CLUSTER_TOKEN),
                                               stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
             _started(log, procs[-1])
         yield f"127.0.0.1:{port}", procs

@@ -24,7 +24,9 @@ def test_cluster_yaml_passes_rays_validation() -> None:
     setup = " ".join(config["setup_commands"])
     assert "scripts/setup.sh" in setup and "tmux" in setup  # installs the project and its tools
     assert any("accordion" in c for c in types["gpu_worker"]["worker_setup_commands"])
-    assert config["file_mounts"] == {"~/harness-evolve": "."}
+    assert config["file_mounts"] == {"~/harness-evolve": ".", "~/.ray/auth_token": "~/.ray/auth_token"}
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    assert sum("RAY_AUTH_MODE=token" in c for c in starts) == 2  # token authentication on every node
 
 
 def test_rays_validation_would_catch_a_broken_file() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evolve.store import Store
-from tests.evolve.conftest import REPO, cli, cli_env, stop_group, write_config
+from tests.evolve.conftest import REPO, cli, joiner_env, stop_group, write_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def test_worker_node_killed_mid_run(two_nodes_procs: tuple[str, list[subprocess.
     run_dir = tmp_path / "runs" / "n"
     proc = subprocess.Popen(cli("run", str(config), "--out", str(tmp_path / "runs"), "--run-id", "n",
                                 "--address", address, "--quiet"),
-                            cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=REPO, env=joiner_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 180

@@ -1,0 +1,88 @@
+"""Reading a run while it writes: a real `evolve run` in the background, held in generation 1
+(its species waits for a gate file), answers `status`, `fronts` and `sql` from the copy its
+driver published after generation 0 — then finishes, and the copy is gone."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evolve.errors import EvolveError
+from evolve.store import READ_COPY, Store
+from tests.inspect.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_read_commands_answer_while_the_run_writes(tmp_path: Path) -> None:
+    gate, runs = tmp_path / "gate", tmp_path / "runs"
+    config = tmp_path / "live.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "live", "seed": 3, "generations": 3,
+        "species": {"name": "tests.inspect.gated_species:GatedNumeric",
+                    "params": {"problem": "zdt1", "n_var": 6, "gate": str(gate)}},
+        "population": {"size": 6},
+        "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
+        "evaluation": {"timeout": 30, "actors": 0}}))
+    run = subprocess.Popen([sys.executable, "-m", "evolve.cli", "run", str(config), "--runs", str(runs),
+                            "--run-id", "live", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run.poll() is None:  # until generation 0 is published
+            if _published(runs / "live") == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"generation 0 was never published: {run.poll()=}")
+
+        status, fronts, sql, listing = _together(
+            ["status", "--runs", str(runs), "live"],
+            ["fronts", "--runs", str(runs), "live", "--format", "csv"],
+            ["sql", str(runs / "live"), "SELECT max(generation) AS g, count(*) AS n FROM evaluations"],
+            ["status", "--out", str(runs)])  # the old spelling of --runs still works
+        assert run.poll() is None, "the run ended while it was being read"  # held at the gate all along
+    finally:
+        gate.touch()
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 0, output
+
+    for got in (status, fronts, sql, listing):
+        assert got.returncode == 0, got.stderr
+    assert "live: generation 0 (the copy its running driver published" in status.stdout
+    assert "1 of 3 committed" in status.stdout and "now: generation 1 under way" in status.stdout
+    assert fronts.stderr.startswith("live: generation 0") and fronts.stdout.startswith("species,individual_id")
+    assert {line.split(",")[2] for line in fronts.stdout.splitlines()[1:]} == {"0"}
+    assert sql.stderr.startswith("live: generation 0")
+    assert re.search(r"│\s+0\s+│\s+6\s+│", sql.stdout), sql.stdout  # DuckDB's table: generation 0, 6 rows
+    assert "running (live, PID" in listing.stdout
+
+    # finished: the store itself is read again, and the copy is gone
+    assert not (runs / "live" / READ_COPY).exists()
+    with Store.open(runs / "live", read_only=True) as store:
+        assert not store.live and store.run()["status"] == "finished"
+
+
+def _published(run_dir: Path) -> int | None:
+    """The last generation a reader sees in the run's published copy (None: nothing yet)."""
+    try:
+        with Store.open(run_dir, read_only=True) as store:
+            return store.last_generation(store.run()["run_id"]) if store.live else None
+    except EvolveError:  # not created yet, or held with nothing published yet
+        return None
+
+
+def _together(*commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """`evolve` commands run side by side (readers of one live run at the same time)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "evolve.cli", *c], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for c in commands]
+    done = []
+    for c, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(c, proc.returncode, out, err))
+    return done
