@@ -46,6 +46,7 @@ def status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from evolve.budget import live_spend
     from evolve.errors import EvolveError
     from evolve.runs import find_run
     from evolve.store import STORE_FILE, Store
@@ -107,6 +108,7 @@ def status(args: argparse.Namespace) -> int:
         table.add_row("this generation",
                       f"{live['evaluated']} of {live.get('size')} evaluated, {live.get('failed', 0)} failed")
     table.add_row("hypervolume", fmt(live.get("hypervolume")))
+    table.add_row("spend", live_spend(live))
     if "validation" in live:
         table.add_row("validation split", f"best pass rate {fmt(live['validation'])}")
     table.add_row("updated", str(live.get("updated_at")))

@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     hv_text = (", ".join(f"{k} {v:.6g}" for k, v in hvs.items()) if len(summary.hypervolumes) > 1
                else (f"{next(iter(hvs.values())):.6g}" if hvs else ""))
     err.print(f"run {run_id} {summary.status}: {summary.generations} generation(s)"
+              + (f" (budget {summary.stopped_by} reached; raise it and --resume {run_id})"
+                 if summary.stopped_by else "")
               + (f", hypervolume {hv_text}" if hv_text else "") + f"; store {run_dir / 'store.duckdb'}")
     return 0
 

@@ -147,6 +147,33 @@ class ExpertsConfig(_Model):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+ENDPOINTS = ("openai", "accordion")  # the expert endpoints of `experts:` (harness_tower.backends.relay.RELAYED)
+PositiveTokens = Annotated[int, Field(gt=0)]
+
+
+class BudgetConfig(_Model):
+    """Limits on what a run may spend (`evolve.budget`); the run stops cleanly between
+    generations once one is reached and `--resume` goes on under a raised one."""
+
+    evaluations: int | None = Field(default=None, gt=0, description="evaluations run (offspring not already "
+                                    "evaluated in the run, and re-evaluations of front members)")
+    wall_seconds: float | None = Field(default=None, gt=0, description="engine time of the run, every session")
+    expert_tokens: dict[Literal["openai", "accordion"], PositiveTokens] | None = Field(
+        default=None, description="prompt + completion tokens per expert endpoint (evaluations and reflection)")
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """Every limit set, by the name `evolve.budget.Spend.figures` gives its spend."""
+        out: dict[str, float] = {}
+        if self.evaluations is not None:
+            out["evaluations"] = self.evaluations
+        if self.wall_seconds is not None:
+            out["wall_seconds"] = self.wall_seconds
+        for endpoint, tokens in (self.expert_tokens or {}).items():
+            out[f"expert_tokens.{endpoint}"] = tokens
+        return out
+
+
 class RayConfig(_Model):
     address: str | None = Field(default=None, description="cluster address; RAY_ADDRESS and --address win")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded local Ray")
@@ -165,6 +192,8 @@ class RunConfig(_Model):
     experts: ExpertsConfig | None = Field(default=None, description="model endpoints of the expert backends "
                                           "(default: the evaluating process's environment)")
     ray: RayConfig = RayConfig()
+    budget: BudgetConfig = Field(default=BudgetConfig(), description="limits on evaluations, wall time and "
+                                 "expert tokens; may be raised on --resume")
 
     def to_json_data(self) -> dict[str, Any]:  # JSON values, as stored with the run
         return self.model_dump(mode="json")
@@ -228,7 +257,7 @@ def _loc(loc: Sequence[int | str]) -> str:
 
 
 def _format_one(err: ErrorDetails) -> str:
-    loc = [p for p in err["loc"] if p not in ("function-after", SPECIES_ONE, SPECIES_LIST)]
+    loc = [p for p in err["loc"] if p not in ("function-after", "[key]", SPECIES_ONE, SPECIES_LIST)]
     kind, ctx, got = err["type"], err.get("ctx") or {}, err["input"]
     field = _loc(loc)
     if kind == "missing":

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from evolve.budget import Spend, metric_tokens, reached, sum_tokens
 from evolve.cadence import Cadence
-from evolve.config import Resolved, SpeciesPart
+from evolve.config import ENDPOINTS, Resolved, SpeciesPart
 from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
 from evolve.held_out import TRAIN, VALIDATION, summarise, task_dict, task_row
@@ -47,6 +48,7 @@ from evolve.store import (
     IndividualRow,
     ProposalRow,
     SavedState,
+    SpendRow,
     StagedRow,
     Store,
     TaskResultRow,
@@ -88,10 +90,11 @@ class EngineState:
 class RunSummary:
     run_id: str
     run_dir: Path
-    status: str  # finished | stalled
+    status: str  # finished | stalled | stopped (a budget was reached)
     generations: int
     hypervolumes: dict[str, list[float | None]]  # per species, per generation
     timings: dict[str, float] = field(default_factory=dict)  # seconds per engine phase, this session
+    stopped_by: str | None = None  # the budget reached, e.g. "evaluations 36 of 30"
 
     @property
     def hypervolume(self) -> list[float | None]:
@@ -189,6 +192,8 @@ class Engine:
         self._validated: dict[str, tuple[HeldOutRow, list[TaskResultRow]]] = {}
         self._train_tasks: dict[str, list[TaskResultRow]] = {}  # stored before this session, by individual
         self._validated_ids: set[str] = set()  # individuals with a validation result (reused ones too)
+        self.limits = self.cfg.budget.limits  # the budget in force (a resumed run's may be raised)
+        self.spent = Spend()  # the run's, every session: loaded by `run`
 
     @property
     def generation(self) -> int:
@@ -205,6 +210,9 @@ class Engine:
         # again, and their results may serve a duplicate
         self._train_tasks = self.store.task_results(self.run_id, TRAIN)
         self.state = self._load_state()
+        saved = self.store.spend(self.run_id)
+        if saved is not None:
+            self.spent = Spend(saved.evaluations, saved.wall_seconds, dict(json.loads(saved.expert_tokens)))
         self._results = self._stored_results()
         self._validated = self._stored_validation()
         self._validated_ids = {r[0] for r in self.store.query(
@@ -218,9 +226,13 @@ class Engine:
         self._event(kind, f"{kind.replace('_', ' ')} at generation {start} with {workers}", generation=start)
         self.store.set_status(self.run_id, "running")
         self.observer.started(self.run_id, start, self.cfg.generations, sum(p.size for p in pools), cluster)
-        status = "finished"
+        status, stopped_by = "finished", None
         try:
             while self.generation < self.cfg.generations:
+                stopped_by = reached(self.limits, self.spent.figures())
+                if stopped_by is not None:  # between generations: everything before is committed
+                    status = "stopped"
+                    break
                 if not self._generation():
                     status = "stalled"
                     break
@@ -230,14 +242,21 @@ class Engine:
             self.store.set_status(self.run_id, "interrupted")
             self._write_status("interrupted", force=True)
             raise
-        self.store.set_status(self.run_id, "finished")
-        self._event("run_finished", f"run {status} after {self.generation} generation(s)",
-                    generation=self.generation - 1)
-        self._write_status("finished", force=True)
+        if stopped_by is not None:
+            self.store.set_status(self.run_id, "stopped")
+            self._event("budget_reached", f"run stopped after {self.generation} generation(s): budget {stopped_by} "
+                                          "reached; raise it in the config and --resume to go on",
+                        generation=self.generation - 1)
+            self._write_status("stopped", force=True)
+        else:
+            self.store.set_status(self.run_id, "finished")
+            self._event("run_finished", f"run {status} after {self.generation} generation(s)",
+                        generation=self.generation - 1)
+            self._write_status("finished", force=True)
         hvs = {lane.key: [r[0] for r in self.store.query(
             "SELECT hypervolume FROM generations WHERE run_id = ? AND species = ? ORDER BY generation",
             [self.run_id, lane.key])] for lane in self.lanes}
-        return RunSummary(self.run_id, self.run_dir, status, self.generation, hvs, dict(self.timings))
+        return RunSummary(self.run_id, self.run_dir, status, self.generation, hvs, dict(self.timings), stopped_by)
 
     def _generation(self) -> bool:
         """One generation of every species: ask → evaluate → tell → commit. False when a
@@ -258,13 +277,27 @@ class Engine:
         with self._timed("validate"):
             self._validate(g, batches, records)
         self.state.generation = g + 1
-        self._commit_generation(records, last=g + 1 >= self.cfg.generations)
+        stop = self._count_spend(g, batches, results, duplicates, records, time.monotonic() - t0)
+        self._commit_generation(records, last=g + 1 >= self.cfg.generations or stop)
         self._live = {}
         self._write_status("running", generation_seconds=records[-1].row.wall_seconds,
                            hv=records[0].row.hypervolume)
         for record in records:
             self.observer.generation_done(record.row)
         return True
+
+    def _count_spend(self, g: int, batches: list[Asked], results: Mapping[str, tuple[Evaluated, Scored]],
+                     duplicates: set[str], records: list[GenerationRecord], seconds: float) -> bool:
+        """Add the generation's spend to the run's, as a row of its commit; whether a limit
+        of the budget is now reached (the run then stops after committing it)."""
+        tokens = sum_tokens([metric_tokens(r.metrics) for cid, (r, _) in results.items() if cid not in duplicates]
+                            + [{p.backend: p.tokens} for b in batches for p in b.proposals if p.backend in ENDPOINTS])
+        self.spent.add(evaluations=len(results) - len(duplicates), wall_seconds=seconds, tokens=tokens)
+        why = reached(self.limits, self.spent.figures())
+        records[0].spend.append(SpendRow(g, self.spent.evaluations, self.spent.wall_seconds,
+                                         json.dumps(self.spent.tokens, sort_keys=True),
+                                         json.dumps(self.limits), why))
+        return why is not None
 
     # --- ask --------------------------------------------------------------------------------
     def _ask(self, lane: Lane) -> Asked | None:
@@ -680,7 +713,8 @@ class Engine:
         data: dict[str, object] = {
             "run_id": self.run_id, "pid": os.getpid(), "state": state, "generation": self.generation,
             "generations": self.cfg.generations, "species": ",".join(lane.key for lane in self.lanes),
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), **self._live}
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), **self._live,
+            "spend": self.spent.figures(), "budget": self.limits}
         if hv is not None:
             data["hypervolume"] = hv
         if self._validated:

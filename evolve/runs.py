@@ -110,9 +110,15 @@ def find_run(runs_root: Path, ref: str) -> Path:
     raise EvolveError(f"no run {ref!r}: neither {ref} nor {runs_root / ref} holds a store.duckdb")
 
 
+# Settings a resumed run may change: they limit what the run spends, not what it searches.
+MAY_CHANGE = ("budget",)
+
+
 def check_same_config(stored: Mapping[str, object], current: Mapping[str, object], run_id: str) -> None:
-    """A resumed run must use the config it started with; name the first difference."""
-    diff = _first_difference(stored, current, "")
+    """A resumed run must use the config it started with, but for its budget (raised to go
+    on after a budget stopped it); name the first difference."""
+    diff = _first_difference({k: v for k, v in stored.items() if k not in MAY_CHANGE},
+                             {k: v for k, v in current.items() if k not in MAY_CHANGE}, "")
     if diff:
         raise EvolveError(f"the config differs from the one run {run_id} started with ({diff}); "
                           "resume with the original config")

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS runs (
     constraints  JSON NOT NULL,             -- [{metric, le, ge, eq}]
     config       JSON NOT NULL,
     versions     JSON NOT NULL,
-    status       VARCHAR NOT NULL,          -- running | finished | interrupted | failed (never started)
+    status       VARCHAR NOT NULL,          -- running | finished | interrupted | failed (never started) |
+                                            -- stopped (a budget was reached)
     created_at   TIMESTAMP NOT NULL,
     updated_at   TIMESTAMP NOT NULL
 );
@@ -199,6 +200,17 @@ CREATE TABLE IF NOT EXISTS proposals (
 );
 ALTER TABLE proposals ADD COLUMN IF NOT EXISTS graph JSON;
 ALTER TABLE proposals ADD COLUMN IF NOT EXISTS edit BOOLEAN DEFAULT false;
+CREATE TABLE IF NOT EXISTS spend (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,         -- the run's spend once this generation was done
+    evaluations   BIGINT NOT NULL,          -- evaluations run, every session (evolve.budget)
+    wall_seconds  DOUBLE NOT NULL,          -- engine time, every session
+    expert_tokens JSON NOT NULL,            -- {endpoint: prompt + completion tokens}
+    budget        JSON NOT NULL,            -- the limits in force: {evaluations, wall_seconds,
+                                            -- expert_tokens.<endpoint>}
+    stopped_by    VARCHAR,                  -- the limit this generation reached (the run stopped)
+    PRIMARY KEY (run_id, generation)
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id        VARCHAR PRIMARY KEY,
     generation    INTEGER NOT NULL,         -- the next generation to ask for
@@ -391,6 +403,16 @@ class ProposalRow:
     edit: bool = False
 
 
+@dataclass(slots=True)
+class SpendRow:
+    generation: int
+    evaluations: int
+    wall_seconds: float
+    expert_tokens: str  # JSON {endpoint: tokens}
+    budget: str  # JSON {limit name: limit}
+    stopped_by: str | None
+
+
 @dataclass(frozen=True)
 class StagedRow:
     generation: int
@@ -411,7 +433,8 @@ class SavedState:
 # What DuckDB cannot infer from the Python value bound to a column (by column name).
 CASTS = {"genome": "::JSON", "parents": "::VARCHAR[]", "seed": "::UBIGINT", "objectives": "::DOUBLE[]",
          "metrics": "::JSON", "constraints": "::DOUBLE[]", "crowding": "::DOUBLE", "hypervolume": "::DOUBLE",
-         "row": "::JSON", "objective_stats": "::JSON", "failures": "::JSON"}
+         "row": "::JSON", "objective_stats": "::JSON", "failures": "::JSON", "expert_tokens": "::JSON",
+         "budget": "::JSON", "stopped_by": "::VARCHAR"}
 
 
 @dataclass
@@ -425,6 +448,7 @@ class GenerationRecord:
     tasks: list[TaskResultRow] = field(default_factory=list)  # per task of every evaluation on tasks
     held_out: list[HeldOutRow] = field(default_factory=list)  # new front members on the validation split
     proposals: list[ProposalRow] = field(default_factory=list)  # reflective mutation's, for this offspring
+    spend: list[SpendRow] = field(default_factory=list)  # the run's spend after the generation (first species')
 
 
 class Store:
@@ -618,6 +642,7 @@ class Store:
             self._insert("task_results", [r for rec in recs for r in rec.tasks], constants)
             self._insert("held_out", [r for rec in recs for r in rec.held_out], constants)
             self._insert("proposals", [r for rec in recs for r in rec.proposals], constants)
+            self._insert("spend", [r for rec in recs for r in rec.spend], constants)
             self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
@@ -701,6 +726,16 @@ class Store:
     def query(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         """Rows as DuckDB returns them (their types follow the query: Any is the honest type)."""
         return self.con.execute(sql, list(params)).fetchall()
+
+    def spend(self, run_id: str) -> SpendRow | None:
+        """The run's spend after its last committed generation (None before the first, and in
+        a store written before budgets existed)."""
+        if not self.con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'spend'").fetchall():
+            return None  # a store from before budgets, opened read-only
+        row = self.con.execute(
+            """SELECT generation, evaluations, wall_seconds, expert_tokens, budget, stopped_by FROM spend
+               WHERE run_id = ? ORDER BY generation DESC LIMIT 1""", [run_id]).fetchone()
+        return None if row is None else SpendRow(*row)
 
     def last_generation(self, run_id: str) -> int | None:
         row = self.con.execute("SELECT max(generation) FROM generations WHERE run_id = ?", [run_id]).fetchone()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from evolve.budget import stored_spend
 from evolve.store import Store
 from populations.errors import SpeciesError
 
@@ -162,7 +163,9 @@ def status_table(store: Store) -> Table:
     table.add_column("field")
     table.add_column("value")
     done = (last[0][0] + 1) if last else 0
-    table.add_row("status", run["status"])
+    spent, stopped_by = stored_spend(store.spend(rid))
+    table.add_row("status", run["status"] + (f" (budget {stopped_by} reached)" if run["status"] == "stopped"
+                                             and stopped_by else ""))
     table.add_row("species", run["species"])
     table.add_row("generations", f"{done} of {run['generations']} committed")
     evals = sum(counts.values())
@@ -186,6 +189,7 @@ def status_table(store: Store) -> Table:
         table.add_row(f"{split} split", f"{n} individual(s) evaluated; pass rate best {fmt(best, 3)}, "
                                         f"mean {fmt(mean, 3)}" + (" (never selected on)" if split == "test" else ""))
     table.add_row("engine time", f"{wall:.1f}s")
+    table.add_row("spend", spent)
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? "
                          "ORDER BY event_id DESC LIMIT 5", [rid])
     for at, kind, message in reversed(events):

@@ -168,6 +168,9 @@ def _endpoint_problem(values: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+RELAYED = ("openai", "accordion")  # the endpoints a relay answers for (the run config's experts:)
+
+
 class ExpertRelay:
     """The evaluating process's side of relayed expert requests: one per evaluation.
 
@@ -182,11 +185,19 @@ class ExpertRelay:
         env = os.environ if environ is None else environ
         self.endpoints = endpoints
         self._env = {k: env[k] for k in RELAY_ENV if k in env}
-        self._meter = UsageMeter()
+        # one meter per endpoint: a run's budget limits the tokens of each (evolve.budget)
+        self._meters = {name: UsageMeter() for name in RELAYED}
 
     def usage(self) -> dict[str, int]:
-        """expert_requests, expert_cache_hits, expert_retries, expert_prompt_tokens, expert_completion_tokens."""
-        return self._meter.totals()
+        """expert_requests, expert_cache_hits, expert_retries, expert_prompt_tokens, expert_completion_tokens
+        (every endpoint together), and expert_tokens_<endpoint> (prompt + completion) for each."""
+        totals: dict[str, int] = {}
+        for name, meter in self._meters.items():
+            mine = meter.totals()
+            for key, value in mine.items():
+                totals[key] = totals.get(key, 0) + value
+            totals[f"expert_tokens_{name}"] = mine["expert_prompt_tokens"] + mine["expert_completion_tokens"]
+        return totals
 
     def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
         from harness_tower.errors import TowerError
@@ -212,8 +223,8 @@ class ExpertRelay:
             raise TowerError("expert relay: a request must be a JSON object")
         name, config = request.get("backend"), request.get("config")
         shots, query = request.get("shots"), request.get("query")
-        if name not in ("openai", "accordion"):
-            raise TowerError(f"expert relay: unknown backend {str(name)[:40]!r} (relayed: openai, accordion)")
+        if name not in RELAYED:
+            raise TowerError(f"expert relay: unknown backend {str(name)[:40]!r} (relayed: {', '.join(RELAYED)})")
         why = check_sampling({} if config is None else config, where="config")
         if why:
             raise TowerError(f"expert relay: {why}")
@@ -239,7 +250,7 @@ class ExpertRelay:
                 raise TowerError(accordion.NO_CHECKPOINT)
             if not accordion._has_torch():
                 raise TowerError("expert backend accordion: torch is not importable where the evaluation runs")
-            backend = accordion.AccordionBackend(ep.accordion_checkpoint, config, meter=self._meter)
+            backend = accordion.AccordionBackend(ep.accordion_checkpoint, config, meter=self._meters[name])
             return backend.answer(pairs, query)
         if not ep.openai_base_url:
             raise TowerError("expert backend openai: no endpoint configured (set experts.openai.base_url in the "
@@ -247,7 +258,7 @@ class ExpertRelay:
         cfg = oa.Config.for_endpoint(ep.openai_base_url, ep.openai_model, config, environ=self._env,
                                      timeout=float(ep.openai_timeout), retries=ep.openai_retries,
                                      concurrency=ep.openai_concurrency)
-        return oa.OpenAIBackend(cfg, self._meter).answer(pairs, query)
+        return oa.OpenAIBackend(cfg, self._meters[name]).answer(pairs, query)
 
 
 def _one_line(message: str) -> str:

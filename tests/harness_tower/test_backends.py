@@ -212,7 +212,8 @@ def test_the_cache_cannot_be_poisoned_across_endpoints(endpoints: Make, short_tm
     assert again_a.handle(request())["value"] == "answer from A"
     assert again_b.handle(request())["value"] == "answer from B"
     assert len(a.requests) == 1 and len(b.requests) == 1
-    assert again_a.usage() == {**backends.empty_usage(), "expert_cache_hits": 1}
+    assert again_a.usage() == {**backends.empty_usage(), "expert_cache_hits": 1, "expert_tokens_openai": 0,
+                               "expert_tokens_accordion": 0}
     # the model and every request parameter are part of the key as well
     relay_for(a.url, cache, openai_model="m2").handle(request())
     relay_for(a.url, cache).handle(request(temperature=0.7))
@@ -293,7 +294,8 @@ def test_usage_is_counted_in_memory_whatever_the_work_tree_holds(endpoints: Make
     for q in ("one", "two", "one"):
         box.handle(request(q))
     assert box.usage() == {"expert_requests": 2, "expert_cache_hits": 1, "expert_retries": 0,
-                           "expert_prompt_tokens": 22, "expert_completion_tokens": 10}
+                           "expert_prompt_tokens": 22, "expert_completion_tokens": 10,
+                           "expert_tokens_openai": 32, "expert_tokens_accordion": 0}  # per endpoint: budgets
     (work / ".tower" / "expert.jsonl").unlink()
     assert box.usage()["expert_prompt_tokens"] == 22  # nothing on disk is its source
     assert sorted(p.name for p in work.rglob("*")) == [".tower"]  # and nothing was written there
@@ -314,8 +316,9 @@ def test_an_optional_usage_log_lives_outside_the_sandbox(endpoints: Make, short_
                                                                       "TOWER_EXPERT_CACHE": "off"})
     box.handle(request())
     totals = backends.usage_totals(log)
-    assert totals == box.usage() == {**backends.empty_usage(), "expert_requests": 1, "expert_prompt_tokens": 4,
-                                     "expert_completion_tokens": 2}
+    assert totals == {**backends.empty_usage(), "expert_requests": 1, "expert_prompt_tokens": 4,
+                      "expert_completion_tokens": 2}
+    assert box.usage() == {**totals, "expert_tokens_openai": 6, "expert_tokens_accordion": 0}
 
 
 def test_the_usage_log_is_never_written_through_a_symlink(tmp_path: Path) -> None:
