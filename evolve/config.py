@@ -72,6 +72,12 @@ class EvaluationConfig(_Model):
                                "0 evaluates in the driver (species with cheap, pure evaluation only: numeric)")
     validation: bool = Field(default=True, description="evaluate every new front member on the species' "
                              "validation split (towers: the suite's validation tasks), stored apart")
+    replicates: int = Field(default=1, ge=1, description="evaluations of each front member in all: one more "
+                            "a generation until it has this many (evolve.replicates); 1: never again")
+    min_samples: int = Field(default=1, ge=1, description="samples an individual needs before it may enter "
+                             "the reported front (until then: pending); at most replicates")
+    min_delta: float = Field(default=0.0, ge=0, description="how much better, in an objective's units, a "
+                             "challenger must be than a front member it displaces")
 
 
 class SpeciesConfig(_Model):
@@ -398,6 +404,12 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
         raise EvolveError(f"{where}: {ev_at}.actors: 0 (evaluate in the driver) is only for species whose "
                           f"evaluation is cheap and pure (numeric); species {species.name} needs evaluator "
                           "actors: set it to 1 or more, or leave it out")
+
+    if evaluation.min_samples > evaluation.replicates:
+        ev_at = f"{at}.evaluation" if sc.evaluation is not None else "evaluation"
+        raise EvolveError(f"{where}: {ev_at}.min_samples: must be <= {ev_at}.replicates "
+                          f"({evaluation.min_samples} > {evaluation.replicates}): no individual would get that many "
+                          "samples")
 
     population = sc.population or cfg.population
     if population is None:

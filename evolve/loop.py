@@ -38,6 +38,7 @@ from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
 from evolve.held_out import TRAIN, VALIDATION, summarise, task_dict, task_row
 from evolve.pools import Pool, evaluate_together
+from evolve.replicates import MEMBER, aggregate, natural, replicate_id, replicate_seed, spread, standing
 from evolve.runs import versions
 from evolve.store import (
     EvaluationRow,
@@ -47,9 +48,11 @@ from evolve.store import (
     HeldOutRow,
     IndividualRow,
     ProposalRow,
+    ReplicateRow,
     SavedState,
     SpendRow,
     StagedRow,
+    StandingRow,
     Store,
     TaskResultRow,
     metrics_json,
@@ -178,8 +181,8 @@ class Engine:
         self.store = store
         self.observer = observer or Observer()
         self.cadence = cadence or Cadence()
-        self.timings = dict.fromkeys(("ask", "evaluate", "tell", "validate", "checkpoint", "commit", "stage",
-                                       "replay"), 0.0)
+        self.timings = dict.fromkeys(("ask", "evaluate", "tell", "replicate", "validate", "checkpoint", "commit",
+                                       "stage", "replay"), 0.0)
         self._versions = versions()
         self._live: dict[str, int] = {}  # this generation's counts, for the status file
         self._staged_until = -1  # staged rows (from before a restart) exist up to this generation
@@ -194,6 +197,7 @@ class Engine:
         self._validated_ids: set[str] = set()  # individuals with a validation result (reused ones too)
         self.limits = self.cfg.budget.limits  # the budget in force (a resumed run's may be raised)
         self.spent = Spend()  # the run's, every session: loaded by `run`
+        self._members: dict[str, set[str]] = {}  # per species: the reported front under the guardrail
 
     @property
     def generation(self) -> int:
@@ -274,10 +278,12 @@ class Engine:
             results, reused, duplicates = self._evaluate(g, batches)
         with self._timed("tell"):
             records = [self._tell(b, results, reused, duplicates, t0) for b in batches]
+        with self._timed("replicate"):
+            replicated = self._reevaluate(g, batches, records)
         with self._timed("validate"):
             self._validate(g, batches, records)
         self.state.generation = g + 1
-        stop = self._count_spend(g, batches, results, duplicates, records, time.monotonic() - t0)
+        stop = self._count_spend(g, batches, results, duplicates, replicated, records, time.monotonic() - t0)
         self._commit_generation(records, last=g + 1 >= self.cfg.generations or stop)
         self._live = {}
         self._write_status("running", generation_seconds=records[-1].row.wall_seconds,
@@ -287,12 +293,15 @@ class Engine:
         return True
 
     def _count_spend(self, g: int, batches: list[Asked], results: Mapping[str, tuple[Evaluated, Scored]],
-                     duplicates: set[str], records: list[GenerationRecord], seconds: float) -> bool:
+                     duplicates: set[str], replicated: Sequence[Evaluated], records: list[GenerationRecord],
+                     seconds: float) -> bool:
         """Add the generation's spend to the run's, as a row of its commit; whether a limit
         of the budget is now reached (the run then stops after committing it)."""
         tokens = sum_tokens([metric_tokens(r.metrics) for cid, (r, _) in results.items() if cid not in duplicates]
+                            + [metric_tokens(r.metrics) for r in replicated]
                             + [{p.backend: p.tokens} for b in batches for p in b.proposals if p.backend in ENDPOINTS])
-        self.spent.add(evaluations=len(results) - len(duplicates), wall_seconds=seconds, tokens=tokens)
+        self.spent.add(evaluations=len(results) - len(duplicates) + len(replicated), wall_seconds=seconds,
+                       tokens=tokens)
         why = reached(self.limits, self.spent.figures())
         records[0].spend.append(SpendRow(g, self.spent.evaluations, self.spent.wall_seconds,
                                          json.dumps(self.spent.tokens, sort_keys=True),
@@ -436,15 +445,12 @@ class Engine:
               duplicates: set[str], t0: float) -> GenerationRecord:
         """Hand the species' scored offspring to pymoo; the generation's rows."""
         from evolve import genstats
-        from evolve.selection import fronts, hypervolume
 
         g, lane = self.generation, b.lane
         self._tell_pymoo(lane, b.off, [results[c.id][1] for c in b.cands])
         self._learn(lane, b.cands, {c.id: results[c.id][0].tasks for c in b.cands})
-        algorithm = self.state.species[lane.key].algorithm
-        pop = algorithm.pop
-        rank, crowding = fronts(algorithm)
-        hv = hypervolume(pop.get("F").astype(float), pop.get("CV")[:, 0].astype(float), lane.part.ref_point)
+        pop = self.state.species[lane.key].algorithm.pop
+        front_rows, hv, points = self._fronts(lane, g)
         n_reused = sum(c.id in reused for c in b.cands)
         n_dup = sum(c.id in duplicates for c in b.cands)
         failed = sum(results[c.id][0].status != "ok" for c in b.cands)
@@ -453,19 +459,130 @@ class Engine:
                                          (results[c.id][1].values for c in b.cands
                                           if results[c.id][0].status == "ok"))
         why = genstats.failures((results[c.id][0].status, results[c.id][0].error) for c in b.cands)
-        points = genstats.distinct_points(pop.get("F")[rank == 0])
         return GenerationRecord(
             GenerationRow(g, lane.key, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
-                          int(np.sum(rank == 0)), time.monotonic() - t0, n_dup,
+                          sum(f.rank == 0 for f in front_rows), time.monotonic() - t0, n_dup,
                           json.dumps(b.variation, sort_keys=True),
                           genstats.encode(stats), points, genstats.encode(why)),
             individuals=[IndividualRow(c.id, lane.key, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
-            fronts=[FrontRow(g, ind.X[0].id, int(r), None if np.isnan(cd) else float(cd))
-                    for ind, r, cd in zip(pop, rank, crowding)],
+            fronts=front_rows,
             proposals=b.proposals,
             tasks=[task_row(c.id, g, t) for c in b.cands for t in results[c.id][0].tasks or ()])
+
+    def _fronts(self, lane: Lane, g: int) -> tuple[list[FrontRow], float | None, int]:
+        """The surviving population's fronts rows, its hypervolume and the front's distinct points."""
+        from evolve import genstats
+        from evolve.selection import fronts, hypervolume
+
+        algorithm = self.state.species[lane.key].algorithm
+        pop = algorithm.pop
+        rank, crowding = fronts(algorithm)
+        hv = hypervolume(pop.get("F").astype(float), pop.get("CV")[:, 0].astype(float), lane.part.ref_point)
+        return [FrontRow(g, ind.X[0].id, int(r), None if np.isnan(cd) else float(cd))
+                for ind, r, cd in zip(pop, rank, crowding)], hv, genstats.distinct_points(pop.get("F")[rank == 0])
+
+    # --- re-evaluate -----------------------------------------------------------------------------
+    def _reevaluate(self, g: int, batches: list[Asked], records: list[GenerationRecord]) -> list[Evaluated]:
+        """Species with `evaluation.replicates` > 1: each front member (and each member the
+        guardrail keeps) with fewer samples evaluates once more; the means replace its
+        objectives, survival ranks again, and the reported front is decided
+        (`evolve.replicates`). The replicates run."""
+        work: list[tuple[Pool, list[EvalItem]]] = []
+        plans: dict[str, tuple[Lane, GenerationRecord, int]] = {}
+        guarded = []
+        for b, pool, rec in zip(batches, self.pools, records):
+            lane, ev = b.lane, b.lane.part.evaluation
+            if ev.replicates <= 1:
+                continue
+            guarded.append((lane, rec))
+            species = lane.part.species
+            wanted = {f.individual_id for f in rec.fronts if f.rank == 0} | self._members.get(lane.key, set())
+            context: object = None
+            items: list[EvalItem] = []
+            for ind in self.state.species[lane.key].algorithm.pop:
+                cand: Candidate = ind.X[0]
+                k = len(ind.get("samples") or [None])  # samples so far: the evaluation is sample 0
+                if cand.id not in wanted or ind.CV[0] > 0 or k >= ev.replicates:
+                    continue
+                if not items:
+                    context = self._context(lane, g) if species.consumes else species.context(g, ())
+                item_id = replicate_id(cand.id, k)
+                plans[item_id] = (lane, rec, k)
+                items.append(EvalItem(item_id, cand.genome, cand.hash, replicate_seed(cand.seed, k), context))
+            if items:
+                work.append((pool, items))
+        ran: list[Evaluated] = []
+        for _, outcome in evaluate_together(work):
+            lane, rec, k = plans[outcome.individual_id]
+            result = receive(outcome, self.run_dir, self._lost)
+            ran.append(result)
+            ind_id = outcome.individual_id.rsplit(".r", 1)[0]
+            s = self._score(lane, result)
+            rec.replicates.append(ReplicateRow(ind_id, k, g, result.status, s.values, metrics_json(result.metrics),
+                                               s.CV, result.wall_seconds, result.node, result.error))
+            if result.status != "ok":  # kept and counted: the member's mean goes infeasible
+                self._event("replicate_" + result.status, f"{outcome.individual_id}: {result.error or result.status}",
+                            generation=g, individual_id=ind_id)
+        for lane, rec in guarded:
+            rec.replicates.sort(key=lambda r: (r.individual_id, r.replicate))
+            self._add_samples(lane, [(r.individual_id, r.status, self._score_row(lane, r.status, r.metrics))
+                                     for r in rec.replicates])
+            rec.fronts, rec.row.hypervolume, rec.row.front_points = self._fronts(lane, g)
+            rec.row.front_size = sum(f.rank == 0 for f in rec.fronts)
+            rec.standing = self._stand(lane, g, rec)
+        return ran
+
+    def _score_row(self, lane: Lane, status: str, metrics: str) -> Scored:
+        return score(status, json.loads(metrics), lane.part.objectives, lane.part.constraints)
+
+    def _add_samples(self, lane: Lane, samples: Sequence[tuple[str, str, Scored]]) -> None:
+        """Each individual's new samples join its earlier ones (kept with it in pymoo's
+        population, so in the checkpoint); its objectives and constraints become their means
+        and survival ranks the population again. The same live and on replay."""
+        if not samples:
+            return
+        from evolve.selection import resurvive
+
+        algorithm = self.state.species[lane.key].algorithm
+        by_id = {ind.X[0].id: ind for ind in algorithm.pop}
+        for ind_id, status, s in samples:
+            ind = by_id.get(ind_id)
+            if ind is None:
+                continue
+            mine = ind.get("samples") or [(np.array(ind.F, dtype=float), np.array(ind.G, dtype=float), "ok")]
+            mine.append((s.F, s.G, status))
+            ind.set("samples", mine)
+            agg = aggregate([m[0] for m in mine], [m[1] for m in mine], [m[2] for m in mine])
+            ind.F, ind.G = agg.F, agg.G
+            ind.CV = None  # pymoo caches it: computed again from the mean G
+        resurvive(algorithm)
+
+    def _stand(self, lane: Lane, g: int, rec: GenerationRecord) -> list[StandingRow]:
+        """The reported front after the generation: members and pending challengers."""
+        ev, objectives = lane.part.evaluation, lane.part.objectives
+        pop = self.state.species[lane.key].algorithm.pop
+        by_id = {ind.X[0].id: ind for ind in pop}
+        samples = {i: ind.get("samples") or [(ind.F, ind.G, "ok")] for i, ind in by_id.items()}
+        decided = standing([f.individual_id for f in rec.fronts if f.rank == 0], self._members.get(lane.key, set()),
+                           {i: ind.F for i, ind in by_id.items()},
+                           {i: bool(ind.CV[0] <= 0) for i, ind in by_id.items()},
+                           {i: len(v) for i, v in samples.items()}, min_samples=ev.min_samples,
+                           min_delta=ev.min_delta)
+        self._members[lane.key] = {i for i, v in decided.items() if v == MEMBER}
+        return [StandingRow(g, i, v, len(samples[i]), sum(m[2] != "ok" for m in samples[i]),
+                            natural(objectives, by_id[i].F), spread([m[0] for m in samples[i]]))
+                for i, v in sorted(decided.items())]
+
+    def _stored_members(self, generation: int) -> dict[str, set[str]]:
+        """The reported front's members after `generation`, per species (resume)."""
+        out: dict[str, set[str]] = {}
+        for species, ind in self.store.query(
+                """SELECT i.species, s.individual_id FROM standing s JOIN individuals i USING (run_id, individual_id)
+                   WHERE s.run_id = ? AND s.generation = ? AND s.standing = ?""", [self.run_id, generation, MEMBER]):
+            out.setdefault(species, set()).add(ind)
+        return out
 
     # --- validate --------------------------------------------------------------------------------
     def _validate(self, g: int, batches: list[Asked], records: list[GenerationRecord]) -> None:
@@ -573,6 +690,8 @@ class Engine:
         from evolve.selection import tell
 
         algorithm = self.state.species[lane.key].algorithm
+        if lane.part.evaluation.replicates > 1:  # survival keeps the reported front's members
+            algorithm.survival.protected = frozenset(self._members.get(lane.key, ()))
         F = np.array([s.F for s in scored])  # (n, n_obj)
         G = np.array([s.G for s in scored])  # (n, 1 + n_constr)
         tell(algorithm, off, F, G)
@@ -618,7 +737,7 @@ class Engine:
                 part.algorithm.name, part.species, pop_size=part.population.size,
                 n_offsprings=part.population.offspring, n_obj=len(part.objectives),
                 n_ieq_constr=1 + len(part.constraints), generations=cfg.generations,
-                seed=seed, partitions=part.algorithm.partitions)
+                seed=seed, partitions=part.algorithm.partitions, guarded=part.evaluation.replicates > 1)
             entropy = [cfg.seed, 0x5EED] + ([k] if k else [])
             states[lane.key] = SpeciesState(algorithm, np.random.default_rng(np.random.SeedSequence(entropy)))
         return EngineState(0, states)
@@ -641,6 +760,7 @@ class Engine:
             self._event("checkpoint_skipped", f"the checkpoint was written by pymoo {saved.versions.get('pymoo')}, "
                                               f"this is pymoo {self._versions['pymoo']}: replaying from generation 0")
         self.state = state or self._fresh_state()
+        self._members = self._stored_members(self.generation - 1)
         if state is not None:
             from evolve.selection import use_species
 
@@ -692,6 +812,14 @@ class Engine:
                                                for r in rows])
             # learn as the live run did: the next ask must be the same
             self._learn(lane, cands, {c.id: self._stored_tasks(c.id) for c in cands})
+            if part.evaluation.replicates > 1:  # and take the replicates it took, in the same order
+                self._add_samples(lane, [(ind, status, self._score_row(lane, status, metrics))
+                                         for ind, status, metrics in self.store.query(
+                    """SELECT r.individual_id, r.status, r.metrics FROM replicates r
+                       JOIN individuals i USING (run_id, individual_id)
+                       WHERE r.run_id = ? AND r.generation = ? AND i.species = ?
+                       ORDER BY r.individual_id, r.replicate""", [self.run_id, g, lane.key])])
+                self._members[lane.key] = self._stored_members(g).get(lane.key, set())
         self.state.generation = g + 1
 
     # --- events, status, timings ----------------------------------------------------------------

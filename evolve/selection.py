@@ -18,6 +18,7 @@ from pymoo.core.mutation import Mutation  # type: ignore[import-untyped]
 from pymoo.core.population import Population  # type: ignore[import-untyped]
 from pymoo.core.problem import Problem  # type: ignore[import-untyped]
 from pymoo.core.sampling import Sampling  # type: ignore[import-untyped]
+from pymoo.core.survival import Survival  # type: ignore[import-untyped]
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding  # type: ignore[import-untyped]
 
 from evolve.config import AnySpecies
@@ -152,10 +153,44 @@ class FastRankAndCrowding(RankAndCrowding):
         return survivors
 
 
+class Guarded(Survival):
+    """Survival that keeps the reported front's members (`protected`, set by the engine
+    before each tell; `evolve.replicates`): a member pymoo would drop takes the place of the
+    worst unprotected survivor, so that only the guardrail decides when it leaves."""
+
+    def __init__(self, inner: Survival) -> None:
+        super().__init__(filter_infeasible=False)
+        self.inner = inner
+        self.protected: frozenset[str] = frozenset()
+
+    def __getattr__(self, name: str) -> object:  # what pymoo reads of its survival (NSGA-III's `opt`)
+        if name == "inner":  # not set yet (unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def do(self, problem: Problem, pop: Population, *args: object, n_survive: int | None = None,
+           **kwargs: object) -> Population:
+        out = self.inner.do(problem, pop, *args, n_survive=n_survive, **kwargs)
+        kept = {ind.X[0].id for ind in out}
+        missing = [ind for ind in pop if ind.X[0].id in self.protected and ind.X[0].id not in kept
+                   and ind.CV[0] <= 0]
+        if not missing:
+            return out
+        # the worst survivors make room: highest rank, then least crowded (NaN: infeasible, first)
+        order = sorted((k for k, ind in enumerate(out) if ind.X[0].id not in self.protected),
+                       key=lambda k: (-(out[k].get("rank") if out[k].get("rank") is not None else np.inf),
+                                      -np.inf if out[k].get("crowding") is None else out[k].get("crowding")))
+        room = set(order[:len(missing)])
+        merged = Population.merge(Population.create(*[ind for k, ind in enumerate(out) if k not in room]),
+                                  Population.create(*missing))
+        return self.inner.do(problem, merged, *args, n_survive=len(merged), **kwargs)  # ranks again, keeps all
+
+
 def make_algorithm(name: str, species: AnySpecies, *, pop_size: int, n_offsprings: int | None,
                    n_obj: int, n_ieq_constr: int, generations: int, seed: int,
-                   partitions: int = 12) -> Algorithm:
-    """A set-up pymoo algorithm whose operators are the species' (ask/tell ready)."""
+                   partitions: int = 12, guarded: bool = False) -> Algorithm:
+    """A set-up pymoo algorithm whose operators are the species' (ask/tell ready); `guarded`:
+    its survival keeps the reported front's members (`Guarded`)."""
     ops: dict[str, object] = {
         "pop_size": pop_size, "n_offsprings": n_offsprings,
         "sampling": SpeciesSampling(species),
@@ -176,6 +211,8 @@ def make_algorithm(name: str, species: AnySpecies, *, pop_size: int, n_offspring
         algorithm = NSGA3(ref_dirs=ref_dirs, **ops)
     else:
         raise ValueError(f"unknown algorithm {name!r}")
+    if guarded:
+        algorithm.survival = Guarded(algorithm.survival)
     problem = ObjectProblem(n_obj, n_ieq_constr)
     # the engine decides when to stop; pymoo's own termination must never cut a run short
     algorithm.setup(problem, termination=("n_gen", generations + 1), verbose=False)
@@ -204,6 +241,14 @@ def tell(algorithm: Algorithm, off: Population, F: np.ndarray, G: np.ndarray) ->
     algorithm.tell(infills=off)
 
 
+def resurvive(algorithm: Algorithm) -> None:
+    """Rank the surviving population again after its objectives changed (re-evaluation's
+    means): pymoo's survival over the same members, keeping all of them."""
+    pop = algorithm.pop
+    algorithm.pop = algorithm.survival.do(algorithm.problem, pop, n_survive=len(pop), algorithm=algorithm,
+                                          random_state=algorithm.random_state)
+
+
 def fronts(algorithm: Algorithm) -> tuple[np.ndarray, np.ndarray]:
     """Rank and crowding of each member of the surviving population, as pymoo's survival
     left them.
@@ -222,7 +267,7 @@ def fronts(algorithm: Algorithm) -> tuple[np.ndarray, np.ndarray]:
     n_fronts = int(rank.max()) + 1 if feasible.any() else 0
     bad = np.flatnonzero(~feasible)
     rank[bad] = n_fronts + np.searchsorted(np.unique(CV[bad]), CV[bad])
-    if isinstance(algorithm.survival, RankAndCrowding):
+    if isinstance(getattr(algorithm.survival, "inner", algorithm.survival), RankAndCrowding):
         crowding = np.array([c if f else np.nan for c, f in zip(pop.get("crowding"), feasible)], dtype=float)
     else:
         from pymoo.operators.survival.rank_and_crowding import metrics  # type: ignore[import-untyped]

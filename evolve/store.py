@@ -200,6 +200,31 @@ CREATE TABLE IF NOT EXISTS proposals (
 );
 ALTER TABLE proposals ADD COLUMN IF NOT EXISTS graph JSON;
 ALTER TABLE proposals ADD COLUMN IF NOT EXISTS edit BOOLEAN DEFAULT false;
+CREATE TABLE IF NOT EXISTS replicates (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    replicate     INTEGER NOT NULL,         -- k >= 1: its evaluations row is sample 0 (evolve.replicates)
+    generation    INTEGER NOT NULL,         -- the generation after which it was evaluated
+    status        VARCHAR NOT NULL,         -- ok | failed | timeout | invalid: a failure is kept and counted
+    objectives    DOUBLE[] NOT NULL,        -- natural units (NULL where missing)
+    metrics       JSON NOT NULL,
+    cv            DOUBLE NOT NULL,
+    wall_seconds  DOUBLE NOT NULL,
+    node          VARCHAR NOT NULL,
+    error         VARCHAR,
+    PRIMARY KEY (run_id, individual_id, replicate)
+);
+CREATE TABLE IF NOT EXISTS standing (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    standing      VARCHAR NOT NULL,         -- member (the reported front) | pending (not yet proven)
+    samples       INTEGER NOT NULL,         -- evaluations of it so far (1 + replicates)
+    failed        INTEGER NOT NULL,         -- of those, not ok
+    objectives    DOUBLE[] NOT NULL,        -- mean over the samples, natural units
+    spread        DOUBLE[] NOT NULL,        -- standard deviation over the samples (inf: one failed)
+    PRIMARY KEY (run_id, generation, individual_id)
+);
 CREATE TABLE IF NOT EXISTS spend (
     run_id        VARCHAR NOT NULL,
     generation    INTEGER NOT NULL,         -- the run's spend once this generation was done
@@ -404,6 +429,31 @@ class ProposalRow:
 
 
 @dataclass(slots=True)
+class ReplicateRow:
+    individual_id: str
+    replicate: int
+    generation: int
+    status: str
+    objectives: list[float | None]
+    metrics: str  # strict JSON
+    cv: float
+    wall_seconds: float
+    node: str
+    error: str | None
+
+
+@dataclass(slots=True)
+class StandingRow:
+    generation: int
+    individual_id: str
+    standing: str
+    samples: int
+    failed: int
+    objectives: list[float]
+    spread: list[float]
+
+
+@dataclass(slots=True)
 class SpendRow:
     generation: int
     evaluations: int
@@ -434,7 +484,7 @@ class SavedState:
 CASTS = {"genome": "::JSON", "parents": "::VARCHAR[]", "seed": "::UBIGINT", "objectives": "::DOUBLE[]",
          "metrics": "::JSON", "constraints": "::DOUBLE[]", "crowding": "::DOUBLE", "hypervolume": "::DOUBLE",
          "row": "::JSON", "objective_stats": "::JSON", "failures": "::JSON", "expert_tokens": "::JSON",
-         "budget": "::JSON", "stopped_by": "::VARCHAR"}
+         "spread": "::DOUBLE[]", "budget": "::JSON", "stopped_by": "::VARCHAR"}
 
 
 @dataclass
@@ -449,6 +499,8 @@ class GenerationRecord:
     held_out: list[HeldOutRow] = field(default_factory=list)  # new front members on the validation split
     proposals: list[ProposalRow] = field(default_factory=list)  # reflective mutation's, for this offspring
     spend: list[SpendRow] = field(default_factory=list)  # the run's spend after the generation (first species')
+    replicates: list[ReplicateRow] = field(default_factory=list)  # front members evaluated again
+    standing: list[StandingRow] = field(default_factory=list)  # the reported front under the guardrail
 
 
 class Store:
@@ -643,6 +695,8 @@ class Store:
             self._insert("held_out", [r for rec in recs for r in rec.held_out], constants)
             self._insert("proposals", [r for rec in recs for r in rec.proposals], constants)
             self._insert("spend", [r for rec in recs for r in rec.spend], constants)
+            self._insert("replicates", [r for rec in recs for r in rec.replicates], constants)
+            self._insert("standing", [r for rec in recs for r in rec.standing], constants)
             self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
@@ -730,7 +784,8 @@ class Store:
     def spend(self, run_id: str) -> SpendRow | None:
         """The run's spend after its last committed generation (None before the first, and in
         a store written before budgets existed)."""
-        if not self.con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'spend'").fetchall():
+        if self.read_only and not self.con.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_name = 'spend'").fetchall():
             return None  # a store from before budgets, opened read-only
         row = self.con.execute(
             """SELECT generation, evaluations, wall_seconds, expert_tokens, budget, stopped_by FROM spend

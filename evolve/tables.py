@@ -44,26 +44,53 @@ def fmt(v: object, digits: int = 4) -> str:
 
 def front_rows(store: Store, generation: int | None = None, *, of: str | None = None) -> list[dict[str, Any]]:
     """The non-dominated feasible individuals of a generation (default: the latest), of one
-    species (`of`) or of every species: store rows by column name (values as DuckDB gives them)."""
+    species (`of`) or of every species: store rows by column name (values as DuckDB gives them).
+
+    A species re-evaluated (`evaluation.replicates` > 1) reports its guarded front instead
+    (`standing`: members and pending challengers, objectives the mean of their samples,
+    with `samples`, `spread` and `standing`); the others' rows hold None there."""
+    guarded = guarded_species(store)
     if generation is None:
-        sql = """SELECT individual_id, objectives, crowding, genome, trajectory, node, generation, species
-                 FROM pareto_front WHERE (? IS NULL OR species = ?)"""
-        params: list[object] = [of, of]
+        sql = """SELECT individual_id, objectives, crowding, genome, trajectory, node, generation, species,
+                        NULL::VARCHAR, NULL::INTEGER, NULL::DOUBLE[]
+                 FROM pareto_front WHERE (? IS NULL OR species = ?) AND NOT list_contains(?, species)"""
+        params: list[object] = [of, of, guarded]
     else:
         sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation,
-                        i.species
+                        i.species, NULL::VARCHAR, NULL::INTEGER, NULL::DOUBLE[]
                  FROM fronts f JOIN evaluations e USING (run_id, individual_id)
                  JOIN individuals i USING (run_id, individual_id)
-                 WHERE f.generation = ? AND f.rank = 0 AND e.feasible AND (? IS NULL OR i.species = ?)"""
-        params = [generation, of, of]
+                 WHERE f.generation = ? AND f.rank = 0 AND e.feasible AND (? IS NULL OR i.species = ?)
+                   AND NOT list_contains(?, i.species)"""
+        params = [generation, of, of, guarded]
+    if guarded:
+        sql += """ UNION ALL
+                 SELECT s.individual_id, s.objectives, f.crowding, i.genome, e.trajectory, e.node, s.generation,
+                        i.species, s.standing, s.samples, s.spread
+                 FROM standing s JOIN individuals i USING (run_id, individual_id)
+                 JOIN evaluations e USING (run_id, individual_id)
+                 LEFT JOIN fronts f ON f.run_id = s.run_id AND f.generation = s.generation
+                                   AND f.individual_id = s.individual_id
+                 JOIN (SELECT i2.species AS sp, max(s2.generation) AS latest FROM standing s2
+                       JOIN individuals i2 USING (run_id, individual_id) GROUP BY 1) l ON l.sp = i.species
+                 WHERE s.generation = coalesce(?, l.latest) AND (? IS NULL OR i.species = ?)"""
+        params += [generation, of, of]
     # with each member's pass rates on the held-out splits (NULL where not evaluated on one)
     sql = f"""SELECT p.*, v.pass_rate, t.pass_rate FROM ({sql}) p
               LEFT JOIN held_out v ON v.individual_id = p.individual_id AND v.split = 'validation'
               LEFT JOIN held_out t ON t.individual_id = p.individual_id AND t.split = 'test'"""
     rows = store.query(sql + " ORDER BY p.individual_id", params)
     keys = ("individual_id", "objectives", "crowding", "genome", "trajectory", "node", "generation", "species",
-            "validation", "test")
+            "standing", "samples", "spread", "validation", "test")
     return [dict(zip(keys, r)) for r in rows]
+
+
+def guarded_species(store: Store) -> list[str]:
+    """Species whose reported front is the guardrail's (`standing`), not survival's rank 0."""
+    if not store.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'standing'"):
+        return []  # a store from before re-evaluation
+    return [r[0] for r in store.query("""SELECT DISTINCT i.species FROM standing s
+                                         JOIN individuals i USING (run_id, individual_id) ORDER BY 1""")]
 
 
 def front_table(store: Store, generation: int | None = None, *, of: str | None = None,
@@ -95,13 +122,20 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
     held = [split for split in ("validation", "test") if any(r[split] is not None for r in rows)]
     for split in held:  # measured, never selected on
         table.add_column(f"{split}\npass rate", justify="right")
+    guarded = any(r["standing"] is not None for r in rows)
+    if guarded:  # re-evaluated: objectives are means; samples, and member or pending
+        table.add_column("samples", justify="right", no_wrap=True)
+        table.add_column("standing", no_wrap=True, min_width=7)
     table.add_column("crowding", justify="right")
     table.add_column("genome", no_wrap=True, overflow="ellipsis", max_width=28)
     for members in points:  # one row per objective vector: copies do not pad the front
         first = members[0]
         others = f" +{len(members) - 1}" if len(members) > 1 else ""
-        table.add_row(first["individual_id"] + others, str(len(members)), *[fmt(v) for v in first["objectives"]],
+        values = ([f"{fmt(v)} ± {fmt(sd, 2)}" for v, sd in zip(first["objectives"], first["spread"])]
+                  if guarded else [fmt(v) for v in first["objectives"]])
+        table.add_row(first["individual_id"] + others, str(len(members)), *values,
                       *[_spread([m[split] for m in members]) for split in held],
+                      *([str(first["samples"]), first["standing"]] if guarded else []),
                       fmt(first["crowding"], 3), _describe(describer, first["genome"]))
     return table
 
@@ -188,6 +222,15 @@ def status_table(store: Store) -> Table:
                GROUP BY split ORDER BY split DESC""", [rid]):
         table.add_row(f"{split} split", f"{n} individual(s) evaluated; pass rate best {fmt(best, 3)}, "
                                         f"mean {fmt(mean, 3)}" + (" (never selected on)" if split == "test" else ""))
+    standing = store.query(
+        """SELECT i.species, count(*) FILTER (WHERE s.standing = 'member'),
+                  count(*) FILTER (WHERE s.standing = 'pending')
+           FROM standing s JOIN individuals i USING (run_id, individual_id)
+           WHERE s.generation = (SELECT max(generation) FROM standing) GROUP BY 1 ORDER BY 1""") \
+        if guarded_species(store) else []
+    for sp, members, pending in standing:
+        table.add_row(f"{sp}: reported front" if len(parts) > 1 else "reported front",
+                      f"{members} member(s), {pending} pending (re-evaluated: objectives are means of samples)")
     table.add_row("engine time", f"{wall:.1f}s")
     table.add_row("spend", spent)
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? "

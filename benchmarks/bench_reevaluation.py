@@ -1,0 +1,166 @@
+"""Re-evaluation against false elites, and the budget stop's overshoot.
+
+1. False elites (issue "Prove it improves at scale", Measure 1, on a noisy numeric
+   objective): ZDT1 (5 variables) whose two objectives carry Gaussian noise (sigma per
+   objective, drawn from each evaluation's seed: `tests/evolve/noisy_species.py`). Two arms
+   at the same evaluation budget (`budget.evaluations`), several run seeds:
+   - `plain`: every individual evaluated once (replicates 1), front = survival's rank 0;
+   - `reeval`: front members evaluated again up to 3 samples, selection on the means,
+     front = the guardrail's members (min_samples 3).
+   On the last generation's reported front: how many members 3 fresh replicates displace
+   (another member's fresh mean dominates theirs), how many are false elites (their true,
+   noise-free objectives dominated by another member's), whether the reported best f1 is
+   the true best f1 of the front, and the front's true hypervolume.
+2. Budget overshoot: how far past `budget.evaluations` and `budget.wall_seconds` a run
+   goes (it stops between generations, so by at most one generation's spend).
+
+    .venv/bin/python benchmarks/bench_reevaluation.py [--seeds 10] [--budget 600] [--noise 0.1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+NOISY = "tests.evolve.noisy_species:NoisyNumeric"
+REF = np.array([2.0, 12.0])
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}, "
+            f"load average {load[0]:.1f} at start")
+
+
+def config(seed: int, budget: dict[str, float], noise: float, replicates: int, pop: int,
+           generations: int = 1000, problem: str = "zdt1") -> dict[str, Any]:
+    evaluation: dict[str, Any] = {"actors": 0}
+    if replicates > 1:
+        evaluation.update(replicates=replicates, min_samples=replicates)
+    return {"name": "bench", "seed": seed, "generations": generations,
+            "species": {"name": NOISY, "params": {"noise": noise, "problem": problem, "n_var": 5}},
+            "population": {"size": pop},
+            "objectives": [{"metric": "f1", "ref": float(REF[0])}, {"metric": "f2", "ref": float(REF[1])}],
+            "evaluation": evaluation, "budget": budget}
+
+
+def run(root: Path, run_id: str, data: dict[str, Any]) -> tuple[Path, float]:
+    from evolve.config import parse_config, resolve
+    from evolve.loop import run_evolution
+    from evolve.runs import create_run
+
+    resolved = resolve(parse_config(data))
+    _, run_dir = create_run(resolved, root, run_id=run_id)
+    start = time.perf_counter()
+    run_evolution(resolved, run_id, run_dir)
+    return run_dir, time.perf_counter() - start
+
+
+def dominated(F: np.ndarray) -> np.ndarray:
+    """Which rows some other row dominates (minimisation)."""
+    out = np.zeros(len(F), dtype=bool)
+    for i in range(len(F)):
+        others = np.delete(F, i, axis=0)
+        out[i] = bool(np.any(np.all(others <= F[i], axis=1) & np.any(others < F[i], axis=1)))
+    return out
+
+
+def judge(run_dir: Path, noise: float, seed: int) -> dict[str, float]:
+    from pymoo.indicators.hv import HV
+
+    from evolve.store import Store
+    from evolve.tables import front_rows
+    from populations.base import EvalItem
+    from tests.evolve.noisy_species import NoisyNumeric
+
+    with Store.open(run_dir, read_only=True) as store:
+        rows = [r for r in front_rows(store) if r["standing"] != "pending"]
+        spent = store.query("SELECT max(evaluations) FROM spend")[0][0]
+    X = np.array([json.loads(r["genome"]) for r in rows])  # (n, 5)
+    reported = np.array([r["objectives"] for r in rows], dtype=float)
+    species = NoisyNumeric(noise=noise, problem="zdt1", n_var=5)
+    true = species.problem.evaluate(X)  # noise-free
+    fresh = np.zeros_like(reported)
+    rng = np.random.default_rng([seed, 0xF4E5])
+    for _ in range(3):  # three fresh replicates of every member, new seeds
+        items = [EvalItem(f"m{i}", x, "", int(rng.integers(2**63)), None) for i, x in enumerate(X)]
+        outs = species.evaluate(items, workdir=Path(tempfile.gettempdir()), timeout=30, run_id="bench")
+        fresh += np.array([[o.metrics["f1"], o.metrics["f2"]] for o in outs])
+    fresh /= 3
+    best_reported = int(np.argmin(reported[:, 0]))
+    return {"front": len(rows), "displaced": int(dominated(fresh).sum()),
+            "false_elites": int(dominated(true).sum()),
+            "best_is_best": float(true[best_reported, 0] <= true[:, 0].min() + 1e-12),
+            "true_hv": float(HV(ref_point=REF)(true)), "spent": int(spent)}
+
+
+def false_elites(root: Path, seeds: int, budget: int, noise: float, pop: int) -> dict[str, Any]:
+    arms = {"plain": 1, "reeval": 3}
+    out: dict[str, list[dict[str, float]]] = {a: [] for a in arms}
+    for seed in range(seeds):
+        for arm, replicates in arms.items():
+            run_dir, _ = run(root, f"{arm}-{seed}", config(seed, {"evaluations": budget}, noise, replicates, pop))
+            out[arm].append(judge(run_dir, noise, seed))
+    summary = {}
+    for arm, rs in out.items():
+        members = sum(r["front"] for r in rs)
+        summary[arm] = {
+            "runs": len(rs), "evaluations_spent_mean": statistics.mean(r["spent"] for r in rs),
+            "front_members": members,
+            "displaced_by_3_fresh": sum(r["displaced"] for r in rs),
+            "runs_with_a_displaced_member": sum(r["displaced"] > 0 for r in rs),
+            "false_elites": sum(r["false_elites"] for r in rs),
+            "reported_best_f1_is_true_best": sum(r["best_is_best"] for r in rs),
+            "true_hv_mean": statistics.mean(r["true_hv"] for r in rs),
+            "true_hv_sd": statistics.stdev(r["true_hv"] for r in rs) if len(rs) > 1 else 0.0}
+    return summary
+
+
+def overshoot(root: Path, seeds: int) -> dict[str, Any]:
+    from evolve.store import Store
+
+    rows: dict[str, list[float]] = {"eval_over": [], "eval_over_reeval": [], "wall_over": [], "gen_s": []}
+    for seed in range(seeds):
+        for key, replicates in (("eval_over", 1), ("eval_over_reeval", 3)):
+            run_dir, _ = run(root, f"ov-{key}-{seed}", config(seed, {"evaluations": 250}, 0.1, replicates, 16))
+            with Store.open(run_dir, read_only=True) as store:
+                rows[key].append(store.query("SELECT max(evaluations) FROM spend")[0][0] - 250)
+        # wall: population 200 on plain ZDT1 (30 variables), 0.5 s of engine time allowed
+        data = config(seed, {"wall_seconds": 0.5}, 0.0, 1, 200)
+        data["species"] = {"name": "numeric", "params": {"problem": "zdt1"}}
+        run_dir, _ = run(root, f"ov-wall-{seed}", data)
+        with Store.open(run_dir, read_only=True) as store:
+            spent, gens = store.query("SELECT max(wall_seconds), count(*) FROM spend")[0]
+        rows["wall_over"].append(spent - 0.5)
+        rows["gen_s"].append(spent / gens)
+    return {k: {"mean": statistics.mean(v), "max": max(v)} for k, v in rows.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=600)
+    parser.add_argument("--noise", type=float, default=0.1)
+    parser.add_argument("--pop", type=int, default=16)
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        result = {"false_elites": false_elites(root, args.seeds, args.budget, args.noise, args.pop),
+                  "overshoot": overshoot(root, min(args.seeds, 5))}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
