@@ -10,7 +10,8 @@
    On the last generation's reported front: how many members 3 fresh replicates displace
    (another member's fresh mean dominates theirs), how many are false elites (their true,
    noise-free objectives dominated by another member's), whether the reported best f1 is
-   the true best f1 of the front, and the front's true hypervolume.
+   the true best f1 of the front, and the front's true hypervolume. A third arm adds the
+   guardrail's `min_delta`; "beyond delta" counts only displacements by that margin.
 2. Budget overshoot: how far past `budget.evaluations` and `budget.wall_seconds` a run
    goes (it stops between generations, so by at most one generation's spend).
 
@@ -44,10 +45,10 @@ def machine() -> str:
 
 
 def config(seed: int, budget: dict[str, float], noise: float, replicates: int, pop: int,
-           generations: int = 1000, problem: str = "zdt1") -> dict[str, Any]:
+           generations: int = 1000, problem: str = "zdt1", min_delta: float = 0.0) -> dict[str, Any]:
     evaluation: dict[str, Any] = {"actors": 0}
     if replicates > 1:
-        evaluation.update(replicates=replicates, min_samples=replicates)
+        evaluation.update(replicates=replicates, min_samples=replicates, min_delta=min_delta)
     return {"name": "bench", "seed": seed, "generations": generations,
             "species": {"name": NOISY, "params": {"noise": noise, "problem": problem, "n_var": 5}},
             "population": {"size": pop},
@@ -67,16 +68,17 @@ def run(root: Path, run_id: str, data: dict[str, Any]) -> tuple[Path, float]:
     return run_dir, time.perf_counter() - start
 
 
-def dominated(F: np.ndarray) -> np.ndarray:
-    """Which rows some other row dominates (minimisation)."""
+def dominated(F: np.ndarray, delta: float = 0.0) -> np.ndarray:
+    """Which rows some other row dominates (minimisation), by `delta` in one objective at least."""
     out = np.zeros(len(F), dtype=bool)
     for i in range(len(F)):
         others = np.delete(F, i, axis=0)
-        out[i] = bool(np.any(np.all(others <= F[i], axis=1) & np.any(others < F[i], axis=1)))
+        out[i] = bool(np.any(np.all(others <= F[i], axis=1) & np.any(others < F[i], axis=1)
+                             & np.any(F[i] - others >= delta, axis=1)))
     return out
 
 
-def judge(run_dir: Path, noise: float, seed: int) -> dict[str, float]:
+def judge(run_dir: Path, noise: float, seed: int, delta: float) -> dict[str, float]:
     from pymoo.indicators.hv import HV
 
     from evolve.store import Store
@@ -100,18 +102,20 @@ def judge(run_dir: Path, noise: float, seed: int) -> dict[str, float]:
     fresh /= 3
     best_reported = int(np.argmin(reported[:, 0]))
     return {"front": len(rows), "displaced": int(dominated(fresh).sum()),
+            "displaced_by_delta": int(dominated(fresh, delta).sum()),
             "false_elites": int(dominated(true).sum()),
             "best_is_best": float(true[best_reported, 0] <= true[:, 0].min() + 1e-12),
             "true_hv": float(HV(ref_point=REF)(true)), "spent": int(spent)}
 
 
-def false_elites(root: Path, seeds: int, budget: int, noise: float, pop: int) -> dict[str, Any]:
-    arms = {"plain": 1, "reeval": 3}
+def false_elites(root: Path, seeds: int, budget: int, noise: float, pop: int, delta: float) -> dict[str, Any]:
+    arms = {"plain": (1, 0.0), "reeval": (3, 0.0), f"reeval_delta_{delta:g}": (3, delta)}
     out: dict[str, list[dict[str, float]]] = {a: [] for a in arms}
     for seed in range(seeds):
-        for arm, replicates in arms.items():
-            run_dir, _ = run(root, f"{arm}-{seed}", config(seed, {"evaluations": budget}, noise, replicates, pop))
-            out[arm].append(judge(run_dir, noise, seed))
+        for arm, (replicates, min_delta) in arms.items():
+            run_dir, _ = run(root, f"{arm}-{seed}", config(seed, {"evaluations": budget}, noise, replicates, pop,
+                                                           min_delta=min_delta))
+            out[arm].append(judge(run_dir, noise, seed, delta))
     summary = {}
     for arm, rs in out.items():
         members = sum(r["front"] for r in rs)
@@ -119,6 +123,7 @@ def false_elites(root: Path, seeds: int, budget: int, noise: float, pop: int) ->
             "runs": len(rs), "evaluations_spent_mean": statistics.mean(r["spent"] for r in rs),
             "front_members": members,
             "displaced_by_3_fresh": sum(r["displaced"] for r in rs),
+            "displaced_by_3_fresh_beyond_delta": sum(r["displaced_by_delta"] for r in rs),
             "runs_with_a_displaced_member": sum(r["displaced"] > 0 for r in rs),
             "false_elites": sum(r["false_elites"] for r in rs),
             "reported_best_f1_is_true_best": sum(r["best_is_best"] for r in rs),
@@ -153,11 +158,13 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=600)
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--pop", type=int, default=16)
+    parser.add_argument("--delta", type=float, default=0.1, help="min_delta of the guarded arm, and the margin "
+                        "a fresh mean must beat a member by to count as displacing it beyond delta")
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        result = {"false_elites": false_elites(root, args.seeds, args.budget, args.noise, args.pop),
+        result = {"false_elites": false_elites(root, args.seeds, args.budget, args.noise, args.pop, args.delta),
                   "overshoot": overshoot(root, min(args.seeds, 5))}
     print(json.dumps(result, indent=2))
 

@@ -180,6 +180,15 @@ class BudgetConfig(_Model):
         return out
 
 
+class IslandsConfig(_Model):
+    """Several populations of the species side by side (`evolve.islands`): each the
+    configured population, migrating their best along a ring."""
+
+    count: int = Field(default=1, ge=1, le=64, description="populations side by side (1: one population)")
+    interval: int = Field(default=5, ge=1, description="generations between migrations")
+    migrants: int = Field(default=1, ge=1, description="individuals each island sends to the next on the ring")
+
+
 class RayConfig(_Model):
     address: str | None = Field(default=None, description="cluster address; RAY_ADDRESS and --address win")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded local Ray")
@@ -198,6 +207,8 @@ class RunConfig(_Model):
     experts: ExpertsConfig | None = Field(default=None, description="model endpoints of the expert backends "
                                           "(default: the evaluating process's environment)")
     ray: RayConfig = RayConfig()
+    islands: IslandsConfig = Field(default=IslandsConfig(), description="several populations migrating along "
+                                   "a ring (one species only)")
     budget: BudgetConfig = Field(default=BudgetConfig(), description="limits on evaluations, wall time and "
                                  "expert tokens; may be raised on --resume")
 
@@ -371,6 +382,9 @@ def resolve(cfg: RunConfig, *, where: str = "config") -> Resolved:
             field = "objectives" if cfg.objectives is not None else "constraints"
             raise EvolveError(f"{where}: {field}: in a run with a list of species, give each species its own "
                               f"(species[k].{field})")
+    if cfg.islands.count > 1 and several:
+        raise EvolveError(f"{where}: islands.count: islands evolve a run of one species; this run lists "
+                          f"{len(cfg.species_list)}")
     parts = []
     seen: dict[str, int] = {}
     for k, sc in enumerate(cfg.species_list):
@@ -405,13 +419,20 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
                           f"evaluation is cheap and pure (numeric); species {species.name} needs evaluator "
                           "actors: set it to 1 or more, or leave it out")
 
+    population = sc.population or cfg.population
+    if cfg.islands.count > 1 and population is not None and cfg.islands.migrants > population.size:
+        raise EvolveError(f"{where}: islands.migrants: must be <= population.size ({cfg.islands.migrants} > "
+                          f"{population.size}): an island holds {population.size}")
+    if cfg.islands.count > 1 and evaluation.replicates > 1:
+        ev_at = f"{at}.evaluation" if sc.evaluation is not None else "evaluation"
+        raise EvolveError(f"{where}: {ev_at}.replicates: re-evaluation and islands do not go together yet; "
+                          "set one of them to 1 (islands.count or replicates)")
     if evaluation.min_samples > evaluation.replicates:
         ev_at = f"{at}.evaluation" if sc.evaluation is not None else "evaluation"
         raise EvolveError(f"{where}: {ev_at}.min_samples: must be <= {ev_at}.replicates "
                           f"({evaluation.min_samples} > {evaluation.replicates}): no individual would get that many "
                           "samples")
 
-    population = sc.population or cfg.population
     if population is None:
         raise EvolveError(f"{where}: population: is required" + (
             f" (or give {at} its own population)" if several else ""))

@@ -37,6 +37,7 @@ from evolve.config import ENDPOINTS, Resolved, SpeciesPart
 from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
 from evolve.held_out import TRAIN, VALIDATION, summarise, task_dict, task_row
+from evolve.islands import due, island_prefix, migrate, overall
 from evolve.pools import Pool, evaluate_together
 from evolve.replicates import MEMBER, aggregate, natural, replicate_id, replicate_seed, spread, standing
 from evolve.runs import versions
@@ -47,6 +48,9 @@ from evolve.store import (
     GenerationRow,
     HeldOutRow,
     IndividualRow,
+    IslandFrontRow,
+    IslandRow,
+    MigrationRow,
     ProposalRow,
     ReplicateRow,
     SavedState,
@@ -136,15 +140,22 @@ class SummarisedContext(Protocol):
 
 @dataclass
 class Lane:
-    """One species of the run: its settings and where its individual ids start."""
+    """One population of the run: a species (or one island of it), its settings and where
+    its individual ids start."""
 
     part: SpeciesPart
-    index: int  # in config order
-    prefix: str  # of its individual ids: "" in a run of one species, else "<species>-"
+    index: int  # of the species, in config order
+    prefix: str  # of its individual ids: "" in a run of one species, else "<species>-"; islands: "i<k>-"
+    island: int | None = None  # with islands.count > 1
+
+    @property
+    def species(self) -> str:
+        return self.part.name
 
     @property
     def key(self) -> str:
-        return self.part.name
+        """Its state's name: the species, or `species@island`."""
+        return self.part.name if self.island is None else f"{self.part.name}@{self.island}"
 
 
 @dataclass
@@ -175,7 +186,12 @@ class Engine:
                  observer: Observer | None = None, cadence: Cadence | None = None) -> None:
         self.cfg = resolved.config
         prefix = "{}-" if self.cfg.several else ""
-        self.lanes = [Lane(part, k, prefix.format(part.name)) for k, part in enumerate(resolved.parts)]
+        islands = self.cfg.islands.count
+        self.lanes = ([Lane(part, k, prefix.format(part.name)) for k, part in enumerate(resolved.parts)]
+                      if islands == 1 else
+                      [Lane(part, k, prefix.format(part.name) + island_prefix(j), j)
+                       for k, part in enumerate(resolved.parts) for j in range(islands)])
+        self.species = list(dict.fromkeys(lane.species for lane in self.lanes))
         self.run_id = run_id
         self.run_dir = run_dir
         self.store = store
@@ -206,10 +222,11 @@ class Engine:
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, pools: Sequence[Pool], cluster: ClusterInfo | None = None) -> RunSummary:
-        """Run to the end; `pools` evaluate the species, one each, in config order."""
-        if len(pools) != len(self.lanes):
-            raise EvolveError(f"{len(pools)} pool(s) for {len(self.lanes)} species")
-        self.pools = list(pools)
+        """Run to the end; `pools` evaluate the species, one each, in config order (a
+        species' islands share its pool)."""
+        if len(pools) != len(self.species):
+            raise EvolveError(f"{len(pools)} pool(s) for {len(self.species)} species")
+        self.pools = [pools[lane.index] for lane in self.lanes]
         # what earlier sessions stored of the search's task samples: replay learns from them
         # again, and their results may serve a duplicate
         self._train_tasks = self.store.task_results(self.run_id, TRAIN)
@@ -226,7 +243,7 @@ class Engine:
         self._staged_until = -1 if last_staged is None else last_staged
         kind = "run_resumed" if start > 0 or last_staged is not None else "run_started"
         workers = " + ".join(("evaluation in the driver" if p.size == 0 else f"{p.size} {p.role} actor(s)")
-                             + f" ({lane.key})" for lane, p in zip(self.lanes, pools))
+                             + f" ({name})" for name, p in zip(self.species, pools))
         self._event(kind, f"{kind.replace('_', ' ')} at generation {start} with {workers}", generation=start)
         self.store.set_status(self.run_id, "running")
         self.observer.started(self.run_id, start, self.cfg.generations, sum(p.size for p in pools), cluster)
@@ -257,9 +274,9 @@ class Engine:
             self._event("run_finished", f"run {status} after {self.generation} generation(s)",
                         generation=self.generation - 1)
             self._write_status("finished", force=True)
-        hvs = {lane.key: [r[0] for r in self.store.query(
+        hvs = {name: [r[0] for r in self.store.query(
             "SELECT hypervolume FROM generations WHERE run_id = ? AND species = ? ORDER BY generation",
-            [self.run_id, lane.key])] for lane in self.lanes}
+            [self.run_id, name])] for name in self.species}
         return RunSummary(self.run_id, self.run_dir, status, self.generation, hvs, dict(self.timings), stopped_by)
 
     def _generation(self) -> bool:
@@ -274,6 +291,7 @@ class Engine:
                                        "stopping", generation=g)
                 return False
         batches = [b for b in asked if b is not None]
+        _number_proposals(batches)
         with self._timed("evaluate"):
             results, reused, duplicates = self._evaluate(g, batches)
         with self._timed("tell"):
@@ -282,6 +300,8 @@ class Engine:
             replicated = self._reevaluate(g, batches, records)
         with self._timed("validate"):
             self._validate(g, batches, records)
+        if len(records) > len(self.species):  # islands: one record per species, the islands within
+            records = self._islands(g, batches, records)
         self.state.generation = g + 1
         stop = self._count_spend(g, batches, results, duplicates, replicated, records, time.monotonic() - t0)
         self._commit_generation(records, last=g + 1 >= self.cfg.generations or stop)
@@ -322,7 +342,7 @@ class Engine:
             c.id = lane.prefix + individual_id(self.generation, k)
             c.seed = seed
         asked = {c.hash for c in cands}
-        proposals = [ProposalRow(self.generation, lane.key, k, p.parent, p.task_id, p.backend, p.prompt[:4000],
+        proposals = [ProposalRow(self.generation, lane.species, k, p.parent, p.task_id, p.backend, p.prompt[:4000],
                                  p.answer[:4000], p.seconds, p.tokens,
                                  json.dumps(p.row.to_list()) if p.row is not None else None, p.reason, p.child,
                                  p.child in asked, json.dumps(list(p.graph)) if p.graph is not None else None, p.edit)
@@ -460,11 +480,11 @@ class Engine:
                                           if results[c.id][0].status == "ok"))
         why = genstats.failures((results[c.id][0].status, results[c.id][0].error) for c in b.cands)
         return GenerationRecord(
-            GenerationRow(g, lane.key, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
+            GenerationRow(g, lane.species, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
                           sum(f.rank == 0 for f in front_rows), time.monotonic() - t0, n_dup,
                           json.dumps(b.variation, sort_keys=True),
                           genstats.encode(stats), points, genstats.encode(why)),
-            individuals=[IndividualRow(c.id, lane.key, g, c.hash, c.canonical or species.canonical_json(c.genome),
+            individuals=[IndividualRow(c.id, lane.species, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
             fronts=front_rows,
@@ -482,6 +502,61 @@ class Engine:
         hv = hypervolume(pop.get("F").astype(float), pop.get("CV")[:, 0].astype(float), lane.part.ref_point)
         return [FrontRow(g, ind.X[0].id, int(r), None if np.isnan(cd) else float(cd))
                 for ind, r, cd in zip(pop, rank, crowding)], hv, genstats.distinct_points(pop.get("F")[rank == 0])
+
+    # --- islands -----------------------------------------------------------------------------------
+    def _islands(self, g: int, batches: list[Asked], records: list[GenerationRecord]) -> list[GenerationRecord]:
+        """One record per species from its islands' (individuals, evaluations and the rest
+        together; fronts and hypervolume over the union; each island's own ranks and the
+        island every newcomer was born on), then the migration when it is due."""
+        from evolve import genstats
+        from evolve.selection import hypervolume
+
+        merged = []
+        for name in self.species:
+            mine = [(b, rec) for b, rec in zip(batches, records) if b.lane.species == name]
+            lane = mine[0][0].lane
+            pops = [self.state.species[b.lane.key].algorithm.pop for b, _ in mine]
+            ids, F, CV, rank, crowding = overall(pops)
+            hv = hypervolume(F, CV, lane.part.ref_point)
+            rows = [rec.row for _, rec in mine]
+            evaluations = [e for _, r in mine for e in r.evaluations]
+            stats = genstats.objective_stats([o.metric for o in lane.part.objectives],
+                                             (e.objectives for e in evaluations if e.status == "ok"))
+            variation: dict[str, int] = {}
+            for b, _ in mine:
+                for key, n in b.variation.items():
+                    variation[key] = variation.get(key, 0) + n
+            rec = GenerationRecord(
+                GenerationRow(g, name, hv, sum(r.evaluations for r in rows), sum(r.failed for r in rows),
+                              sum(r.reused for r in rows), len(ids), int(np.sum(rank == 0)),
+                              max(r.wall_seconds for r in rows), sum(r.duplicates for r in rows),
+                              json.dumps(variation, sort_keys=True), genstats.encode(stats),
+                              genstats.distinct_points(F[rank == 0]),
+                              genstats.encode(genstats.failures((e.status, e.error) for e in evaluations))),
+                individuals=[i for _, r in mine for i in r.individuals],
+                evaluations=evaluations,
+                fronts=[FrontRow(g, i, int(r), None if np.isnan(cd) else float(cd))
+                        for i, r, cd in zip(ids, rank, crowding)],
+                tasks=[t for _, r in mine for t in r.tasks], held_out=[h for _, r in mine for h in r.held_out],
+                proposals=[p for _, r in mine for p in r.proposals],
+                islands=[IslandRow(c.id, b.lane.island or 0) for b, _ in mine for c in b.cands],
+                island_fronts=[IslandFrontRow(g, b.lane.island or 0, f.individual_id, f.rank, f.crowding)
+                               for b, r in mine for f in r.fronts])
+            merged.append(rec)
+        if due(g, self.cfg.islands.interval, self.cfg.generations):
+            moved = self._migrate()
+            merged[0].migrations.extend(MigrationRow(g, i, src, dst) for i, src, dst in moved)
+            self._event("migrated", f"{len(moved)} individual(s) moved along the ring of "
+                                    f"{self.cfg.islands.count} islands", generation=g)
+        return merged
+
+    def _migrate(self) -> list[tuple[str, int, int]]:
+        """Every species' islands send their best along the ring (`evolve.islands.migrate`)."""
+        moved = []
+        for name in self.species:
+            algorithms = [self.state.species[lane.key].algorithm for lane in self.lanes if lane.species == name]
+            moved.extend(migrate(algorithms, self.cfg.islands.migrants))
+        return moved
 
     # --- re-evaluate -----------------------------------------------------------------------------
     def _reevaluate(self, g: int, batches: list[Asked], records: list[GenerationRecord]) -> list[Evaluated]:
@@ -648,7 +723,7 @@ class Engine:
                ORDER BY e.generation, e.individual_id""", [self.run_id, list(REUSABLE)])
         if not rows:
             return out
-        lanes = {lane.key: lane for lane in self.lanes}
+        lanes = {lane.species: lane for lane in self.lanes}
         contexts: dict[tuple[str, int], str | None] = {}
         for species, g, hash_, ind, status, metrics, error, wall, node, attempts, isolation, traj, art, size in rows:
             lane = lanes.get(species)
@@ -731,14 +806,16 @@ class Engine:
 
         cfg, states = self.cfg, {}
         for lane in self.lanes:
-            part, k = lane.part, lane.index
+            part, k, j = lane.part, lane.index, lane.island or 0
             seed = cfg.seed if k == 0 else int(np.random.SeedSequence([cfg.seed, k]).generate_state(1)[0])
+            if j:  # island j > 0: its own seeds, drawn from the run's
+                seed = int(np.random.SeedSequence([cfg.seed, k, 0x15, j]).generate_state(1)[0])
             algorithm = make_algorithm(
                 part.algorithm.name, part.species, pop_size=part.population.size,
                 n_offsprings=part.population.offspring, n_obj=len(part.objectives),
                 n_ieq_constr=1 + len(part.constraints), generations=cfg.generations,
                 seed=seed, partitions=part.algorithm.partitions, guarded=part.evaluation.replicates > 1)
-            entropy = [cfg.seed, 0x5EED] + ([k] if k else [])
+            entropy = [cfg.seed, 0x5EED] + ([k] if k else []) + ([0x15, j] if j else [])
             states[lane.key] = SpeciesState(algorithm, np.random.default_rng(np.random.SeedSequence(entropy)))
         return EngineState(0, states)
 
@@ -782,7 +859,7 @@ class Engine:
         checkpoint: each learns again from the generations before `until`, as the run did."""
         if not self._train_tasks:
             return  # nothing to learn from (no species with tasks)
-        parts = {lane.key: lane.part.species for lane in self.lanes}
+        parts = {lane.species: lane.part.species for lane in self.lanes}
         for ind, species, genome in self.store.query(
                 """SELECT individual_id, species, genome FROM individuals WHERE run_id = ? AND generation < ?
                    ORDER BY generation, individual_id""", [self.run_id, until]):
@@ -799,8 +876,8 @@ class Engine:
             rows = self.store.query(
                 """SELECT i.individual_id, i.hash, i.seed, e.status, e.metrics
                    FROM individuals i JOIN evaluations e USING (run_id, individual_id)
-                   WHERE i.run_id = ? AND i.generation = ? AND i.species = ? ORDER BY i.individual_id""",
-                [self.run_id, g, lane.key])
+                   WHERE i.run_id = ? AND i.generation = ? AND i.species = ? AND starts_with(i.individual_id, ?)
+                   ORDER BY i.individual_id""", [self.run_id, g, lane.species, lane.prefix])
             mine = [(c.id, c.hash, c.seed) for c in cands]
             stored = [(r[0], r[1], int(r[2])) for r in rows]
             if batch is None or mine != stored:
@@ -818,8 +895,10 @@ class Engine:
                     """SELECT r.individual_id, r.status, r.metrics FROM replicates r
                        JOIN individuals i USING (run_id, individual_id)
                        WHERE r.run_id = ? AND r.generation = ? AND i.species = ?
-                       ORDER BY r.individual_id, r.replicate""", [self.run_id, g, lane.key])])
+                       ORDER BY r.individual_id, r.replicate""", [self.run_id, g, lane.species])])
                 self._members[lane.key] = self._stored_members(g).get(lane.key, set())
+        if self.cfg.islands.count > 1 and due(g, self.cfg.islands.interval, self.cfg.generations):
+            self._migrate()  # as the live run did after this generation
         self.state.generation = g + 1
 
     # --- events, status, timings ----------------------------------------------------------------
@@ -840,7 +919,7 @@ class Engine:
         self.cadence.status_written()
         data: dict[str, object] = {
             "run_id": self.run_id, "pid": os.getpid(), "state": state, "generation": self.generation,
-            "generations": self.cfg.generations, "species": ",".join(lane.key for lane in self.lanes),
+            "generations": self.cfg.generations, "species": ",".join(self.species),
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), **self._live,
             "spend": self.spent.figures(), "budget": self.limits}
         if hv is not None:
@@ -865,6 +944,15 @@ def _evaluation_row(g: int, r: Evaluated, s: Scored) -> EvaluationRow:
     return EvaluationRow(r.individual_id, g, r.status, s.values, metrics_json(r.metrics), s.G[1:].tolist(), cv,
                          cv <= 0, s.note, r.wall_seconds, r.node, r.trajectory, r.error, r.attempts,
                          r.result_bytes, r.artifact, r.isolation, r.reused_from)
+
+
+def _number_proposals(batches: Sequence[Asked]) -> None:
+    """Proposals are numbered per species and generation: a species' islands share the numbers."""
+    seq: dict[str, int] = {}
+    for b in batches:
+        for p in b.proposals:
+            p.seq = seq.get(p.species, 0)
+            seq[p.species] = p.seq + 1
 
 
 def _context_key(context: object) -> str | None:
@@ -909,11 +997,11 @@ def run_evolution(resolved: Resolved, run_id: str, run_dir: Path, *, address: st
                      DriverPool(part.species, run_id=run_id, timeout=part.evaluation.timeout)
                      for part in resolved.parts]
             try:
-                for lane, pool in zip(engine.lanes, pools):
+                for name, pool in zip(engine.species, pools):
                     pool.wait_ready()
-                    engine._event("actors_placed", f"{lane.key}: evaluated in the driver (evaluation.actors: 0)"
+                    engine._event("actors_placed", f"{name}: evaluated in the driver (evaluation.actors: 0)"
                                   if pool.size == 0 else
-                                  f"{lane.key}: {pool.size} {pool.role} actor(s) on {placement(pool.actor_options)}")
+                                  f"{name}: {pool.size} {pool.role} actor(s) on {placement(pool.actor_options)}")
                 return engine.run(pools, cluster)
             finally:
                 for pool in pools:

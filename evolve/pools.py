@@ -81,9 +81,12 @@ def evaluate_together(work: Sequence[tuple[Pool, Sequence[EvalItem]]]) -> Iterat
     Actors get their work on `submit`, so a `DriverPool` evaluates (on its first `poll`)
     while they are busy with it.
     """
+    merged: dict[int, tuple[Pool, list[EvalItem]]] = {}  # a pool listed twice (a species' islands) works once
     for pool, items in work:
+        merged.setdefault(id(pool), (pool, []))[1].extend(items)
+    for pool, items in merged.values():
         pool.submit(items)
-    pools = [pool for pool, _ in work]
+    pools = [pool for pool, _ in merged.values()]
     while not all(pool.idle() for pool in pools):
         waits = [pool.waiting_on() for pool in pools]
         # Wait only when every busy pool is waiting on Ray: a pool with nothing to wait on

@@ -117,11 +117,25 @@ MAY_CHANGE = ("budget",)
 def check_same_config(stored: Mapping[str, object], current: Mapping[str, object], run_id: str) -> None:
     """A resumed run must use the config it started with, but for its budget (raised to go
     on after a budget stopped it); name the first difference."""
+    stored = _with_defaults(stored)
     diff = _first_difference({k: v for k, v in stored.items() if k not in MAY_CHANGE},
                              {k: v for k, v in current.items() if k not in MAY_CHANGE}, "")
     if diff:
         raise EvolveError(f"the config differs from the one run {run_id} started with ({diff}); "
                           "resume with the original config")
+
+
+def _with_defaults(stored: Mapping[str, object]) -> Mapping[str, object]:
+    """The stored config with the defaults of settings added since it was written (a run
+    from before them resumes as it ran); as stored when it no longer reads."""
+    from pydantic import ValidationError
+
+    from evolve.config import RunConfig
+
+    try:
+        return RunConfig.model_validate(dict(stored)).to_json_data()
+    except ValidationError:
+        return stored
 
 
 def _first_difference(a: object, b: object, path: str) -> str | None:

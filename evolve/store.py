@@ -225,6 +225,29 @@ CREATE TABLE IF NOT EXISTS standing (
     spread        DOUBLE[] NOT NULL,        -- standard deviation over the samples (inf: one failed)
     PRIMARY KEY (run_id, generation, individual_id)
 );
+CREATE TABLE IF NOT EXISTS islands (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    island        INTEGER NOT NULL,         -- where it was born (islands.count > 1; evolve.islands)
+    PRIMARY KEY (run_id, individual_id)
+);
+CREATE TABLE IF NOT EXISTS island_fronts (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,
+    island        INTEGER NOT NULL,
+    individual_id VARCHAR NOT NULL,         -- a member of the island's surviving population
+    rank          INTEGER NOT NULL,         -- within the island (fronts: over every island)
+    crowding      DOUBLE,
+    PRIMARY KEY (run_id, generation, island, individual_id)
+);
+CREATE TABLE IF NOT EXISTS migrations (
+    run_id        VARCHAR NOT NULL,
+    generation    INTEGER NOT NULL,         -- after which it moved
+    individual_id VARCHAR NOT NULL,
+    from_island   INTEGER NOT NULL,
+    to_island     INTEGER NOT NULL,         -- from_island + 1 along the ring
+    PRIMARY KEY (run_id, generation, individual_id, to_island)
+);
 CREATE TABLE IF NOT EXISTS spend (
     run_id        VARCHAR NOT NULL,
     generation    INTEGER NOT NULL,         -- the run's spend once this generation was done
@@ -454,6 +477,29 @@ class StandingRow:
 
 
 @dataclass(slots=True)
+class IslandRow:
+    individual_id: str
+    island: int
+
+
+@dataclass(slots=True)
+class IslandFrontRow:
+    generation: int
+    island: int
+    individual_id: str
+    rank: int
+    crowding: float | None
+
+
+@dataclass(slots=True)
+class MigrationRow:
+    generation: int
+    individual_id: str
+    from_island: int
+    to_island: int
+
+
+@dataclass(slots=True)
 class SpendRow:
     generation: int
     evaluations: int
@@ -501,6 +547,9 @@ class GenerationRecord:
     spend: list[SpendRow] = field(default_factory=list)  # the run's spend after the generation (first species')
     replicates: list[ReplicateRow] = field(default_factory=list)  # front members evaluated again
     standing: list[StandingRow] = field(default_factory=list)  # the reported front under the guardrail
+    islands: list[IslandRow] = field(default_factory=list)  # the island each newcomer was born on
+    island_fronts: list[IslandFrontRow] = field(default_factory=list)  # each island's survivors, own ranks
+    migrations: list[MigrationRow] = field(default_factory=list)  # along the ring after the generation
 
 
 class Store:
@@ -697,6 +746,9 @@ class Store:
             self._insert("spend", [r for rec in recs for r in rec.spend], constants)
             self._insert("replicates", [r for rec in recs for r in rec.replicates], constants)
             self._insert("standing", [r for rec in recs for r in rec.standing], constants)
+            self._insert("islands", [r for rec in recs for r in rec.islands], constants)
+            self._insert("island_fronts", [r for rec in recs for r in rec.island_fronts], constants)
+            self._insert("migrations", [r for rec in recs for r in rec.migrations], constants)
             self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",

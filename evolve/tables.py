@@ -231,6 +231,15 @@ def status_table(store: Store) -> Table:
     for sp, members, pending in standing:
         table.add_row(f"{sp}: reported front" if len(parts) > 1 else "reported front",
                       f"{members} member(s), {pending} pending (re-evaluated: objectives are means of samples)")
+    islands = run["config"].get("islands") or {}
+    if islands.get("count", 1) > 1:
+        per_island = store.query("""SELECT island, count(*) FILTER (WHERE rank = 0) FROM island_fronts
+                                    WHERE run_id = ? AND generation = (SELECT max(generation) FROM island_fronts)
+                                    GROUP BY 1 ORDER BY 1""", [rid])
+        table.add_row("islands", f"{islands['count']}, migrating {islands['migrants']} every {islands['interval']} "
+                                 "generation(s) along a ring; fronts: "
+                      + ", ".join(f"i{k} {n}" for k, n in per_island)
+                      + (f" (overall {last[0][2]})" if last else ""))
     table.add_row("engine time", f"{wall:.1f}s")
     table.add_row("spend", spent)
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? "
