@@ -47,7 +47,7 @@ def test_a_budget_stops_the_run_and_a_raised_one_resumes_it(tmp_path: Path,
 
     out = tmp_path / "runs"
     small = write_config(tmp_path / "small.yaml", _config(evaluations=20))
-    assert main(["run", str(small), "--out", str(out), "--run-id", "b", "--quiet"]) == 0
+    assert main(["run", str(small), "--runs", str(out), "--run-id", "b", "--quiet"]) == 0
     err = _said(capsys.readouterr().err)
     # 8 + 8 < 20 <= 24: the third generation reaches it, and is committed whole
     assert "run b stopped: 3 generation(s) (budget evaluations 24 of 20 reached; raise it and --resume b)" in err
@@ -75,13 +75,13 @@ def test_a_budget_stops_the_run_and_a_raised_one_resumes_it(tmp_path: Path,
         holder.wait(timeout=10)
 
     # the same budget again: nothing more is spent; a raised one goes on to its own limit
-    assert main(["run", str(small), "--out", str(out), "--resume", "b", "--quiet"]) == 0
+    assert main(["run", str(small), "--runs", str(out), "--resume", "b", "--quiet"]) == 0
     assert "run b stopped: 3 generation(s)" in _said(capsys.readouterr().err)
     raised = write_config(tmp_path / "raised.yaml", _config(evaluations=40, wall_seconds=3600))
-    assert main(["run", str(raised), "--out", str(out), "--resume", "b", "--quiet"]) == 0
+    assert main(["run", str(raised), "--runs", str(out), "--resume", "b", "--quiet"]) == 0
     assert "budget evaluations 40 of 40 reached" in _said(capsys.readouterr().err)
     unlimited = write_config(tmp_path / "unlimited.yaml", _config())
-    assert main(["run", str(unlimited), "--out", str(out), "--resume", "b", "--quiet"]) == 0
+    assert main(["run", str(unlimited), "--runs", str(out), "--resume", "b", "--quiet"]) == 0
     assert "run b finished: 6 generation(s)" in _said(capsys.readouterr().err)
     with Store.open(out / "b", read_only=True) as store:
         assert store.run()["status"] == "finished"
@@ -90,7 +90,7 @@ def test_a_budget_stops_the_run_and_a_raised_one_resumes_it(tmp_path: Path,
         assert len(kinds) == 3
 
     # a straight run without a budget is the same run
-    assert main(["run", str(unlimited), "--out", str(out), "--run-id", "straight", "--quiet"]) == 0
+    assert main(["run", str(unlimited), "--runs", str(out), "--run-id", "straight", "--quiet"]) == 0
     assert _rows(out / "b") == _rows(out / "straight")
 
 
@@ -104,6 +104,6 @@ def test_a_budget_stops_the_run_and_a_raised_one_resumes_it(tmp_path: Path,
 def test_a_budget_of_nothing_is_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          budget: dict[str, object], line: str) -> None:
     config = write_config(tmp_path / "bad.yaml", _config(**budget))
-    assert main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    assert main(["run", str(config), "--runs", str(tmp_path / "runs"), "--quiet"]) == 2
     assert capsys.readouterr().err == f"evolve: error: {config}: {line}\n"
     assert not (tmp_path / "runs").exists()
