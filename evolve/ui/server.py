@@ -84,7 +84,7 @@ def make_app(dirs: RunDirs) -> Starlette:
         try:
             views.lineage(dirs.get(name), ind, depth=0)  # one indexed lookup: does it exist?
         except NotFound as exc:
-            return _not_found(str(exc) if "individual" in str(exc) else f"no run {name!r} here")
+            return _not_found(str(exc))
         except Busy:
             pass  # the page itself retries until the store can be read
         return HTMLResponse(_shell("individual", f"{name} {ind}", {"run": name, "ind": ind}))

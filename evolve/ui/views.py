@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,8 @@ def run_summary(name: str, run_dir: Path) -> dict[str, Any]:
                              [rid, rid])
     except Busy as exc:
         return {"name": name, "live": True, "note": str(exc), **_snapshot(run_dir)}
+    except EvolveError as exc:  # one unreadable store does not hide the others
+        return {"name": name, "live": False, "status": "unreadable", "note": str(exc)}
     return jsonable({"name": name, "live": False, "run_id": rid, "status": info["status"],
                      "species": info["species"], "generations": done, "planned": info["generations"],
                      "evaluations": evals, "failed": failed, "best_validation": best,
@@ -145,9 +147,10 @@ def _snapshot(run_dir: Path) -> dict[str, Any]:
 def _when(text: object) -> object:
     """A snapshot's ISO time (UTC, with its offset) as the store writes times: naive UTC."""
     try:
-        return datetime.fromisoformat(str(text)).replace(tzinfo=None)
+        when = datetime.fromisoformat(str(text))
     except ValueError:
         return text
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 # --- a run ----------------------------------------------------------------------------------------

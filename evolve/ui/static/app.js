@@ -42,6 +42,12 @@
     if (Number.isInteger(v)) return String(v);
     return Number(v.toPrecision(digits || 4)).toString();
   }
+  // an axis tick: short enough for the margin (2e7, 1.25e5 rather than 20000000, 125000)
+  function tick(v) {
+    const a = Math.abs(v);
+    if (a >= 1e5 || (a > 0 && a < 1e-3)) return Number(v.toPrecision(3)).toExponential().replace("e+", "e");
+    return fmt(v);
+  }
   function runUrl(run) { return "/run/" + encodeURIComponent(run); }
   function indUrl(run, ind) { return runUrl(run) + "/individual/" + encodeURIComponent(ind); }
   function api(path) { return "/api" + path; }
@@ -122,11 +128,11 @@
     const xt = (opts && opts.integerX) ? niceTicks(xdom[0], xdom[1], 8).filter(Number.isInteger) : niceTicks(xdom[0], xdom[1], 7);
     for (const t of xt) {
       svg.append(s("line", { x1: x(t), x2: x(t), y1: m.t, y2: m.t + ph, class: "grid" }));
-      svg.append(s("text", { x: x(t), y: m.t + ph + 16, class: "tick", "text-anchor": "middle" }, fmt(t)));
+      svg.append(s("text", { x: x(t), y: m.t + ph + 16, class: "tick", "text-anchor": "middle" }, tick(t)));
     }
     for (const t of niceTicks(ydom[0], ydom[1], 6)) {
       svg.append(s("line", { x1: m.l, x2: m.l + pw, y1: y(t), y2: y(t), class: "grid" }));
-      svg.append(s("text", { x: m.l - 6, y: y(t) + 4, class: "tick", "text-anchor": "end" }, fmt(t)));
+      svg.append(s("text", { x: m.l - 6, y: y(t) + 4, class: "tick", "text-anchor": "end" }, tick(t)));
     }
     svg.append(s("text", { x: m.l + pw / 2, y: height - 8, class: "axis-label", "text-anchor": "middle" }, xlabel));
     svg.append(s("text", { x: 14, y: m.t + ph / 2, class: "axis-label", "text-anchor": "middle",
@@ -168,7 +174,7 @@
       const data = await getJSON(api("/runs"));
       const rows = data.runs.map((r) => [
         h("a", { href: runUrl(r.name) }, r.name),
-        h("span", {}, statusBadge(r.status || "?"), r.live ? h("span", { class: "muted" }, " (driver snapshot)") : null),
+        h("span", { title: r.note || "" }, statusBadge(r.status || "?"), r.live ? h("span", { class: "muted" }, " (driver snapshot)") : null),
         r.species || "–",
         `${fmt(r.generations)} / ${fmt(r.planned)}`,
         r.evaluations === undefined ? "–" : `${r.evaluations}` + (r.failed ? ` (${r.failed} failed)` : ""),
