@@ -72,14 +72,19 @@ def test_evaluations_run_on_both_nodes(two_nodes: str, tmp_path: Path) -> None:
     assert "requires token authentication but RAY_AUTH_MODE=disabled" in off
 
 
-def test_no_cluster_at_the_address_is_one_line(tmp_path: Path) -> None:
+def test_no_cluster_at_the_address_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evolve.cli import main
+
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    closed, dashboard = _refused(_config(tmp_path / "c.yaml"), tmp_path, (f"127.0.0.1:{port}", cli_env()),
-                                 ("http://127.0.0.1:8265", cli_env()))
-    assert f"no Ray cluster at 127.0.0.1:{port}: nothing listens on" in closed
-    assert "is a Ray dashboard address (what `ray job submit` takes)" in dashboard
+    config, runs = _config(tmp_path / "c.yaml"), tmp_path / "runs"
+    for address, says in ((f"127.0.0.1:{port}", f"no Ray cluster at 127.0.0.1:{port}: nothing listens on"),
+                          ("http://127.0.0.1:8265", "is a Ray dashboard address (what `ray job submit` takes)")):
+        assert main(["run", str(config), "--runs", str(runs), "--address", address, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("evolve: error: ") and says in err, err
+        assert not runs.exists()  # checked before anything was created: no run to list as running
 
 
 def test_a_run_that_never_started_is_stored_failed(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 def test_read_commands_answer_while_the_run_writes(tmp_path: Path) -> None:
     gate, runs = tmp_path / "gate", tmp_path / "runs"
+    rid = "live-" + "a-run-id-longer-than-a-status-column-would-fit" * 2  # printed whole, never cut
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({
         "name": "live", "seed": 3, "generations": 3,
@@ -30,21 +31,21 @@ def test_read_commands_answer_while_the_run_writes(tmp_path: Path) -> None:
         "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
         "evaluation": {"timeout": 30, "actors": 0}}))
     run = subprocess.Popen([sys.executable, "-m", "evolve.cli", "run", str(config), "--runs", str(runs),
-                            "--run-id", "live", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            "--run-id", rid, "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and run.poll() is None:  # until generation 0 is published
-            if _published(runs / "live") == 0:
+            if _published(runs / rid) == 0:
                 break
             time.sleep(0.1)
         else:
             raise AssertionError(f"generation 0 was never published: {run.poll()=}")
 
         status, fronts, sql, listing = _together(
-            ["status", "--runs", str(runs), "live"],
-            ["fronts", "--runs", str(runs), "live", "--format", "csv"],
-            ["sql", str(runs / "live"), "SELECT max(generation) AS g, count(*) AS n FROM evaluations"],
+            ["status", "--runs", str(runs), rid],
+            ["fronts", "--runs", str(runs), rid, "--format", "csv"],
+            ["sql", str(runs / rid), "SELECT max(generation) AS g, count(*) AS n FROM evaluations"],
             ["status", "--out", str(runs)])  # the old spelling of --runs still works
         assert run.poll() is None, "the run ended while it was being read"  # held at the gate all along
     finally:
@@ -60,11 +61,11 @@ def test_read_commands_answer_while_the_run_writes(tmp_path: Path) -> None:
     assert {line.split(",")[2] for line in fronts.stdout.splitlines()[1:]} == {"0"}
     assert sql.stderr.startswith("live: generation 0")
     assert re.search(r"│\s+0\s+│\s+6\s+│", sql.stdout), sql.stdout  # DuckDB's table: generation 0, 6 rows
-    assert "running (live, PID" in listing.stdout
+    assert "running (live, PID" in listing.stdout and rid in listing.stdout and f"run {rid}" in status.stdout
 
     # finished: the store itself is read again, and the copy is gone
-    assert not (runs / "live" / READ_COPY).exists()
-    with Store.open(runs / "live", read_only=True) as store:
+    assert not (runs / rid / READ_COPY).exists()
+    with Store.open(runs / rid, read_only=True) as store:
         assert not store.live and store.run()["status"] == "finished"
 
 
