@@ -560,7 +560,6 @@ class Store:
         self.path = path  # the file open: STORE_FILE, or READ_COPY when `live`
         self.read_only = read_only
         self.live = live  # reading the copy a running writer published: its last committed state
-        self._published = False
         self._source: int | None = None  # the store file, read by `publish`
 
     # --- opening ------------------------------------------------------------------------
@@ -631,8 +630,6 @@ class Store:
             os.replace(tmp, copy)
         except OSError:  # readers keep the last copy; the run itself goes on
             tmp.unlink(missing_ok=True)
-            return
-        self._published = True
 
     def live_note(self) -> str | None:
         """One line for a reader of a live run: which generation it shows, from when."""
@@ -645,11 +642,13 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        publishing = self._source is not None
         if self._source is not None:  # after DuckDB's: its lock went with its own descriptor
             os.close(self._source)
             self._source = None
-        if self._published:  # readers open the store itself from now on
-            (self.path.parent / READ_COPY).unlink(missing_ok=True)
+        if publishing:  # readers open the store itself from now on
+            for name in (READ_COPY, READ_COPY + ".tmp"):  # (.tmp: a copy cut short by an interrupt)
+                (self.path.parent / name).unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         return self

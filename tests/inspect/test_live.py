@@ -3,6 +3,7 @@
 driver published after generation 0 — then finishes, and the copy is gone."""
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evolve.cli import main
 from evolve.errors import EvolveError
 from evolve.store import READ_COPY, Store
 from tests.inspect.conftest import ROOT
@@ -19,7 +21,8 @@ from tests.inspect.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_read_commands_answer_while_the_run_writes(tmp_path: Path) -> None:
+def test_read_commands_answer_while_the_run_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     gate, runs = tmp_path / "gate", tmp_path / "runs"
     rid = "live-" + "a-run-id-longer-than-a-status-column-would-fit" * 2  # printed whole, never cut
     config = tmp_path / "live.yaml"
@@ -67,6 +70,15 @@ def test_read_commands_answer_while_the_run_writes(tmp_path: Path) -> None:
     assert not (runs / rid / READ_COPY).exists()
     with Store.open(runs / rid, read_only=True) as store:
         assert not store.live and store.run()["status"] == "finished"
+
+    # `evolve sql RUN` alone: statements from stdin, one over two lines, a bad one said in one
+    # line without stopping the rest; piped input that had a failure exits 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO("SELECT count(*) AS n\nFROM generations;\nSELECT nope;\n"
+                                                  "SELECT status FROM runs;\n"))
+    assert main(["sql", "--runs", str(runs), rid, "--format", "csv"]) == 2
+    out, err = capsys.readouterr()
+    assert out.split() == ["n", "3", "status", "finished"]
+    assert err.count("\n") == 1 and err.startswith("evolve: error: SQL: Binder Error")
 
 
 def _published(run_dir: Path) -> int | None:
