@@ -60,7 +60,8 @@ def status(args: argparse.Namespace) -> int:
             raise EvolveError(f"{root}: no runs directory (start one with `evolve run CONFIG --runs {root}`)")
         table = Table(title=f"runs under {root}", title_justify="left")
         dirs = sorted(p for p in root.iterdir() if (p / STORE_FILE).exists())
-        table.add_column("run", no_wrap=True, min_width=max((len(d.name) for d in dirs), default=3))
+        # a terminal narrower than an id folds it onto a second line, never cuts it
+        table.add_column("run", overflow="fold")
         for col in ("status", "generation", "hypervolume", "updated"):
             table.add_column(col)
         for d in dirs:
