@@ -1,6 +1,6 @@
 """Reading a run while it writes: a real `evolve run` in the background, held in generation 1
-(its species waits for a gate file), answers `status`, `fronts` and `sql` from the copy its
-driver published after generation 0 — then finishes, and the copy is gone."""
+(its species waits for a gate file), answers `status`, `fronts`, `sql` and `export` from the
+copy its driver published after generation 0 — then finishes, and the copy is gone."""
 from __future__ import annotations
 
 import io
@@ -45,24 +45,27 @@ def test_read_commands_answer_while_the_run_writes(tmp_path: Path, monkeypatch: 
         else:
             raise AssertionError(f"generation 0 was never published: {run.poll()=}")
 
-        status, fronts, sql, listing = _together(
+        status, fronts, sql, listing, export = _together(
             ["status", "--runs", str(runs), rid],
             ["fronts", "--runs", str(runs), rid, "--format", "csv"],
             ["sql", str(runs / rid), "SELECT max(generation) AS g, count(*) AS n FROM evaluations"],
-            ["status", "--out", str(runs)])  # the old spelling of --runs still works
+            ["status", "--out", str(runs)],  # the old spelling of --runs still works
+            ["export", "--runs", str(runs), rid, "--parquet", str(tmp_path / "parquet")])
         assert run.poll() is None, "the run ended while it was being read"  # held at the gate all along
     finally:
         gate.touch()
     output, _ = run.communicate(timeout=120)
     assert run.returncode == 0, output
 
-    for got in (status, fronts, sql, listing):
+    for got in (status, fronts, sql, listing, export):
         assert got.returncode == 0, got.stderr
+    for got in (fronts, sql, export):  # each says what it read (report and replay open it the same way)
+        assert got.stderr.startswith("live: generation 0 (the copy its running driver published"), got.stderr
+    assert "evaluations.parquet  (6 rows)" in export.stderr
     assert "live: generation 0 (the copy its running driver published" in status.stdout
     assert "1 of 3 committed" in status.stdout and "now: generation 1 under way" in status.stdout
-    assert fronts.stderr.startswith("live: generation 0") and fronts.stdout.startswith("species,individual_id")
+    assert fronts.stdout.startswith("species,individual_id")
     assert {line.split(",")[2] for line in fronts.stdout.splitlines()[1:]} == {"0"}
-    assert sql.stderr.startswith("live: generation 0")
     assert re.search(r"│\s+0\s+│\s+6\s+│", sql.stdout), sql.stdout  # DuckDB's table: generation 0, 6 rows
     assert "running (live, PID" in listing.stdout and rid in listing.stdout and f"run {rid}" in status.stdout
 
