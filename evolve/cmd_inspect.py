@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_runs_option(p)
     p.add_argument("--generation", type=int, help="that generation's front (default: the latest)")
     p.add_argument("--species", help="only individuals of this species (runs with several species)")
+    p.add_argument("--island", type=int, metavar="K", help="island K's own front (runs with islands)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="table (default), JSON lines, or CSV with one column per objective")
     p.add_argument("--json", action="store_true", help="same as --format json")
@@ -148,7 +149,11 @@ def fronts(args: argparse.Namespace) -> int:
             if last is None or not 0 <= args.generation <= last:
                 raise EvolveError(f"run {run['run_id']} has no generation {args.generation} "
                                   f"(generations: 0..{last if last is not None else '-'})")
-        rows = front_rows(store, args.generation, of=args.species)
+        count = int((run["config"].get("islands") or {}).get("count", 1))
+        if args.island is not None and not 0 <= args.island < count:
+            raise EvolveError(f"run {run['run_id']} has no island {args.island} "
+                              + (f"(islands: 0..{count - 1})" if count > 1 else "(it evolves one population)"))
+        rows = front_rows(store, args.generation, of=args.species, island=args.island)
         names = {p["species"]: [o["metric"] for o in p["objectives"]] for p in store.species()}
         # objective vector -> the first individual there: copies say whose point they share
         first_at: dict[tuple[object, ...], str] = {}
@@ -175,6 +180,6 @@ def fronts(args: argparse.Namespace) -> int:
                 out.writerow([r["species"], r["individual_id"], r["generation"], *[mine.get(c, "") for c in columns],
                               r["crowding"], r["same_as"] or "", r["trajectory"], r["genome"]])
         else:
-            Console().print(front_table(store, args.generation, of=args.species))
+            Console().print(front_table(store, args.generation, of=args.species, island=args.island))
     return 0
 

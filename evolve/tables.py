@@ -42,19 +42,29 @@ def fmt(v: object, digits: int = 4) -> str:
     return str(v)
 
 
-def front_rows(store: Store, generation: int | None = None, *, of: str | None = None) -> list[dict[str, Any]]:
+def front_rows(store: Store, generation: int | None = None, *, of: str | None = None,
+               island: int | None = None) -> list[dict[str, Any]]:
     """The non-dominated feasible individuals of a generation (default: the latest), of one
     species (`of`) or of every species: store rows by column name (values as DuckDB gives them).
 
     A species re-evaluated (`evaluation.replicates` > 1) reports its guarded front instead
     (`standing`: members and pending challengers, objectives the mean of their samples,
-    with `samples`, `spread` and `standing`); the others' rows hold None there."""
-    guarded = guarded_species(store)
-    if generation is None:
+    with `samples`, `spread` and `standing`); the others' rows hold None there. `island`: that
+    island's own front (`island_fronts`, runs with islands) instead of the run's."""
+    guarded = guarded_species(store) if island is None else []
+    if island is not None:
+        sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation,
+                        i.species, NULL::VARCHAR, NULL::INTEGER, NULL::DOUBLE[]
+                 FROM island_fronts f JOIN evaluations e USING (run_id, individual_id)
+                 JOIN individuals i USING (run_id, individual_id)
+                 WHERE f.island = ? AND f.rank = 0 AND e.feasible AND (? IS NULL OR i.species = ?)
+                   AND f.generation = coalesce(?, (SELECT max(generation) FROM island_fronts))"""
+        params: list[object] = [island, of, of, generation]
+    elif generation is None:
         sql = """SELECT individual_id, objectives, crowding, genome, trajectory, node, generation, species,
                         NULL::VARCHAR, NULL::INTEGER, NULL::DOUBLE[]
                  FROM pareto_front WHERE (? IS NULL OR species = ?) AND NOT list_contains(?, species)"""
-        params: list[object] = [of, of, guarded]
+        params = [of, of, guarded]
     else:
         sql = """SELECT f.individual_id, e.objectives, f.crowding, i.genome, e.trajectory, e.node, f.generation,
                         i.species, NULL::VARCHAR, NULL::INTEGER, NULL::DOUBLE[]
@@ -94,7 +104,7 @@ def guarded_species(store: Store) -> list[str]:
 
 
 def front_table(store: Store, generation: int | None = None, *, of: str | None = None,
-                species: Mapping[str, AnySpecies] | None = None) -> RenderableType:
+                species: Mapping[str, AnySpecies] | None = None, island: int | None = None) -> RenderableType:
     """The Pareto front as a table; one table per species for a run of several (or only the
     species `of`). `species` (by name) describe genomes; those not given are rebuilt from
     the run's stored config."""
@@ -104,12 +114,13 @@ def front_table(store: Store, generation: int | None = None, *, of: str | None =
     part = next((p for p in parts if p["species"] == of), parts[0])
     run = store.run()
     describer = (species or {}).get(part["species"]) or species_of(run, part["species"])
-    rows = front_rows(store, generation, of=of)
+    rows = front_rows(store, generation, of=of, island=island)
     if rows:
         gen = rows[0]["generation"]
     else:
         gen = generation if generation is not None else store.last_generation(run["run_id"])
-    who = f"{of} " if of is not None and len(parts) > 1 else ""
+    who = (f"{of} " if of is not None and len(parts) > 1 else "") + (f"island {island} of " if island is not None
+                                                                      else "")
     points = distinct_points(rows)
     title = (f"Pareto front of {who}{run['run_id']} (generation {fmt(gen)}, {len(rows)} individual(s) at "
              f"{len(points)} distinct point(s))")

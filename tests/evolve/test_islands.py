@@ -3,6 +3,7 @@ every individual stored, fronts per island and overall, deterministic for a seed
 killed run resumes (from a checkpoint or replaying from the start) to the straight one."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,17 @@ def test_islands_migrate_along_a_ring_and_resume(tmp_path: Path, capsys: pytest.
     assert main(["status", str(straight)]) == 0
     shown = capsys.readouterr().out
     assert "3, migrating 2 every 2 generation(s) along a ring; fronts: i0" in shown
+    # each island's own front, and the whole run's
+    assert main(["fronts", str(straight), "--island", "1", "--format", "json"]) == 0
+    island = [json.loads(line)["individual_id"] for line in capsys.readouterr().out.splitlines()]
+    with Store.open(straight, read_only=True) as store:
+        assert island == [r[0] for r in store.query("""SELECT individual_id FROM island_fronts
+                                                        WHERE generation = ? AND island = 1 AND rank = 0
+                                                        ORDER BY 1""", [GENS - 1])]
+    assert main(["fronts", str(straight)]) == 0
+    assert "Pareto front of straight" in capsys.readouterr().out
+    assert main(["fronts", str(straight), "--island", "3"]) == 2
+    assert capsys.readouterr().err == "evolve: error: run straight has no island 3 (islands: 0..2)\n"
 
     # deterministic for a seed; another seed, another run
     assert _tables(_run(tmp_path, "again", _config())) == _tables(straight)
