@@ -40,7 +40,7 @@ from populations.base import EvalItem, HeldOut, Outcome, Species, py_random
 from populations.errors import SpeciesError
 from populations.objectives import Constraint
 from populations.operators import crossover, graph, mutation
-from populations.operators.mutation import MAX_ENTRIES
+from populations.operators.mutation import MAX_ENTRIES, distinct
 from populations.reflect import BACKENDS, Proposal, Reflector, attempts_of
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
@@ -363,10 +363,10 @@ class TowerSpecies(Species[TowerGenome]):
         proposals = self.reflector.propose_for(genome.hash(), r.random(), genome.graph, self.reflection_rows)
         self._proposals.extend(proposals)
         taken = [p for p in proposals if p.row is not None]
-        rows = tuple(dict.fromkeys(p.row for p in taken if p.row is not None))
+        rows = [p.row for p in taken if p.row is not None]
         if rows:
-            kept = rows + tuple(e for e in genome.experience.get("command", ()) if e not in rows)
-            changes: dict[str, Any] = {"experience": {**genome.experience, "command": kept[:MAX_ENTRIES]}}
+            kept = distinct(rows + list(genome.experience.get("command", ())))[:MAX_ENTRIES]
+            changes: dict[str, Any] = {"experience": {**genome.experience, "command": tuple(kept)}}
         else:
             taken = [p for p in proposals if p.edit][:1]
             if not taken:

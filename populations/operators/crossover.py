@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from harness_tower.genome import TowerGenome
-from populations.operators.mutation import MAX_ENTRIES, REQUIRED_TABLES
+from populations.operators.mutation import MAX_ENTRIES, REQUIRED_TABLES, distinct
 
 # scalar genes swapped by the uniform crossover (the task is never varied)
 FIELDS = ("topk", "max_iterations", "typing_mode", "content_source", "chunk", "settle_timeout", "child_timeout")
@@ -26,12 +26,13 @@ def cx_fields(a: TowerGenome, b: TowerGenome, rng: random.Random, *,
 
 
 def cx_experience(a: TowerGenome, b: TowerGenome, rng: random.Random) -> tuple[TowerGenome, TowerGenome]:
-    """One-point crossover of each experience table's entry list (tails swapped)."""
+    """One-point crossover of each experience table's entry list (tails swapped; a row both
+    parts hold is kept once)."""
     ea, eb = dict(a.experience), dict(b.experience)
     for table in sorted(set(ea) | set(eb)):
         xa, xb = list(ea.get(table, ())), list(eb.get(table, ()))
         i, j = rng.randint(0, len(xa)), rng.randint(0, len(xb))
-        ya, yb = xa[:i] + xb[j:], xb[:j] + xa[i:]
+        ya, yb = distinct(xa[:i] + xb[j:]), distinct(xb[:j] + xa[i:])
         for rows in (ya, yb):
             if table in REQUIRED_TABLES and not rows:
                 rows.extend((xa or xb)[:1])

@@ -23,9 +23,22 @@ MAX_ENTRIES = 32  # per table: bounds how large experience (and code_bytes) can 
 MAX_WEIGHT = 10.0
 
 
+def distinct(entries: Sequence[ExperienceEntry]) -> list[ExperienceEntry]:
+    """The entries with one of each (query, value): the first kept. A copy adds nothing a row
+    does not already answer, but it takes a place of the table's MAX_ENTRIES and doubles the
+    row's vote; crossover and insertion would otherwise pile copies up generation by generation."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in entries:
+        if (e.query, e.value) not in seen:
+            seen.add((e.query, e.value))
+            out.append(e)
+    return out
+
+
 def _with_table(genome: TowerGenome, table: str, entries: Sequence[ExperienceEntry]) -> TowerGenome:
     experience = dict(genome.experience)
-    experience[table] = tuple(entries)
+    experience[table] = tuple(distinct(entries))
     return genome.replace(experience=experience)
 
 
@@ -66,7 +79,7 @@ def insert_entry(genome: TowerGenome, rng: random.Random,
         return genome
     table, entry = rng.choice(pool)
     entries = list(genome.experience.get(table, ()))
-    if len(entries) >= MAX_ENTRIES:
+    if len(entries) >= MAX_ENTRIES or any((e.query, e.value) == (entry.query, entry.value) for e in entries):
         return genome
     entries.insert(rng.randrange(len(entries) + 1), entry)
     return _with_table(genome, table, entries)

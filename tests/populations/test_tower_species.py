@@ -46,6 +46,8 @@ def test_every_operator_keeps_genomes_valid_over_many_random_applications(tower:
             new = [getattr(tower.toolbox, r.choice(MUTATIONS))(g, r)]
         for child in new:
             _valid(child)
+            for entries in child.experience.values():  # no row twice: copies would crowd the table out
+                assert len({(e.query, e.value) for e in entries}) == len(entries)
         genomes = (genomes + new)[-40:]
 
 
