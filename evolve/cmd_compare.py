@@ -162,7 +162,7 @@ def _side(store: Store, info: dict[str, Any], run_dir: Path, part: dict[str, Any
         """SELECT max(h.pass_rate) FILTER (WHERE h.split = ?), coalesce(sum(h.wall_seconds), 0)
            FROM held_out h JOIN individuals i USING (run_id, individual_id)
            WHERE h.run_id = ? AND i.species = ?""", [TEST, rid, sp])[0]
-    front = front_rows(store, of=sp)
+    front = [r for r in front_rows(store, of=sp) if r["standing"] != "pending"]  # re-evaluated: members only
     final_validation = [float(r["validation"]) for r in front if r["validation"] is not None]
 
     validation_curve: list[list[float | None]] = []
