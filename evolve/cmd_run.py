@@ -141,10 +141,12 @@ class LineProgress(Quiet):
 
     def summary(self, stats: GenerationRow) -> str:
         """One generation in one line: what the `generations` row holds."""
+        from evolve import cascade
         from evolve.genstats import progress_text
 
         who = f" {stats.species}" if self.several else ""
-        more = progress_text(stats.objective_stats, stats.failures)
+        more = "; ".join(t for t in (progress_text(stats.objective_stats, stats.failures),
+                                     cascade.progress_text(stats.gated, stats.stage_seconds, stats.gate_saved)) if t)
         # numbered as the store numbers generations (from 0), with how far the run has come
         return (f"generation {stats.generation} ({stats.generation + 1} of {self.generations}){who}: "
                 f"evaluations {self.done} done, {self.failed} failed; "

@@ -64,6 +64,24 @@ class ConstraintConfig(_Model):
         return self
 
 
+class CascadeConfig(_Model):
+    """A cheap stage that gates the full evaluation (`evolve.cascade`)."""
+
+    tasks: int | None = Field(default=None, ge=1, description="tasks of the cheap stage: the first k of the "
+                              "generation's draw (default: all of them)")
+    depth: int | None = Field(default=None, ge=1, description="tower depth of the cheap stage (default: the "
+                              "species' own)")
+    metric: str = Field(min_length=1, description="the stage metric the gate reads")
+    min: float | None = Field(default=None, description="pass the gate when metric >= min")
+    max: float | None = Field(default=None, description="pass the gate when metric <= max")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> CascadeConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("give a threshold: min or max")
+        return self
+
+
 class EvaluationConfig(_Model):
     timeout: float = Field(default=120.0, gt=0, description="seconds allowed per evaluation")
     retries: int = Field(default=2, ge=0, description="resubmissions after an evaluator actor dies")
@@ -78,6 +96,8 @@ class EvaluationConfig(_Model):
                              "the reported front (until then: pending); at most replicates")
     min_delta: float = Field(default=0.0, ge=0, description="how much better, in an objective's units, a "
                              "challenger must be than a front member it displaces")
+    cascade: CascadeConfig | None = Field(default=None, description="a cheap stage (fewer tasks, a shallower "
+                                          "tower) that gates the full evaluation")
 
 
 class SpeciesConfig(_Model):
@@ -433,6 +453,10 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
                           f"({evaluation.min_samples} > {evaluation.replicates}): no individual would get that many "
                           "samples")
 
+    if evaluation.cascade is not None:
+        _check_cascade(species, evaluation.cascade,
+                       f"{where}: {at + '.evaluation' if sc.evaluation is not None else 'evaluation'}.cascade")
+
     if population is None:
         raise EvolveError(f"{where}: population: is required" + (
             f" (or give {at} its own population)" if several else ""))
@@ -468,3 +492,19 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
         constraints = list(species.default_constraints())
     return SpeciesPart(species, tuple(objectives), tuple(constraints), population,
                        sc.algorithm or cfg.algorithm, evaluation)
+
+
+def _check_cascade(species: Species[Any], cascade: CascadeConfig, at: str) -> None:
+    """A cascade the species can run: a cheaper stage it can make, a metric it reports, a
+    threshold inside that metric's range (one line naming the field otherwise)."""
+    why = species.check_stage(cascade.tasks, cascade.depth)
+    if why:
+        field, _, text = why.partition(": ")
+        raise EvolveError(f"{at}.{field}: {text}")
+    why = species.check_metric(cascade.metric)
+    if why:
+        raise EvolveError(f"{at}.metric: {why}")
+    low, high = species.metric_range(cascade.metric)
+    for name, value in (("min", cascade.min), ("max", cascade.max)):
+        if value is not None and not low <= value <= high:
+            raise EvolveError(f"{at}.{name}: {value:g} is outside {cascade.metric}'s range {low:g}..{high:g}")

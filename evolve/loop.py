@@ -19,6 +19,7 @@ the run an uninterrupted driver would have made.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import time
@@ -33,6 +34,7 @@ import numpy as np
 
 from evolve.budget import Spend, metric_tokens, reached, sum_tokens
 from evolve.cadence import Cadence
+from evolve.cascade import GATED, STAGE_SUFFIX, Saving, passes
 from evolve.config import ENDPOINTS, Resolved, SpeciesPart
 from evolve.errors import EvolveError
 from evolve.evaluated import Evaluated, receive
@@ -56,6 +58,7 @@ from evolve.store import (
     SavedState,
     SpendRow,
     StagedRow,
+    StageRow,
     StandingRow,
     Store,
     TaskResultRow,
@@ -214,6 +217,8 @@ class Engine:
         self.limits = self.cfg.budget.limits  # the budget in force (a resumed run's may be raised)
         self.spent = Spend()  # the run's, every session: loaded by `run`
         self._members: dict[str, set[str]] = {}  # per species: the reported front under the guardrail
+        self._stages: dict[str, StageRow] = {}  # this generation's cheap stages, by individual
+        self._saving: dict[str, Saving] = {}  # per lane: full evaluation seconds so far (evolve.cascade)
 
     @property
     def generation(self) -> int:
@@ -396,7 +401,7 @@ class Engine:
         self._write_status("running")
         self.cadence.generation_started()
         try:
-            for _, outcome in evaluate_together(work):
+            for outcome in self._cascaded(g, batches, work):
                 lane, cand = by_id[outcome.individual_id]
                 result = receive(outcome, self.run_dir, self._lost)
                 self._to_stage.append((g, cand, result))
@@ -420,6 +425,39 @@ class Engine:
             if cid in keys and results[cid][0].status in REUSABLE:
                 self._results.setdefault(keys[cid], results[cid][0])
         return results, reused, duplicates
+
+    def _cascaded(self, g: int, batches: Sequence[Asked], work: Sequence[tuple[Pool, list[EvalItem]]]
+                  ) -> Iterator[Outcome]:
+        """The outcomes of `work`; for a species with `evaluation.cascade`, its cheap stage
+        first (`evolve.cascade`): those it gates come back as `gated` outcomes of the stage's
+        metrics, and only the others are evaluated fully."""
+        self._stages = {}
+        gates = [(b.lane, pool, items) for b, (pool, items) in zip(batches, work)
+                 if b.lane.part.evaluation.cascade is not None and items]
+        if gates:
+            lanes: dict[str, Lane] = {}
+            cheap = []
+            for lane, pool, items in gates:
+                cas = lane.part.evaluation.cascade
+                assert cas is not None  # gates holds only lanes with a cascade
+                context = lane.part.species.stage(items[0].context, cas.tasks, cas.depth)
+                cheap.append((pool, [replace(it, individual_id=it.individual_id + STAGE_SUFFIX, context=context)
+                                     for it in items]))
+                lanes.update((it.individual_id, lane) for it in items)
+            for _, out in evaluate_together(cheap):
+                ind = out.individual_id.removesuffix(STAGE_SUFFIX)
+                cas = lanes[ind].part.evaluation.cascade
+                assert cas is not None
+                ok, why = passes(cas, out.status, out.metrics)
+                self._stages[ind] = StageRow(ind, "cheap", g, out.status, metrics_json(out.metrics),
+                                             float(out.wall_seconds), ok)
+                if not ok:
+                    yield Outcome(ind, GATED, dict(out.metrics), why, out.wall_seconds, node=out.node,
+                                  isolation=out.isolation, tasks=out.tasks)
+            work = [(pool, [it for it in items if it.individual_id not in self._stages
+                            or self._stages[it.individual_id].passed]) for pool, items in work]
+        for _, outcome in evaluate_together(work):
+            yield outcome
 
     def _context(self, lane: Lane, g: int) -> object:
         """What the species makes of the other species' products before generation g; shipped
@@ -479,17 +517,38 @@ class Engine:
                                          (results[c.id][1].values for c in b.cands
                                           if results[c.id][0].status == "ok"))
         why = genstats.failures((results[c.id][0].status, results[c.id][0].error) for c in b.cands)
+        stages = self._stage_rows(b, results, g)
+        cheap = [s for s in stages if s.stage == "cheap"]
+        gated = sum(not s.passed for s in cheap)
+        saved = self._saving.setdefault(lane.key, Saving()).saved(
+            gated, [s.seconds for s in stages if s.stage == "full"]) if cheap else 0.0
         return GenerationRecord(
             GenerationRow(g, lane.species, hv, len(b.cands) - n_reused - n_dup, failed, n_reused, len(pop),
                           sum(f.rank == 0 for f in front_rows), time.monotonic() - t0, n_dup,
                           json.dumps(b.variation, sort_keys=True),
-                          genstats.encode(stats), points, genstats.encode(why)),
+                          genstats.encode(stats), points, genstats.encode(why), gated,
+                          math.fsum(s.seconds for s in cheap), saved),
             individuals=[IndividualRow(c.id, lane.species, g, c.hash, c.canonical or species.canonical_json(c.genome),
                                        list(c.parents), c.seed, c.origin) for c in b.cands],
             evaluations=[_evaluation_row(g, *results[c.id]) for c in b.cands],
             fronts=front_rows,
             proposals=b.proposals,
-            tasks=[task_row(c.id, g, t) for c in b.cands for t in results[c.id][0].tasks or ()])
+            tasks=[task_row(c.id, g, t) for c in b.cands for t in results[c.id][0].tasks or ()],
+            stages=stages)
+
+    def _stage_rows(self, b: Asked, results: Mapping[str, tuple[Evaluated, Scored]], g: int) -> list[StageRow]:
+        """Each stage its candidates went through this generation: the cheap one, and the
+        full one of those that passed the gate."""
+        rows = []
+        for c in b.cands:
+            cheap = self._stages.get(c.id)
+            if cheap is None:
+                continue
+            rows.append(cheap)
+            if cheap.passed:
+                r = results[c.id][0]
+                rows.append(StageRow(c.id, "full", g, r.status, metrics_json(r.metrics), r.wall_seconds, True))
+        return rows
 
     def _fronts(self, lane: Lane, g: int) -> tuple[list[FrontRow], float | None, int]:
         """The surviving population's fronts rows, its hypervolume and the front's distinct points."""
@@ -532,13 +591,16 @@ class Engine:
                               max(r.wall_seconds for r in rows), sum(r.duplicates for r in rows),
                               json.dumps(variation, sort_keys=True), genstats.encode(stats),
                               genstats.distinct_points(F[rank == 0]),
-                              genstats.encode(genstats.failures((e.status, e.error) for e in evaluations))),
+                              genstats.encode(genstats.failures((e.status, e.error) for e in evaluations)),
+                              sum(r.gated for r in rows), math.fsum(r.stage_seconds for r in rows),
+                              math.fsum(r.gate_saved for r in rows)),
                 individuals=[i for _, r in mine for i in r.individuals],
                 evaluations=evaluations,
                 fronts=[FrontRow(g, i, int(r), None if np.isnan(cd) else float(cd))
                         for i, r, cd in zip(ids, rank, crowding)],
                 tasks=[t for _, r in mine for t in r.tasks], held_out=[h for _, r in mine for h in r.held_out],
                 proposals=[p for _, r in mine for p in r.proposals],
+                stages=[s for _, r in mine for s in r.stages],
                 islands=[IslandRow(c.id, b.lane.island or 0) for b, _ in mine for c in b.cands],
                 island_fronts=[IslandFrontRow(g, b.lane.island or 0, f.individual_id, f.rank, f.crowding)
                                for b, r in mine for f in r.fronts])

@@ -131,6 +131,11 @@ ALTER TABLE generations ADD COLUMN IF NOT EXISTS objective_stats JSON;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS front_points INTEGER;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS failures JSON;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS variation JSON DEFAULT '{}';
+-- evaluation.cascade: individuals the cheap stage kept from the full evaluation, what the stage
+-- cost and the full evaluation seconds it saved (gated × mean full seconds; evolve.cascade)
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS gated INTEGER DEFAULT 0;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS stage_seconds DOUBLE DEFAULT 0;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS gate_saved DOUBLE DEFAULT 0;
 CREATE TABLE IF NOT EXISTS run_species (
     run_id        VARCHAR NOT NULL,
     species       VARCHAR NOT NULL,
@@ -213,6 +218,17 @@ CREATE TABLE IF NOT EXISTS replicates (
     node          VARCHAR NOT NULL,
     error         VARCHAR,
     PRIMARY KEY (run_id, individual_id, replicate)
+);
+CREATE TABLE IF NOT EXISTS stages (
+    run_id        VARCHAR NOT NULL,
+    individual_id VARCHAR NOT NULL,
+    stage         VARCHAR NOT NULL,         -- cheap (evaluation.cascade) | full (it passed the gate)
+    generation    INTEGER NOT NULL,
+    status        VARCHAR NOT NULL,         -- ok | failed | timeout | invalid
+    metrics       JSON NOT NULL,
+    seconds       DOUBLE NOT NULL,
+    passed        BOOLEAN NOT NULL,         -- the gate let it on (full: true)
+    PRIMARY KEY (run_id, individual_id, stage)
 );
 CREATE TABLE IF NOT EXISTS standing (
     run_id        VARCHAR NOT NULL,
@@ -402,6 +418,9 @@ class GenerationRow:
     objective_stats: str = "[]"  # JSON (`evolve.genstats`)
     front_points: int = 0
     failures: str = "{}"  # JSON {reason: count}
+    gated: int = 0  # evaluation.cascade: kept from the full evaluation by the cheap stage
+    stage_seconds: float = 0.0  # the cheap stages' evaluation seconds
+    gate_saved: float = 0.0  # full evaluation seconds not spent: gated × mean full seconds
 
 
 @dataclass(slots=True)
@@ -463,6 +482,17 @@ class ReplicateRow:
     wall_seconds: float
     node: str
     error: str | None
+
+
+@dataclass(slots=True)
+class StageRow:
+    individual_id: str
+    stage: str
+    generation: int
+    status: str
+    metrics: str  # strict JSON
+    seconds: float
+    passed: bool
 
 
 @dataclass(slots=True)
@@ -546,6 +576,7 @@ class GenerationRecord:
     proposals: list[ProposalRow] = field(default_factory=list)  # reflective mutation's, for this offspring
     spend: list[SpendRow] = field(default_factory=list)  # the run's spend after the generation (first species')
     replicates: list[ReplicateRow] = field(default_factory=list)  # front members evaluated again
+    stages: list[StageRow] = field(default_factory=list)  # evaluation.cascade: each stage that ran
     standing: list[StandingRow] = field(default_factory=list)  # the reported front under the guardrail
     islands: list[IslandRow] = field(default_factory=list)  # the island each newcomer was born on
     island_fronts: list[IslandFrontRow] = field(default_factory=list)  # each island's survivors, own ranks
@@ -745,6 +776,7 @@ class Store:
             self._insert("spend", [r for rec in recs for r in rec.spend], constants)
             self._insert("replicates", [r for rec in recs for r in rec.replicates], constants)
             self._insert("standing", [r for rec in recs for r in rec.standing], constants)
+            self._insert("stages", [r for rec in recs for r in rec.stages], constants)
             self._insert("islands", [r for rec in recs for r in rec.islands], constants)
             self._insert("island_fronts", [r for rec in recs for r in rec.island_fronts], constants)
             self._insert("migrations", [r for rec in recs for r in rec.migrations], constants)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -233,6 +234,21 @@ class Species(ABC, Generic[G]):
         (`validation`, `test`), their task results summed; [] for a species without held-out
         data (the default)."""
         return []
+
+    # --- a cheap stage (evaluation.cascade) ------------------------------------------------
+    def check_stage(self, tasks: int | None, depth: int | None) -> str | None:
+        """None when this species can make a stage cheaper than its full evaluation with
+        `tasks` tasks and depth `depth` (None: as the full one), else `field: why` (one line).
+        A species without a cheaper stage refuses every setting (the default)."""
+        return f"tasks: species {self.name} has no cheaper stage to gate its evaluation with"
+
+    def stage(self, context: Any, tasks: int | None, depth: int | None) -> Any:
+        """The context of the cheap stage, made from the full evaluation's (`check_stage` said yes)."""
+        raise NotImplementedError(f"species {self.name} has no cheaper stage")
+
+    def metric_range(self, metric: str) -> tuple[float, float]:
+        """The values `metric` can take (a gate's threshold must lie inside); unbounded by default."""
+        return (-math.inf, math.inf)
 
     # --- metrics ------------------------------------------------------------------------
     def direction(self, metric: str) -> str | None:

@@ -13,6 +13,7 @@ trajectory repository back as `git bundle` bytes.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import tempfile
@@ -52,6 +53,11 @@ DIRECTIONS: dict[str, str | None] = {
     "bytes_ratio": None, "bytes_convergence": "min", "edit_distance": "max", "task_correct": "max",
     "keys_audit": "min", "self_read": "min", "untyped_chars": "min", "tamper": "min", "idle_keys": "min",
     "commits": None, "task_pass_rate": "max", "tasks_passed": "max", "tasks_sampled": None,
+}
+# metrics with a bounded range (a cascade's threshold must lie inside); others are unbounded
+RANGES: dict[str, tuple[float, float]] = {
+    "task_pass_rate": (0.0, 1.0), "syntax_ratio": (0.0, 1.0), "task_correct": (0.0, 1.0),
+    "tasks_passed": (0.0, math.inf), "tasks_sampled": (0.0, math.inf),
 }
 UNLEVELLED = ("bytes_convergence", "task_correct", "keys_audit", "self_read", "untyped_chars", "tamper",
               "task_pass_rate", "tasks_passed", "tasks_sampled")
@@ -167,6 +173,28 @@ class TowerSpecies(Species[TowerGenome]):
         for every individual of the generation (so that their pass rates compare)."""
         drawn = self.suite.sample(TRAIN, self.tasks_per_evaluation, f"{self.run_seed}:{generation}")
         return {"suite": self.suite.name, "split": TRAIN, "tasks": [t.id for t in drawn]}
+
+    def check_stage(self, tasks: int | None, depth: int | None) -> str | None:
+        """A cheap stage takes the first `tasks` of the generation's draw and/or types a
+        tower `depth` levels high: never more of either, and less of one."""
+        if tasks is not None and tasks > self.tasks_per_evaluation:
+            return f"tasks: {tasks} is more than the full evaluation's {self.tasks_per_evaluation}"
+        if depth is not None and depth > self.depth:
+            return f"depth: {depth} is deeper than the full evaluation's {self.depth}"
+        if (tasks or self.tasks_per_evaluation) == self.tasks_per_evaluation and (depth or self.depth) == self.depth:
+            return (f"tasks: the cheap stage must be cheaper than the full evaluation ({self.tasks_per_evaluation} "
+                    f"task(s), depth {self.depth}): give fewer tasks or a smaller depth")
+        return None
+
+    def stage(self, context: Any, tasks: int | None, depth: int | None) -> dict[str, Any]:
+        draw = dict(context or self.context(0, ()))
+        draw["tasks"] = list(draw["tasks"])[:tasks or len(draw["tasks"])]
+        draw["depth"] = depth or self.depth
+        draw["trajectory"] = False  # a stage's result is its metrics: no trajectory travels back
+        return draw
+
+    def metric_range(self, metric: str) -> tuple[float, float]:
+        return RANGES.get(metric.split("@", 1)[0], super().metric_range(metric))
 
     def learn(self, genome: TowerGenome, tasks: Sequence[Mapping[str, Any]]) -> TowerGenome | None:
         """Credit assignment (the numeric channel of learning inside a run): a command row that
@@ -406,7 +434,8 @@ class TowerSpecies(Species[TowerGenome]):
                 experts = ExpertEndpoints.from_config(self.experts)
                 draw = it.context or self.context(0, ())
                 tasks = [self.suite.task(task_id) for task_id in draw["tasks"]]
-                res = run_tower(it.genome, depth=self.depth, out_dir=out_dir, seed=it.seed, timeout=timeout,
+                depth = int(draw.get("depth", self.depth))  # a cascade's cheap stage may be shallower
+                res = run_tower(it.genome, depth=depth, out_dir=out_dir, seed=it.seed, timeout=timeout,
                                 run_id=run_id, individual_id=it.individual_id, experts=experts,
                                 isolation=self.isolation, tasks=tasks)
                 bundle = None
