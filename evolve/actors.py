@@ -28,6 +28,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
+from evolve.calibrate import reference_seconds
 from evolve.config import AnySpecies
 from evolve.errors import EvolveError
 from evolve.pools import START_TIMEOUT, Placement, Pool, Waitable
@@ -50,6 +51,8 @@ class EvaluatorActor:
         self.root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-", dir=parent))
         os.chmod(self.root, 0o711)  # sandboxes drop to an unprivileged user who must reach them
         self.node = ray.get_runtime_context().get_node_id()
+        # this node's speed and load as the actor starts, for species with timing metrics
+        self.reference = reference_seconds() if species.timing else None
 
     def ready(self) -> Placement:
         ctx = ray.get_runtime_context()
@@ -67,6 +70,7 @@ class EvaluatorActor:
                                 wall_seconds=wall) for it in items]
         for o in outcomes:
             o.node = self.node
+            o.reference = self.reference
         return outcomes
 
     def cleanup(self) -> None:

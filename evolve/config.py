@@ -96,6 +96,8 @@ class EvaluationConfig(_Model):
                              "the reported front (until then: pending); at most replicates")
     min_delta: float = Field(default=0.0, ge=0, description="how much better, in an objective's units, a "
                              "challenger must be than a front member it displaces")
+    calibrate: bool = Field(default=False, description="selection reads timing metrics (avg_interval) "
+                            "divided by the evaluator's reference seconds (evolve.calibrate)")
     cascade: CascadeConfig | None = Field(default=None, description="a cheap stage (fewer tasks, a shallower "
                                           "tower) that gates the full evaluation")
 
@@ -453,6 +455,9 @@ def _resolve_one(cfg: RunConfig, sc: SpeciesConfig, *, at: str, where: str, seve
                           f"({evaluation.min_samples} > {evaluation.replicates}): no individual would get that many "
                           "samples")
 
+    if evaluation.calibrate and not species.timing:
+        ev_at = f"{at}.evaluation" if sc.evaluation is not None else "evaluation"
+        raise EvolveError(f"{where}: {ev_at}.calibrate: species {species.name} reports no timing metric to calibrate")
     if evaluation.cascade is not None:
         _check_cascade(species, evaluation.cascade,
                        f"{where}: {at + '.evaluation' if sc.evaluation is not None else 'evaluation'}.cascade")

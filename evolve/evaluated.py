@@ -36,6 +36,7 @@ class Evaluated:
     result_bytes: int = 0  # bundle and file bytes that travelled back through Ray
     tasks: list[dict[str, Any]] | None = None  # per task (a tower's `harness_tower.sample.TaskResult`)
     reused_from: str | None = None  # an earlier individual with the same genome and context: its result
+    reference: float | None = None  # the evaluator's reference seconds (evolve.calibrate)
 
 
 def receive(outcome: Outcome, run_dir: Path, lost: LostSink) -> Evaluated:
@@ -62,4 +63,4 @@ def receive(outcome: Outcome, run_dir: Path, lost: LostSink) -> Evaluated:
                 lost("artifact_lost", f"{ind}: {exc}", ind)
     return Evaluated(outcome.individual_id, outcome.status, outcome.metrics, outcome.error,
                      float(outcome.wall_seconds), outcome.node, outcome.attempts, outcome.isolation,
-                     trajectory, artifact, result_bytes, outcome.tasks)
+                     trajectory, artifact, result_bytes, outcome.tasks, reference=outcome.reference)

@@ -34,6 +34,7 @@ import numpy as np
 
 from evolve.budget import Spend, metric_tokens, reached, sum_tokens
 from evolve.cadence import Cadence
+from evolve.calibrate import normalise, selected
 from evolve.cascade import GATED, STAGE_SUFFIX, Saving, passes
 from evolve.config import ENDPOINTS, Resolved, SpeciesPart
 from evolve.errors import EvolveError
@@ -403,7 +404,7 @@ class Engine:
         try:
             for outcome in self._cascaded(g, batches, work):
                 lane, cand = by_id[outcome.individual_id]
-                result = receive(outcome, self.run_dir, self._lost)
+                result = self._received(lane, outcome)
                 self._to_stage.append((g, cand, result))
                 if self.cadence.stage_now(result.wall_seconds):
                     self._flush_stage()
@@ -493,7 +494,20 @@ class Engine:
             self.cadence.staged()
 
     def _score(self, lane: Lane, result: Evaluated) -> Scored:
-        return score(result.status, result.metrics, lane.part.objectives, lane.part.constraints)
+        return score(result.status, self._selected(lane, result.metrics), lane.part.objectives,
+                     lane.part.constraints)
+
+    def _selected(self, lane: Lane, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The metrics selection reads: timing ones normalised under `evaluation.calibrate`."""
+        if lane.part.evaluation.calibrate:
+            return selected(metrics, lane.part.species.timing)
+        return metrics
+
+    def _received(self, lane: Lane, outcome: Outcome) -> Evaluated:
+        """`receive`, with the evaluator's normalised timing metrics added (`evolve.calibrate`)."""
+        result = receive(outcome, self.run_dir, self._lost)
+        result.metrics = normalise(result.metrics, lane.part.species.timing, result.reference)
+        return result
 
     def _lost(self, kind: str, message: str, individual_id: str) -> None:
         self._event(kind, message, individual_id=individual_id)
@@ -653,7 +667,7 @@ class Engine:
         ran: list[Evaluated] = []
         for _, outcome in evaluate_together(work):
             lane, rec, k = plans[outcome.individual_id]
-            result = receive(outcome, self.run_dir, self._lost)
+            result = self._received(lane, outcome)
             ran.append(result)
             ind_id = outcome.individual_id.rsplit(".r", 1)[0]
             s = self._score(lane, result)
@@ -672,7 +686,7 @@ class Engine:
         return ran
 
     def _score_row(self, lane: Lane, status: str, metrics: str) -> Scored:
-        return score(status, json.loads(metrics), lane.part.objectives, lane.part.constraints)
+        return score(status, self._selected(lane, json.loads(metrics)), lane.part.objectives, lane.part.constraints)
 
     def _add_samples(self, lane: Lane, samples: Sequence[tuple[str, str, Scored]]) -> None:
         """Each individual's new samples join its earlier ones (kept with it in pymoo's
@@ -947,7 +961,7 @@ class Engine:
                 raise EvolveError(f"run {self.run_id}: replaying generation {g} does not give the stored "
                                   f"individuals ({first}); this installation cannot resume it")
             part = lane.part
-            self._tell_pymoo(lane, batch.off, [score(r[3], json.loads(r[4]), part.objectives, part.constraints)
+            self._tell_pymoo(lane, batch.off, [self._score_row(lane, r[3], r[4])
                                                for r in rows])
             # learn as the live run did: the next ask must be the same
             self._learn(lane, cands, {c.id: self._stored_tasks(c.id) for c in cands})

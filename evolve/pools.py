@@ -124,6 +124,7 @@ class DriverPool(Pool):
         self.node = ""
         self._root: Path | None = None
         self._items: list[EvalItem] = []
+        self.reference: float | None = None  # taken on the first evaluation (evolve.calibrate)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> list[Placement]:
         import ray
@@ -150,8 +151,13 @@ class DriverPool(Pool):
             outcomes = [Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                                 wall_seconds=wall) for it in items]
         node = self.node or "driver"
+        if self.reference is None and self.species.timing:
+            from evolve.calibrate import reference_seconds
+
+            self.reference = reference_seconds()
         for o in outcomes:
             o.node = node
+            o.reference = self.reference
         return outcomes
 
     def idle(self) -> bool:

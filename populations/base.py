@@ -142,6 +142,7 @@ class Outcome:
     attempts: int = 1  # set by the pool: 2 when a dead actor's work was resubmitted once
     isolation: str | None = None  # the sandbox isolation a tower ran under (bwrap | process)
     tasks: list[dict[str, Any]] | None = None  # per task of a tower's sample (harness_tower.sample.TaskResult)
+    reference: float | None = None  # the evaluator's reference seconds (evolve.calibrate), set by it
 
 
 class Species(ABC, Generic[G]):
@@ -160,6 +161,8 @@ class Species(ABC, Generic[G]):
     # evaluation is cheap, pure and self-contained (no sandbox, no subprocess, no timeout to
     # enforce): `evaluation.actors: 0` may then evaluate it in the driver process itself
     in_driver: ClassVar[bool] = False
+    # metric base names that measure time, normalised by the evaluator's reference (evolve.calibrate)
+    timing: ClassVar[tuple[str, ...]] = ()
 
     # --- genome form ------------------------------------------------------------------
     @abstractmethod

@@ -82,6 +82,7 @@ class TowerSpecies(Species[TowerGenome]):
     name = "tower"
     batch_size = 1
     directions = DIRECTIONS
+    timing = ("avg_interval",)
 
     def __init__(self, depth: int = 2, seeds: Sequence[str] | None = None,
                  content_sources: Sequence[str] = ("literal", "kernel"),

@@ -1,4 +1,5 @@
-"""Cascades: a cheap stage (fewer tasks, a shallower tower) gates the full evaluation."""
+"""Cascades: a cheap stage (fewer tasks, a shallower tower) gates the full evaluation; and timing
+calibrated per evaluator (`evaluation.calibrate`), checked on the same run."""
 from __future__ import annotations
 
 import json
@@ -32,9 +33,10 @@ def _config(suite: Path, cascade: dict[str, Any], *, species: str = "tower", see
                               else {"problem": "zdt1", "n_var": 4})
     return {"name": "gate", "seed": seed, "generations": 2,
             "species": {"name": species, "params": params}, "population": {"size": 4},
-            "objectives": ([{"metric": "task_pass_rate", "direction": "max", "ref": 0.0}] if species == "tower"
-                           else None),
-            "evaluation": {"timeout": 60, "actors": 2, "validation": False, "cascade": cascade}}
+            "objectives": ([{"metric": "task_pass_rate", "direction": "max", "ref": 0.0},
+                            {"metric": "avg_interval@h1", "direction": "min"}] if species == "tower" else None),
+            "evaluation": {"timeout": 60, "actors": 2, "validation": False, "cascade": cascade,
+                           "calibrate": species == "tower"}}
 
 
 @pytest.mark.parametrize(("species", "cascade", "message"), [
@@ -83,6 +85,7 @@ def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: 
                                 FROM stages ORDER BY individual_id, stage""")
         evaluations = {r[0]: r[1:] for r in store.query(
             "SELECT individual_id, status, error, reused_from FROM evaluations")}
+        calibrated = store.query("SELECT metrics, objectives FROM evaluations WHERE status = 'ok'")
         generations = store.query("SELECT generation, gated, stage_seconds, gate_saved FROM generations "
                                   "ORDER BY generation")
     cheap = {r[0]: r for r in stages if r[1] == "cheap"}
@@ -104,3 +107,19 @@ def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: 
         ran = [r[5] for r in full.values() if r[2] == g]
         if ran:
             assert math.isclose(saved, gated * math.fsum(ran) / len(ran))
+    # calibrate: raw and normalised timing stored, selection's objective is the normalised one
+    assert calibrated
+    for text, objectives in calibrated:
+        m = json.loads(text)
+        assert m["reference_seconds"] > 0
+        assert math.isclose(m["avg_interval_norm@h1"], m["avg_interval@h1"] / m["reference_seconds"])
+        assert math.isclose(objectives[1], m["avg_interval_norm@h1"])
+
+
+def test_calibrate_needs_a_species_with_timing_metrics(tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "gate.yaml", {"tasks": 1, "metric": "f1", "max": 1.0}, species="numeric")
+    del cfg["objectives"]
+    cfg["evaluation"] = {"actors": 0, "calibrate": True}
+    with pytest.raises(EvolveError) as info:
+        resolve(parse_config(cfg))
+    assert "evaluation.calibrate: species numeric reports no timing metric" in str(info.value)
