@@ -13,10 +13,12 @@ mean train pass rate. Generation 0 is the like-for-like figure (both arms evalua
 individuals on the same draw); later generations differ in what selection kept.
 
     .venv/bin/python benchmarks/bench_cascade.py [--seeds 7 8] [--pop 6] [--generations 3]
+        [--cascade '{"tasks": 2, "metric": "task_pass_rate", "min": 0.5}']
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -77,15 +79,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     ap.add_argument("--pop", type=int, default=6)
     ap.add_argument("--generations", type=int, default=3)
+    ap.add_argument("--cascade", type=json.loads, default=CASCADE, help="evaluation.cascade as JSON")
     args = ap.parse_args()
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}, "
           f"load average {load[0]:.1f} at start")
-    print(f"cascade: {CASCADE}; population {args.pop}, {args.generations} generations, depth 2, k = 4")
+    print(f"cascade: {args.cascade}; population {args.pop}, {args.generations} generations, depth 2, k = 4")
     root = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
     for seed in args.seeds:
         arms = {name: run(root, f"{name}-{seed}", config(seed, args.pop, args.generations, c))
-                for name, c in (("plain", None), ("cascade", CASCADE))}
+                for name, c in (("plain", None), ("cascade", args.cascade))}
         plain, cas = arms["plain"], arms["cascade"]
         print(f"\nseed {seed}: run wall {plain['wall']:.0f}s plain, {cas['wall']:.0f}s cascade; final front "
               f"pass rate best/mean {plain['best']:.2f}/{plain['mean']:.2f} plain, "
@@ -96,6 +99,11 @@ def main() -> None:
             spent = c[4] + c[2]
             print(f"| {p[0]} | {p[4]:.1f} | {c[4]:.1f} | {c[2]:.1f} | {c[1]} | {c[3]:.1f} | "
                   f"{100 * (spent - p[4]) / p[4]:+.0f} % |")
+        total_p = sum(p[4] for p in plain["gens"])
+        total_c = sum(c[4] + c[2] for c in cas["gens"])
+        print(f"| all | {total_p:.1f} | {sum(c[4] for c in cas['gens']):.1f} | {sum(c[2] for c in cas['gens']):.1f} | "
+              f"{sum(c[1] for c in cas['gens'])} | {sum(c[3] for c in cas['gens']):.1f} | "
+              f"{100 * (total_c - total_p) / total_p:+.0f} % |")
 
 
 if __name__ == "__main__":

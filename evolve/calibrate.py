@@ -3,7 +3,7 @@
 Timing objectives (`avg_interval`: seconds between a tower's key sends) depend on the node
 and its load as much as on the genome. Each evaluator (an actor, or the driver with
 `evaluation.actors: 0`) times a fixed reference when it starts: a fixed CPU loop (blake2b
-over a fixed buffer and a pure-Python loop, the best of three runs, ~0.1 s), not a
+over a fixed buffer and a pure-Python loop, the best of three runs, 0.1-0.3 s), not a
 reference tower — a tower's time is mostly process starts, tmux and git, which a reference
 tower would measure better but at several seconds per actor. It is a proxy for the node's
 speed and load at start, taken once (not again while the actor lives).
