@@ -10,7 +10,7 @@ gated individual never beats one evaluated fully, and a stage's metrics, measure
 tasks or a lower tower, are never compared with full ones). Every stage that ran is a row
 of `stages`; the generation stores how many were gated, the stages' seconds and the full
 evaluation seconds saved, estimated as gated × the mean seconds of the generation's full
-evaluations (of earlier generations' when none ran).
+evaluations (of earlier generations' when none ran; unknown, NULL, before any has run).
 """
 from __future__ import annotations
 
@@ -45,17 +45,22 @@ class Saving:
     seconds: float = 0.0
     count: int = 0
 
-    def saved(self, gated: int, full: list[float]) -> float:
+    def saved(self, gated: int, full: list[float]) -> float | None:
         """Seconds the `gated` individuals would have taken fully: the mean of this
-        generation's `full` evaluations (added to the running mean), else the running mean."""
+        generation's `full` evaluations (added to the running mean), else the running mean;
+        None (unknown) when none has run yet and some were gated."""
         self.seconds += math.fsum(full)
         self.count += len(full)
-        mean = math.fsum(full) / len(full) if full else (self.seconds / self.count if self.count else 0.0)
-        return gated * mean
+        if not gated:
+            return 0.0
+        if full:
+            return gated * math.fsum(full) / len(full)
+        return gated * self.seconds / self.count if self.count else None
 
 
-def progress_text(gated: int, stage_seconds: float, gate_saved: float) -> str:
+def progress_text(gated: int, stage_seconds: float, gate_saved: float | None) -> str:
     """`cascade: 3 gated, 41.2s saved, stage 9.8s` for a progress line; empty without a stage."""
     if not stage_seconds and not gated:
         return ""
-    return f"cascade: {gated} gated, {gate_saved:.1f}s saved, stage {stage_seconds:.1f}s"
+    saved = "? s (no full evaluation yet to estimate from)" if gate_saved is None else f"{gate_saved:.1f}s"
+    return f"cascade: {gated} gated, {saved} saved, stage {stage_seconds:.1f}s"

@@ -607,7 +607,8 @@ class Engine:
                               genstats.distinct_points(F[rank == 0]),
                               genstats.encode(genstats.failures((e.status, e.error) for e in evaluations)),
                               sum(r.gated for r in rows), math.fsum(r.stage_seconds for r in rows),
-                              math.fsum(r.gate_saved for r in rows)),
+                              None if any(r.gate_saved is None for r in rows)
+                              else math.fsum(r.gate_saved or 0.0 for r in rows)),
                 individuals=[i for _, r in mine for i in r.individuals],
                 evaluations=evaluations,
                 fronts=[FrontRow(g, i, int(r), None if np.isnan(cd) else float(cd))

@@ -135,7 +135,7 @@ ALTER TABLE generations ADD COLUMN IF NOT EXISTS variation JSON DEFAULT '{}';
 -- cost and the full evaluation seconds it saved (gated × mean full seconds; evolve.cascade)
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS gated INTEGER DEFAULT 0;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS stage_seconds DOUBLE DEFAULT 0;
-ALTER TABLE generations ADD COLUMN IF NOT EXISTS gate_saved DOUBLE DEFAULT 0;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS gate_saved DOUBLE;
 CREATE TABLE IF NOT EXISTS run_species (
     run_id        VARCHAR NOT NULL,
     species       VARCHAR NOT NULL,
@@ -420,7 +420,7 @@ class GenerationRow:
     failures: str = "{}"  # JSON {reason: count}
     gated: int = 0  # evaluation.cascade: kept from the full evaluation by the cheap stage
     stage_seconds: float = 0.0  # the cheap stages' evaluation seconds
-    gate_saved: float = 0.0  # full evaluation seconds not spent: gated × mean full seconds
+    gate_saved: float | None = 0.0  # full seconds not spent: gated × mean full seconds (None: no mean yet)
 
 
 @dataclass(slots=True)
