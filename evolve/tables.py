@@ -251,6 +251,15 @@ def status_table(store: Store) -> Table:
                                  "generation(s) along a ring; fronts: "
                       + ", ".join(f"i{k} {n}" for k, n in per_island)
                       + (f" (overall {last[0][2]})" if last else ""))
+    cascade = store.query("""SELECT sum(gated), sum(stage_seconds), sum(gate_saved), count(*) FILTER
+                             (WHERE gate_saved IS NULL), count(*) FROM generations WHERE run_id = ?
+                             AND stage_seconds > 0""", [rid]) \
+        if store.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'stages'") \
+        and store.query("SELECT 1 FROM stages WHERE run_id = ? LIMIT 1", [rid]) else []
+    for gated, stage_s, saved, unknown, gens in cascade:
+        table.add_row("cascade", f"{gated} gated over {gens} generation(s); cheap stages {stage_s:.1f}s, full "
+                                 f"evaluation saved ~{saved or 0:.1f}s"
+                      + (f" (+ {unknown} generation(s) gated before any full evaluation: unknown)" if unknown else ""))
     table.add_row("engine time", f"{wall:.1f}s")
     table.add_row("spend", spent)
     events = store.query("SELECT at_time, kind, message FROM events WHERE run_id = ? "

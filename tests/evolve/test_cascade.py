@@ -73,7 +73,8 @@ def test_a_threshold_is_required(tmp_path: Path) -> None:
 @pytest.mark.ray
 @pytest.mark.tmux
 @pytest.mark.slow
-def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: object, tmp_path: Path) -> None:
+def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: object, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Depth-1 towers on two tasks; the cheap stage is the first task of the draw and must pass."""
     (tmp_path / "gate.yaml").write_text(SUITE, encoding="utf-8")
     resolved = resolve(parse_config(_config(tmp_path / "gate.yaml",
@@ -112,6 +113,11 @@ def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: 
             assert math.isclose(saved, gated * math.fsum(ran) / len(ran))
         else:  # the earlier generations' mean; unknown before any full evaluation ran
             assert saved is None if not earlier else math.isclose(saved, gated * math.fsum(earlier) / len(earlier))
+    from evolve.cli import main
+
+    assert main(["status", str(run_dir)]) == 0  # evolve status says what the gate did
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"{sum(not r[6] for r in cheap.values())} gated over 2 generation(s)" in shown
     # calibrate: raw and normalised timing stored, selection's objective is the normalised one
     assert calibrated
     for text, objectives in calibrated:
