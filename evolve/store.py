@@ -583,6 +583,13 @@ class GenerationRecord:
     migrations: list[MigrationRow] = field(default_factory=list)  # along the ring after the generation
 
 
+# the tables a generation's record fills, each from its list of rows (GenerationRecord field)
+GENERATION_ROWS = (("individuals", "individuals"), ("evaluations", "evaluations"), ("fronts", "fronts"),
+                   ("task_results", "tasks"), ("held_out", "held_out"), ("proposals", "proposals"),
+                   ("spend", "spend"), ("replicates", "replicates"), ("standing", "standing"), ("stages", "stages"),
+                   ("islands", "islands"), ("island_fronts", "island_fronts"), ("migrations", "migrations"))
+
+
 class Store:
     """A connection to one run's DuckDB file; open with `Store.open(run_dir)`."""
 
@@ -767,19 +774,8 @@ class Store:
             return
         constants = {"run_id": run_id}
         with self._transaction():
-            self._insert("individuals", [r for rec in recs for r in rec.individuals], constants)
-            self._insert("evaluations", [r for rec in recs for r in rec.evaluations], constants)
-            self._insert("fronts", [r for rec in recs for r in rec.fronts], constants)
-            self._insert("task_results", [r for rec in recs for r in rec.tasks], constants)
-            self._insert("held_out", [r for rec in recs for r in rec.held_out], constants)
-            self._insert("proposals", [r for rec in recs for r in rec.proposals], constants)
-            self._insert("spend", [r for rec in recs for r in rec.spend], constants)
-            self._insert("replicates", [r for rec in recs for r in rec.replicates], constants)
-            self._insert("standing", [r for rec in recs for r in rec.standing], constants)
-            self._insert("stages", [r for rec in recs for r in rec.stages], constants)
-            self._insert("islands", [r for rec in recs for r in rec.islands], constants)
-            self._insert("island_fronts", [r for rec in recs for r in rec.island_fronts], constants)
-            self._insert("migrations", [r for rec in recs for r in rec.migrations], constants)
+            for table, rows in GENERATION_ROWS:
+                self._insert(table, [r for rec in recs for r in getattr(rec, rows)], constants)
             self._insert("generations", [rec.row for rec in recs], {**constants, "committed_at": now()})
             if checkpoint is not None:
                 self.con.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",

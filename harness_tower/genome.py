@@ -128,7 +128,7 @@ class TowerGenome:
         if self.graph is not None:
             if not isinstance(self.graph, (list, tuple)):
                 raise GenomeError("genome: graph must be a list of nodes")
-            graph = tuple(_copy_json(n) for n in self.graph)
+            graph = tuple(copy_json(n) for n in self.graph)
             object.__setattr__(self, "graph", None if graph == DEFAULT_GRAPH else graph)
         self._validate()
 
@@ -207,7 +207,7 @@ class TowerGenome:
         if self.graph is None:
             del d["graph"]
         else:
-            d["graph"] = [_copy_json(n) for n in self.graph]
+            d["graph"] = [copy_json(n) for n in self.graph]
         return d
 
     @classmethod
@@ -240,13 +240,13 @@ class TowerGenome:
         return dataclasses.replace(self, **changes)
 
 
-def _copy_json(value: Any) -> Any:
+def copy_json(value: Any) -> Any:
     """A deep copy of a JSON value with its objects' keys sorted (the canonical form of a node);
     anything that is not JSON is left for the graph check to refuse."""
     if isinstance(value, Mapping):
-        return {str(k): _copy_json(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): copy_json(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):
-        return [_copy_json(v) for v in value]
+        return [copy_json(v) for v in value]
     return value
 
 

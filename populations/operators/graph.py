@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness_tower.ft.build import MAX_NODES, NODE_OPS, TABLES, inputs_of, used_ids
+from harness_tower.genome import copy_json
 
 Node = dict[str, Any]
 # what a const that feeds a key press may become
@@ -36,8 +37,8 @@ def gives(node: Mapping[str, Any]) -> str:
 
 
 def copy(nodes: Sequence[Mapping[str, Any]]) -> list[Node]:
-    return [{k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-             for k, v in n.items()} for n in nodes]
+    """Nodes an operator may change: a deep copy (the genome's own JSON copy)."""
+    return [copy_json(n) for n in nodes]
 
 
 def prune(nodes: list[Node]) -> list[Node]:

@@ -14,18 +14,9 @@ from evolve.errors import EvolveError
 from evolve.loop import run_evolution
 from evolve.runs import create_run
 from evolve.store import Store
+from tests.evolve.tiny_suite import TWO_TRAIN_ONE_VALIDATION
 
-SUITE = """
-name: gate
-version: 1
-tasks:
-- {id: hello, instruction: "Print the words hello world.", split: train, tier: 1,
-   check: {output: [hello world]}, solution: [echo hello world]}
-- {id: seven, instruction: "Print the number 7.", split: train, tier: 1,
-   check: {output: ["7"]}, solution: [echo 7]}
-- {id: bye, instruction: "Print the words good bye.", split: validation, tier: 1,
-   check: {output: [good bye]}, solution: [echo good bye]}
-"""
+SUITE = TWO_TRAIN_ONE_VALIDATION.format(name="gate")
 
 
 def _config(suite: Path, cascade: dict[str, Any], *, species: str = "tower", seed: int = 3) -> dict[str, Any]:

@@ -10,20 +10,11 @@ from evolve.config import parse_config, resolve
 from evolve.loop import run_evolution
 from evolve.runs import create_run
 from evolve.store import Store
+from tests.evolve.tiny_suite import TWO_TRAIN_ONE_VALIDATION
 
 pytestmark = [pytest.mark.ray, pytest.mark.tmux, pytest.mark.slow]
 
-SUITE = """
-name: learn
-version: 1
-tasks:
-- {id: hello, instruction: "Print the words hello world.", split: train, tier: 1,
-   check: {output: [hello world]}, solution: [echo hello world]}
-- {id: seven, instruction: "Print the number 7.", split: train, tier: 1,
-   check: {output: ["7"]}, solution: [echo 7]}
-- {id: bye, instruction: "Print the words good bye.", split: validation, tier: 1,
-   check: {output: [good bye]}, solution: [echo good bye]}
-"""
+SUITE = TWO_TRAIN_ONE_VALIDATION.format(name="learn")
 
 
 def _weights(genome_json: str) -> set[float]:
