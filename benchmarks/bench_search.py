@@ -65,12 +65,19 @@ def config(arm: str, seed: int, budget: int, population: int, k: int, llama: str
 
 
 def one_run(arm: str, seed: int, args: argparse.Namespace, root: Path) -> dict[str, object]:
+    return measure(arm, seed, config(arm, seed, args.budget, args.population, args.k, args.llama), root)
+
+
+def measure(arm: str, seed: int, data: dict[str, object], root: Path, test: bool = True) -> dict[str, object]:
+    """Run one config and read what the tables say: best validation pass rate (and the test pass
+    rate of that individual unless `test` is off), its curve, the last front's hypervolume and
+    distinct points."""
     from evolve.config import parse_config, resolve
     from evolve.loop import run_evolution
     from evolve.runs import create_run
     from evolve.store import Store
 
-    resolved = resolve(parse_config(config(arm, seed, args.budget, args.population, args.k, args.llama)))
+    resolved = resolve(parse_config(data))
     run_id, run_dir = create_run(resolved, root, run_id=f"{arm}-{seed}")
     t0 = time.perf_counter()
     run_evolution(resolved, run_id, run_dir)
@@ -84,6 +91,8 @@ def one_run(arm: str, seed: int, args: argparse.Namespace, root: Path) -> dict[s
                                   [held[0][0] if held else ""]))
         train = store.query("SELECT max((metrics ->> 'task_pass_rate')::DOUBLE) FROM evaluations")[0][0]
         proposals = store.query("SELECT count(*), count(row), sum(used::INT) FROM proposals")[0]
+        hv, points = store.query("SELECT hypervolume, front_points FROM generations ORDER BY generation DESC "
+                                 "LIMIT 1")[0]
     spent, curve, best = 0, [], 0.0
     for g, n in gens:
         spent += n
@@ -91,7 +100,7 @@ def one_run(arm: str, seed: int, args: argparse.Namespace, root: Path) -> dict[s
         curve.append((spent, best))
     top = held[0][0] if held else None
     test = None
-    if top is not None:  # the best on validation, on the test split (never selected on)
+    if top is not None and test:  # the best on validation, on the test split (never selected on)
         proc = subprocess.run([sys.executable, "-m", "evolve.cli", "test", str(run_dir), top], cwd=ROOT,
                               capture_output=True, text=True, timeout=1800, check=False)
         if proc.returncode == 0:
@@ -100,7 +109,7 @@ def one_run(arm: str, seed: int, args: argparse.Namespace, root: Path) -> dict[s
                                    [top])[0][0]
     return {"arm": arm, "seed": seed, "evaluations": spent, "validation": best, "test": test, "train": train,
             "near": halves.get(True, 0.0), "far": halves.get(False, 0.0),
-            "best": top, "curve": curve, "wall_s": round(wall, 1),
+            "best": top, "curve": curve, "wall_s": round(wall, 1), "hypervolume": hv, "front_points": points,
             "proposals": {"made": proposals[0], "rows": proposals[1], "used": proposals[2] or 0}}
 
 

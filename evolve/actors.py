@@ -28,7 +28,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
-from evolve.calibrate import reference_seconds
+from evolve.calibrate import Clock
 from evolve.config import AnySpecies
 from evolve.errors import EvolveError
 from evolve.pools import START_TIMEOUT, Placement, Pool, Waitable
@@ -43,7 +43,8 @@ EventSink = Callable[[str, str, str | None], None]  # (kind, message, individual
 class EvaluatorActor:
     """Evaluates batches of individuals of one species inside its own sandbox root."""
 
-    def __init__(self, species: AnySpecies, run_id: str, sandbox_parent: str | None = None) -> None:
+    def __init__(self, species: AnySpecies, run_id: str, sandbox_parent: str | None = None,
+                 calibrate_every: float | None = None) -> None:
         self.species = species
         self.run_id = run_id
         parent = Path(sandbox_parent or tempfile.gettempdir())
@@ -51,8 +52,12 @@ class EvaluatorActor:
         self.root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-", dir=parent))
         os.chmod(self.root, 0o711)  # sandboxes drop to an unprivileged user who must reach them
         self.node = ray.get_runtime_context().get_node_id()
-        # this node's speed and load as the actor starts, for species with timing metrics
-        self.reference = reference_seconds() if species.timing else None
+        # this node's speed and load as the actor starts and again now and then, under
+        # evaluation.calibrate (calibrate_every set) for species with timing metrics
+        self.clock = (Clock(calibrate_every, lambda: species.reference_timing(self.root))
+                      if species.timing and calibrate_every is not None else None)
+        if self.clock is not None:
+            self.clock.current()
 
     def ready(self) -> Placement:
         ctx = ray.get_runtime_context()
@@ -60,6 +65,7 @@ class EvaluatorActor:
                 "resources": dict(ctx.get_assigned_resources()), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
     def evaluate(self, items: Sequence[EvalItem], timeout: float) -> list[Outcome]:
+        reference = self.clock.current() if self.clock is not None else None  # the load before the work
         start = time.perf_counter()
         try:
             items = _resolve_contexts(items)
@@ -70,7 +76,7 @@ class EvaluatorActor:
                                 wall_seconds=wall) for it in items]
         for o in outcomes:
             o.node = self.node
-            o.reference = self.reference
+            o.reference = reference
         return outcomes
 
     def cleanup(self) -> None:
@@ -114,7 +120,7 @@ class EvaluatorPool(Pool):
     def __init__(self, species: AnySpecies, *, run_id: str, n_actors: int, timeout: float,
                  retries: int = 2, grace: float = 60.0, on_event: EventSink | None = None,
                  sandbox_parent: str | None = None, actor_options: Mapping[str, float] | None = None,
-                 role: str = "evaluator") -> None:
+                 role: str = "evaluator", calibrate_every: float | None = None) -> None:
         if n_actors < 1:
             raise EvolveError("evaluation.actors: must be >= 1")
         self.species = species
@@ -127,6 +133,7 @@ class EvaluatorPool(Pool):
         self.grace = grace
         self.on_event: EventSink = on_event or (lambda kind, message, ind: None)
         self.sandbox_parent = sandbox_parent
+        self.calibrate_every = calibrate_every
         self.species_ref = ray.put(species)  # shipped once, shared by every actor
         self.replaced = 0  # actors replaced so far
         self._slots = [_Slot(self._new_actor()) for _ in range(n_actors)]
@@ -136,7 +143,7 @@ class EvaluatorPool(Pool):
     def _new_actor(self) -> ActorHandle:
         return EvaluatorActor.options(scheduling_strategy="SPREAD",  # type: ignore[attr-defined]  # ray.remote's class wrapper is untyped
                                       **self.actor_options).remote(self.species_ref, self.run_id,
-                                                                   self.sandbox_parent)
+                                                                   self.sandbox_parent, self.calibrate_every)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> list[Placement]:
         refs = [s.actor.ready.remote() for s in self._slots]

@@ -1,46 +1,48 @@
 """Timing calibrated per node (`evaluation.calibrate`).
 
 Timing objectives (`avg_interval`: seconds between a tower's key sends) depend on the node
-and its load as much as on the genome. Each evaluator (an actor, or the driver with
-`evaluation.actors: 0`) times a fixed reference when it starts: a fixed CPU loop (blake2b
-over a fixed buffer and a pure-Python loop, the best of three runs, 0.1-0.3 s), not a
-reference tower — a tower's time is mostly process starts, tmux and git, which a reference
-tower would measure better but at several seconds per actor. It is a proxy for the node's
-speed and load at start, taken once (not again while the actor lives).
+and its load as much as on the genome. Under `evaluation.calibrate` each evaluator (an
+actor, or the driver with `evaluation.actors: 0`) times its species' fixed reference
+evaluation (`Species.reference_timing`; towers: a fixed depth-2 tower, whose
+`avg_interval@h2` is made of the same process starts, tmux round trips and git commits as
+every evaluation's) when it starts, and again before an evaluation once the last one is
+older than `evaluation.calibrate_every` seconds: a node's load changes while its actor
+lives (`Clock`). A fixed CPU loop was tried first and dropped: on a loaded node it varied
+more than the timing metrics it was meant to calibrate (benchmarks/RESULTS.md).
 
-Every outcome carries its evaluator's reference seconds; the driver stores, next to each
-raw timing metric `m@level`, `m_norm@level` = raw / reference, and `reference_seconds`.
-With `evaluation.calibrate: true` selection (objectives and constraints) reads the
-normalised value wherever the config names a timing metric.
+Every outcome carries its evaluator's reference; the driver stores, next to each raw timing
+metric `m@level`, `m_norm@level` = raw / reference, and `reference_seconds`; selection
+(objectives and constraints) reads the normalised value wherever the config names a timing
+metric.
 """
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 NORM = "_norm"  # the normalised metric's base name: avg_interval@h2 -> avg_interval_norm@h2
 REFERENCE = "reference_seconds"
-_BUFFER = bytes(range(256)) * 4096  # 1 MiB, the same on every node
 
 
-def _once() -> None:
-    digest = b""
-    for _ in range(16):
-        digest = hashlib.blake2b(_BUFFER + digest).digest()
-    total = 0
-    for k in range(200_000):
-        total += k * k % 7
+class Clock:
+    """An evaluator's reference: `measure()` taken when first asked and again once older than
+    `every` seconds. A failed take (None) keeps the last good value."""
 
+    def __init__(self, every: float, measure: Callable[[], float | None]) -> None:
+        self.every = every
+        self.measure = measure
+        self.value: float | None = None
+        self.taken = 0  # how many times it was measured
+        self._at: float | None = None
 
-def reference_seconds() -> float:
-    """The node's time for the fixed reference loop: the best of three runs."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        _once()
-        best = min(best, time.perf_counter() - start)
-    return best
+    def current(self) -> float | None:
+        if self._at is None or time.monotonic() - self._at >= self.every:
+            value = self.measure()
+            self._at = time.monotonic()
+            self.taken += 1
+            if value is not None:
+                self.value = value
+        return self.value
 
 
 def normal_name(metric: str) -> str:

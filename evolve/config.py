@@ -98,6 +98,8 @@ class EvaluationConfig(_Model):
                              "challenger must be than a front member it displaces")
     calibrate: bool = Field(default=False, description="selection reads timing metrics (avg_interval) "
                             "divided by the evaluator's reference seconds (evolve.calibrate)")
+    calibrate_every: float = Field(default=300.0, ge=0, description="seconds after which an evaluator times "
+                                   "its reference again, before its next evaluation (0: before every one)")
     cascade: CascadeConfig | None = Field(default=None, description="a cheap stage (fewer tasks, a shallower "
                                           "tower) that gates the full evaluation")
 

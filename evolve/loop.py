@@ -1071,7 +1071,9 @@ def run_evolution(resolved: Resolved, run_id: str, run_dir: Path, *, address: st
                 made = iter(make_pools(remote, run_id=run_id, cpus=cluster.cpus, gpus=cluster.gpus,
                                        embedded=cluster.mode == "embedded", on_event=engine.pool_events))
             pools = [next(made) if part.evaluation.actors != 0 else
-                     DriverPool(part.species, run_id=run_id, timeout=part.evaluation.timeout)
+                     DriverPool(part.species, run_id=run_id, timeout=part.evaluation.timeout,
+                                calibrate_every=part.evaluation.calibrate_every
+                                if part.evaluation.calibrate else None)
                      for part in resolved.parts]
             try:
                 for name, pool in zip(engine.species, pools):

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from evolve.calibrate import Clock
 from evolve.config import AnySpecies
 from evolve.errors import EvolveError
 from populations.base import EvalItem, Outcome
@@ -113,7 +114,8 @@ class DriverPool(Pool):
     role = "driver"
     size = 0
 
-    def __init__(self, species: AnySpecies, *, run_id: str, timeout: float) -> None:
+    def __init__(self, species: AnySpecies, *, run_id: str, timeout: float,
+                 calibrate_every: float | None = None) -> None:
         if not species.in_driver:
             raise EvolveError(f"species {species.name} cannot be evaluated in the driver (evaluation.actors: 0)")
         self.species = species
@@ -124,7 +126,9 @@ class DriverPool(Pool):
         self.node = ""
         self._root: Path | None = None
         self._items: list[EvalItem] = []
-        self.reference: float | None = None  # taken on the first evaluation (evolve.calibrate)
+        # taken on the first evaluation and again now and then, under evaluation.calibrate
+        self.clock = (Clock(calibrate_every, self._reference)
+                      if species.timing and calibrate_every is not None else None)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> list[Placement]:
         import ray
@@ -141,24 +145,27 @@ class DriverPool(Pool):
         items, self._items = self._items, []
         if not items:
             return []
-        if self._root is None:
-            self._root = Path(tempfile.mkdtemp(prefix=f"evolve-driver-{os.getpid()}-"))
+        reference = self.clock.current() if self.clock is not None else None  # the load before the work
         start = time.perf_counter()
         try:
-            outcomes = self.species.evaluate(items, workdir=self._root, timeout=self.timeout, run_id=self.run_id)
+            outcomes = self.species.evaluate(items, workdir=self._workdir(), timeout=self.timeout, run_id=self.run_id)
         except Exception as exc:  # noqa: BLE001 - as on an actor: a crash in the species is a failed result
             wall = (time.perf_counter() - start) / len(items)
             outcomes = [Outcome(it.individual_id, "failed", error=f"{type(exc).__name__}: {exc}",
                                 wall_seconds=wall) for it in items]
         node = self.node or "driver"
-        if self.reference is None and self.species.timing:
-            from evolve.calibrate import reference_seconds
-
-            self.reference = reference_seconds()
         for o in outcomes:
             o.node = node
-            o.reference = self.reference
+            o.reference = reference
         return outcomes
+
+    def _reference(self) -> float | None:
+        return self.species.reference_timing(self._workdir())
+
+    def _workdir(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix=f"evolve-driver-{os.getpid()}-"))
+        return self._root
 
     def idle(self) -> bool:
         return not self._items

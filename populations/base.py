@@ -194,6 +194,12 @@ class Species(ABC, Generic[G]):
         """One mutant per genome."""
 
     # --- evaluation (runs on an actor) ----------------------------------------------------
+    def reference_timing(self, workdir: Path) -> float | None:
+        """The node's time for the species' fixed reference evaluation, in its timing metrics'
+        units (`evolve.calibrate` divides them by it); None when it could not be taken. Only
+        species with `timing` metrics are asked."""
+        return None
+
     @abstractmethod
     def evaluate(self, items: Sequence[EvalItem], *, workdir: Path, timeout: float,
                  run_id: str) -> list[Outcome]:

@@ -421,6 +421,9 @@ class TowerSpecies(Species[TowerGenome]):
         return genome
 
     # --- evaluation (on an actor) ---------------------------------------------------------
+    def reference_timing(self, workdir: Path) -> float | None:
+        return reference_tower(workdir, self.isolation)
+
     def evaluate(self, items: Sequence[EvalItem], *, workdir: Path, timeout: float,
                  run_id: str) -> list[Outcome]:
         from harness_tower.backends.relay import ExpertEndpoints
@@ -452,6 +455,30 @@ class TowerSpecies(Species[TowerGenome]):
             finally:
                 shutil.rmtree(out_dir, ignore_errors=True)
         return outcomes
+
+
+# The reference tower (`reference_timing`): the same on every node whatever the run's own suite
+REFERENCE_SEED, REFERENCE_TASK, REFERENCE_DEPTH = "literal_line", "print-hello-world", 2
+REFERENCE_TIMEOUT = 60.0
+
+
+def reference_tower(workdir: Path, isolation: str = "auto") -> float | None:
+    """`avg_interval@h2` of a fixed tower: the `literal_line` seed at depth 2 on the built-in
+    shell suite's `print-hello-world` (H2 types h1.py in ~320 sends; ~2 s). A tower's time is
+    process starts, tmux round trips and git commits, which this measures as the evaluations
+    do; None if it did not run through."""
+    from harness_tower.evaluate import evaluate as run_tower
+
+    _, (genome,) = _load_seeds([REFERENCE_SEED])
+    task = load_suite("shell").task(REFERENCE_TASK)
+    out_dir = Path(tempfile.mkdtemp(prefix="reference-", dir=workdir))
+    try:
+        res = run_tower(genome, depth=REFERENCE_DEPTH, out_dir=out_dir, timeout=REFERENCE_TIMEOUT,
+                        run_id="reference", individual_id="reference", isolation=isolation, tasks=[task])
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    value = res.metrics.get(f"avg_interval@h{REFERENCE_DEPTH}") if res.status == "ok" else None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) and value > 0 else None
 
 
 def git_bundle(repo: Path) -> bytes:

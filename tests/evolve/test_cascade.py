@@ -77,7 +77,8 @@ def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: 
                                 FROM stages ORDER BY individual_id, stage""")
         evaluations = {r[0]: r[1:] for r in store.query(
             "SELECT individual_id, status, error, reused_from FROM evaluations")}
-        calibrated = store.query("SELECT metrics, objectives FROM evaluations WHERE status = 'ok'")
+        calibrated = store.query("SELECT metrics, objectives FROM evaluations WHERE status = 'ok' "
+                                 "AND reused_from IS NULL")
         generations = store.query("SELECT generation, gated, stage_seconds, gate_saved FROM generations "
                                   "ORDER BY generation")
     cheap = {r[0]: r for r in stages if r[1] == "cheap"}
@@ -116,6 +117,27 @@ def test_the_gate_keeps_failing_individuals_from_the_full_evaluation(ray_local: 
         assert m["reference_seconds"] > 0
         assert math.isclose(m["avg_interval_norm@h1"], m["avg_interval@h1"] / m["reference_seconds"])
         assert math.isclose(objectives[1], m["avg_interval_norm@h1"])
+
+
+def test_the_reference_is_timed_again_once_older_than_calibrate_every() -> None:
+    from evolve.calibrate import Clock
+
+    takes = iter([0.5, None, 0.7])
+    always, rarely = Clock(0.0, lambda: next(takes)), Clock(3600.0, lambda: 0.4)
+    # a take that failed (None) keeps the last good value
+    assert [always.current() for _ in range(3)] == [0.5, 0.5, 0.7]
+    assert [rarely.current() for _ in range(3)] == [0.4, 0.4, 0.4]
+    assert (always.taken, rarely.taken) == (3, 1)
+
+
+@pytest.mark.tmux
+def test_the_reference_tower_times_what_a_tower_evaluation_times(tmp_path: Path) -> None:
+    from populations.tower import TowerSpecies
+
+    values = [TowerSpecies(depth=1).reference_timing(tmp_path) for _ in range(2)]
+    # avg_interval@h2 of the same fixed tower: seconds between key sends, a few ms each
+    assert all(v is not None and 1e-4 < v < 0.5 for v in values)
+    assert list(tmp_path.iterdir()) == []  # its sandbox is gone
 
 
 def test_calibrate_needs_a_species_with_timing_metrics(tmp_path: Path) -> None:
