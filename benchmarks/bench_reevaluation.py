@@ -12,10 +12,19 @@
    noise-free objectives dominated by another member's), whether the reported best f1 is
    the true best f1 of the front, and the front's true hypervolume. A third arm adds the
    guardrail's `min_delta`; "beyond delta" counts only displacements by that margin.
+   With `--towers`, the issue's own setting: tower runs on the built-in shell suite whose
+   selection uses `avg_interval@h2` (with `task_pass_rate`), arms `plain`, `guarded`
+   (replicates 3, min_samples 3, min_delta) and `calibrated` (the same, selection on the
+   normalised `avg_interval_norm@h2`, each actor's reference tower taken again every 120 s);
+   each front member of the last generation evaluated 3 more times afresh (two at a time, as
+   the run's two actors did; the calibrated arm's normalised by each evaluator's own
+   reference tower, as its actors did); "displaced" as above, strictly and by the arm's delta.
 2. Budget overshoot: how far past `budget.evaluations` and `budget.wall_seconds` a run
    goes (it stops between generations, so by at most one generation's spend).
 
     .venv/bin/python benchmarks/bench_reevaluation.py [--seeds 10] [--budget 600] [--noise 0.1]
+    .venv/bin/python benchmarks/bench_reevaluation.py --towers [--seeds 4] [--budget 64] [--pop 8]
+        [--delta 0.0004] [--k 4]
 """
 from __future__ import annotations
 
@@ -132,6 +141,91 @@ def false_elites(root: Path, seeds: int, budget: int, noise: float, pop: int, de
     return summary
 
 
+TOWER_ARMS = ("plain", "guarded", "calibrated")
+
+
+def tower_config(arm: str, seed: int, budget: int, pop: int, k: int, delta: float) -> dict[str, Any]:
+    evaluation: dict[str, Any] = {"timeout": 120, "actors": 2, "validation": False}
+    if arm != "plain":
+        evaluation.update(replicates=3, min_samples=3, min_delta=delta)
+    if arm == "calibrated":
+        evaluation.update(calibrate=True, calibrate_every=120)
+    return {"name": f"fe-{arm}", "seed": seed, "generations": 1000,
+            "species": {"name": "tower", "params": {"depth": 2, "tasks": k}},
+            "population": {"size": pop},
+            "objectives": [{"metric": "task_pass_rate", "direction": "max", "ref": 0.0},
+                           {"metric": "avg_interval@h2", "direction": "min"}],
+            "evaluation": evaluation, "budget": {"evaluations": budget}, "ray": {"num_cpus": 2}}
+
+
+def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> dict[str, Any]:
+    """3 fresh replicates of every reported front member, two evaluations at a time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evolve.calibrate import Clock
+    from evolve.store import Store
+    from evolve.tables import front_rows
+    from populations.base import EvalItem
+    from populations.tower import TowerSpecies
+
+    with Store.open(run_dir, read_only=True) as store:
+        rows = [r for r in front_rows(store) if r["standing"] != "pending"]
+        last, spent = store.query("SELECT max(generation), (SELECT max(evaluations) FROM spend) FROM generations")[0]
+    species = TowerSpecies(depth=2, tasks=k)
+    species.use_seed(seed)
+    context = dict(species.context(int(last), ()), trajectory=False)
+    genomes = [species.from_data(json.loads(r["genome"])) for r in rows]
+    work = Path(tempfile.mkdtemp(prefix="fe-judge-", dir="/tmp"))
+    os.chmod(work, 0o755)
+    local = threading.local()
+
+    def fresh(job: tuple[int, int]) -> tuple[int, float, float]:
+        i, rep = job
+        if arm == "calibrated" and not hasattr(local, "clock"):  # one reference per evaluator
+            local.clock = Clock(120.0, lambda: species.reference_timing(work))
+        reference = local.clock.current() if arm == "calibrated" else 1.0
+        out = species.evaluate([EvalItem(f"m{i}-r{rep}", genomes[i], "", 1000 + rep, context)], workdir=work,
+                               timeout=120, run_id="judge")[0]
+        interval = out.metrics.get("avg_interval@h2") if out.status == "ok" else None
+        if interval is None or reference is None:
+            return i, 0.0, float("inf")
+        return i, float(out.metrics["task_pass_rate"]), float(interval) / reference
+
+    sums = np.zeros((len(rows), 2))
+    with ThreadPoolExecutor(2) as pool:
+        for i, passed, interval in pool.map(fresh, [(i, rep) for rep in range(3) for i in range(len(rows))]):
+            sums[i] += (-passed, interval)  # minimisation
+    F = sums / 3
+    reported = np.array([[-r["objectives"][0], r["objectives"][1]] for r in rows], dtype=float)
+    return {"arm": arm, "seed": seed, "front": len(rows), "spent": int(spent), "generations": int(last) + 1,
+            "displaced": int(dominated(F).sum()), "displaced_by_delta": int(dominated(F, delta).sum()),
+            "reported": reported.tolist(), "fresh": F.tolist()}
+
+
+def false_elites_towers(root: Path, seeds: int, budget: int, pop: int, k: int, delta: float) -> dict[str, Any]:
+    scale = {"plain": delta, "guarded": delta, "calibrated": None}  # the calibrated delta: in reference units
+    results: list[dict[str, Any]] = []
+    for seed in range(1, seeds + 1):
+        for arm in TOWER_ARMS:
+            d = scale[arm] if scale[arm] is not None else delta / 0.0025  # ~2.5 ms: the reference tower's
+            run_dir, seconds = run(root, f"{arm}-{seed}", tower_config(arm, seed, budget, pop, k, d))
+            r = judge_towers(run_dir, arm, seed, k, d)
+            r["seconds"] = round(seconds, 1)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    summary = {}
+    for arm in TOWER_ARMS:
+        rs = [r for r in results if r["arm"] == arm]
+        summary[arm] = {"runs": len(rs), "evaluations_spent_mean": statistics.mean(r["spent"] for r in rs),
+                        "generations_mean": statistics.mean(r["generations"] for r in rs),
+                        "front_members": sum(r["front"] for r in rs),
+                        "displaced_by_3_fresh": sum(r["displaced"] for r in rs),
+                        "displaced_by_3_fresh_beyond_delta": sum(r["displaced_by_delta"] for r in rs),
+                        "runs_with_a_displaced_member": sum(r["displaced"] > 0 for r in rs)}
+    return summary
+
+
 def overshoot(root: Path, seeds: int) -> dict[str, Any]:
     from evolve.store import Store
 
@@ -160,8 +254,16 @@ def main() -> None:
     parser.add_argument("--pop", type=int, default=16)
     parser.add_argument("--delta", type=float, default=0.1, help="min_delta of the guarded arm, and the margin "
                         "a fresh mean must beat a member by to count as displacing it beyond delta")
+    parser.add_argument("--towers", action="store_true", help="the issue's setting: towers, avg_interval@h2")
+    parser.add_argument("--k", type=int, default=4, help="towers: train tasks per evaluation")
     args = parser.parse_args()
     print(machine())
+    if args.towers:
+        with tempfile.TemporaryDirectory(prefix="bench-fe-", dir="/tmp") as tmp:
+            os.chmod(tmp, 0o755)  # sandboxes drop to an unprivileged user who must reach them
+            print(json.dumps(false_elites_towers(Path(tmp), args.seeds, args.budget, args.pop, args.k, args.delta),
+                             indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         result = {"false_elites": false_elites(root, args.seeds, args.budget, args.noise, args.pop, args.delta),
