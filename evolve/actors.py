@@ -108,6 +108,7 @@ class _Slot:
     started: float = 0.0  # when the task was submitted (monotonic)
     starting: ray.ObjectRef[Placement] | None = None  # a replacement's ready() until it has started
     since: float = 0.0  # when the replacement was asked for (monotonic)
+    node: str = ""  # the node the actor runs on, once it has started
 
 
 class EvaluatorPool(Pool):
@@ -149,6 +150,8 @@ class EvaluatorPool(Pool):
         refs = [s.actor.ready.remote() for s in self._slots]
         try:
             self.placements = list(ray.get(refs, timeout=timeout))
+            for slot, placement in zip(self._slots, self.placements):
+                slot.node = str(placement["node"])
         except GetTimeoutError:
             asks = ", ".join(f"{k}={v:g}" for k, v in sorted(self.actor_options.items()))
             raise EvolveError(f"{self.role} actors did not start within {timeout:.0f}s: the cluster may have "
@@ -165,7 +168,11 @@ class EvaluatorPool(Pool):
         if not items:
             return
         per_call = max(1, min(self.species.batch_size, math.ceil(len(items) / len(self._slots))))
-        self._queue.extend(_Task(list(items[k:k + per_call])) for k in range(0, len(items), per_call))
+        groups: dict[tuple[str, ...], list[EvalItem]] = {}  # one call's items avoid the same nodes
+        for it in items:
+            groups.setdefault(it.avoid, []).append(it)
+        for group in groups.values():
+            self._queue.extend(_Task(group[k:k + per_call]) for k in range(0, len(group), per_call))
         self._feed()
 
     def poll(self) -> list[Outcome]:
@@ -197,9 +204,22 @@ class EvaluatorPool(Pool):
     def _feed(self) -> None:
         for slot in self._slots:
             if slot.task is None and slot.starting is None and self._queue:
-                slot.task = self._queue.popleft()
-                slot.started = time.monotonic()
+                task = self._take(slot)
+                if task is None:
+                    continue
+                slot.task, slot.started = task, time.monotonic()
                 self._in_flight[slot.actor.evaluate.remote(slot.task.items, self.timeout)] = slot
+
+    def _take(self, slot: _Slot) -> _Task | None:
+        """The first queued task for this actor: one that avoids its node only when no running
+        actor is on a node the task does not avoid (a re-evaluation then waits for one)."""
+        nodes = {s.node for s in self._slots if s.starting is None}
+        for k, task in enumerate(self._queue):
+            avoid = set(task.items[0].avoid) if task.items else set()
+            if slot.node not in avoid or not nodes - avoid:
+                del self._queue[k]
+                return task
+        return None
 
     def _check_started(self) -> None:
         """Replacements become usable once started; a lost node's CPUs may never come back, so
@@ -211,7 +231,7 @@ class EvaluatorPool(Pool):
             if not done:
                 continue
             try:
-                ray.get(slot.starting, timeout=10.0)
+                slot.node = str(ray.get(slot.starting, timeout=10.0)["node"])
                 slot.starting = None
             except (RayActorError, RayError) as exc:  # died while starting: try a fresh one
                 self.on_event("actor_died", f"{self._name(slot)} failed to start: {_one_line(exc)}", None)

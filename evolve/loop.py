@@ -218,6 +218,7 @@ class Engine:
         self.limits = self.cfg.budget.limits  # the budget in force (a resumed run's may be raised)
         self.spent = Spend()  # the run's, every session: loaded by `run`
         self._members: dict[str, set[str]] = {}  # per species: the reported front under the guardrail
+        self._nodes: dict[str, set[str]] = {}  # re-evaluated species: the nodes each individual's samples ran on
         self._stages: dict[str, StageRow] = {}  # this generation's cheap stages, by individual
         self._saving: dict[str, Saving] = {}  # per lane: full evaluation seconds so far (evolve.cascade)
 
@@ -507,6 +508,8 @@ class Engine:
         """`receive`, with the evaluator's normalised timing metrics added (`evolve.calibrate`)."""
         result = receive(outcome, self.run_dir, self._lost)
         result.metrics = normalise(result.metrics, lane.part.species.timing, result.reference)
+        if lane.part.evaluation.replicates > 1 and result.node:  # its next sample prefers another node
+            self._nodes.setdefault(outcome.individual_id.rsplit(".r", 1)[0], set()).add(result.node)
         return result
 
     def _lost(self, kind: str, message: str, individual_id: str) -> None:
@@ -662,7 +665,8 @@ class Engine:
                     context = self._context(lane, g) if species.consumes else species.context(g, ())
                 item_id = replicate_id(cand.id, k)
                 plans[item_id] = (lane, rec, k)
-                items.append(EvalItem(item_id, cand.genome, cand.hash, replicate_seed(cand.seed, k), context))
+                items.append(EvalItem(item_id, cand.genome, cand.hash, replicate_seed(cand.seed, k), context,
+                                      avoid=tuple(sorted(self._nodes.get(cand.id, ())))))
             if items:
                 work.append((pool, items))
         ran: list[Evaluated] = []
@@ -974,6 +978,12 @@ class Engine:
                        WHERE r.run_id = ? AND r.generation = ? AND i.species = ?
                        ORDER BY r.individual_id, r.replicate""", [self.run_id, g, lane.species])])
                 self._members[lane.key] = self._stored_members(g).get(lane.key, set())
+                for ind, node in self.store.query(  # the nodes its samples ran on, as the live run knew them
+                        """SELECT individual_id, node FROM evaluations WHERE run_id = ? AND generation = ?
+                           UNION ALL SELECT individual_id, node FROM replicates WHERE run_id = ? AND generation = ?""",
+                        [self.run_id, g, self.run_id, g]):
+                    if node:
+                        self._nodes.setdefault(ind, set()).add(node)
         if self.cfg.islands.count > 1 and due(g, self.cfg.islands.interval, self.cfg.generations):
             self._migrate()  # as the live run did after this generation
         self.state.generation = g + 1

@@ -4,7 +4,8 @@ better on one lucky sample.
 With `evaluation.replicates: R > 1`, after each generation's tell every member of the
 front (and every member kept by the guardrail) that has fewer than R samples is evaluated
 once more (a fresh seed, the generation's context; never served from the run's results,
-since repeating is the point). Each replicate is stored (`replicates`: replicate k of an
+since repeating is the point; on a node its earlier samples did not run on where the
+cluster has one: `EvalItem.avoid`). Each replicate is stored (`replicates`: replicate k of an
 individual, k = 0 being its `evaluations` row). The individual's objectives in selection
 become the mean of its samples, its constraints the mean of theirs: a replicate that fails
 while the first evaluation succeeded is kept and counted — its violation makes the mean

@@ -102,6 +102,9 @@ class EvalItem:
     # what `Species.context` made of the products so far (resolved on the actor when the
     # driver shipped it through Ray's object store); None for self-contained species
     context: Any = None
+    # nodes that evaluated this individual before: a pool prefers an actor elsewhere
+    # (re-evaluation on different nodes where the cluster has several)
+    avoid: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

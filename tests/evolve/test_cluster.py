@@ -1,6 +1,7 @@
 """Joining a Ray cluster started with `ray start`: a two-node cluster on this machine (loopback,
 1 CPU per node, token authentication as Ray starts it by default) takes `evolve run --address`
-with only the token in the environment and spreads the evaluator actors over both nodes; a
+with only the token in the environment and spreads the evaluator actors over both nodes (a
+front member's replicate runs on the node its first sample did not); a
 wrong token, or an address where no cluster listens, is one line and no run."""
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _config(path: Path) -> Path:
         "species": {"name": "numeric", "params": {"problem": "zdt1", "n_var": 8}},
         "population": {"size": 10},
         "objectives": [{"metric": "f1", "ref": 1.1}, {"metric": "f2", "ref": 10.0}],
-        "evaluation": {"timeout": 30, "actors": 2}})
+        "evaluation": {"timeout": 30, "actors": 2, "replicates": 2}})
 
 
 def _refused(config: Path, tmp_path: Path, *tries: tuple[str, dict[str, str]]) -> list[str]:
@@ -63,7 +64,11 @@ def test_evaluations_run_on_both_nodes(two_nodes: str, tmp_path: Path) -> None:
     with Store.open(tmp_path / "runs" / "c", read_only=True) as store:
         per_node = dict(store.query("SELECT node, count(*) FROM evaluations GROUP BY node"))
         assert store.query("SELECT count(*) FROM evaluations")[0][0] == 30
+        # front members evaluated again: each replicate on the other node than the first sample's
+        same_node = [same for (same,) in store.query(
+            "SELECT r.node = e.node FROM replicates r JOIN evaluations e USING (run_id, individual_id)")]
     assert len(per_node) == 2, per_node
+    assert same_node and not any(same_node), same_node
     assert all(len(node) == 56 for node in per_node)  # Ray node ids (hex)
 
     wrong, off = _refused(config, tmp_path, (two_nodes, joiner_env(RAY_AUTH_TOKEN="0" * 32)),
