@@ -16,6 +16,7 @@
    bytes each evaluation sends back through Ray.
 
     .venv/bin/python benchmarks/bench_engine.py [--generations 100] [--towers 12] [--repeats 2]
+    .venv/bin/python benchmarks/bench_engine.py --towers-only --towers 16 --repeats 3
 """
 from __future__ import annotations
 
@@ -155,7 +156,9 @@ def pymoo_paths(generations: int, repeats: int) -> dict[str, Any]:
             "median_ms": {k: statistics.median(v) for k, v in per_run.items()}, "runs_ms": per_run}
 
 
-def towers(n: int, root: Path) -> dict[str, Any]:
+def towers(n: int, root: Path, repeats: int = 1) -> dict[str, Any]:
+    """1 and 2 actors on the same n genomes, interleaved `repeats` times (so that load changes
+    hit both alike); efficiency = 2-actor rate / (2 x 1-actor rate), per repeat."""
     import ray
 
     from evolve.actors import EvaluatorPool
@@ -164,24 +167,27 @@ def towers(n: int, root: Path) -> dict[str, Any]:
 
     species = TowerSpecies(depth=2)
     genomes = species.sample(n, np.random.default_rng(0))
-    out: dict[str, Any] = {"evaluations": n, "depth": 2}
-    for actors in (1, 2):
-        pool = EvaluatorPool(species, run_id="bench", n_actors=actors, timeout=120, retries=0, grace=60)
-        pool.wait_ready()
-        items = [EvalItem(f"a{actors}-{k:03d}", g, g.hash(), k) for k, g in enumerate(genomes)]
-        t = time.perf_counter()
-        outcomes = list(pool.evaluate(items))
-        wall = time.perf_counter() - t
-        pool.close()
-        sizes = [len(pickle.dumps([o], protocol=5)) for o in outcomes]
-        bundles = [len(o.bundle or b"") for o in outcomes]
-        out[f"actors_{actors}"] = {
-            "wall_s": wall, "per_hour": 3600 * n / wall,
-            "ok": sum(o.status == "ok" for o in outcomes),
-            "eval_s_median": statistics.median(o.wall_seconds for o in outcomes),
-            "result_bytes_mean": statistics.mean(sizes), "bundle_bytes_mean": statistics.mean(bundles),
-        }
-    out["efficiency"] = out["actors_2"]["per_hour"] / (2 * out["actors_1"]["per_hour"])
+    out: dict[str, Any] = {"evaluations": n, "depth": 2, "efficiency_per_repeat": []}
+    for rep in range(repeats):
+        for actors in (1, 2):
+            pool = EvaluatorPool(species, run_id="bench", n_actors=actors, timeout=120, retries=0, grace=60)
+            pool.wait_ready()
+            items = [EvalItem(f"a{actors}-{rep}-{k:03d}", g, g.hash(), k) for k, g in enumerate(genomes)]
+            t = time.perf_counter()
+            outcomes = list(pool.evaluate(items))
+            wall = time.perf_counter() - t
+            pool.close()
+            sizes = [len(pickle.dumps([o], protocol=5)) for o in outcomes]
+            bundles = [len(o.bundle or b"") for o in outcomes]
+            out[f"actors_{actors}"] = {
+                "wall_s": wall, "per_hour": 3600 * n / wall, "load": os.getloadavg()[0],
+                "ok": sum(o.status == "ok" for o in outcomes),
+                "eval_s_median": statistics.median(o.wall_seconds for o in outcomes),
+                "result_bytes_mean": statistics.mean(sizes), "bundle_bytes_mean": statistics.mean(bundles),
+            }
+        out["efficiency_per_repeat"].append(out["actors_2"]["per_hour"] / (2 * out["actors_1"]["per_hour"]))
+        print(json.dumps({"repeat": rep, "actors_1": out["actors_1"], "actors_2": out["actors_2"]}), flush=True)
+    out["efficiency"] = statistics.median(out["efficiency_per_repeat"])
     out["species_put_bytes"] = len(ray.cloudpickle.dumps(species))
     return out
 
@@ -192,6 +198,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--towers", type=int, default=12, help="tower evaluations per actor count")
     parser.add_argument("--skip-towers", action="store_true")
+    parser.add_argument("--towers-only", action="store_true", help="only part 3, `--repeats` times")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -204,10 +211,11 @@ def main() -> int:
     result["ray_start_s"] = time.perf_counter() - t
     root = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     try:
-        result["zdt1"] = zdt1(args.generations, args.repeats, root)
-        result["pymoo_paths"] = pymoo_paths(args.generations, args.repeats)
+        if not args.towers_only:
+            result["zdt1"] = zdt1(args.generations, args.repeats, root)
+            result["pymoo_paths"] = pymoo_paths(args.generations, args.repeats)
         if not args.skip_towers:
-            result["towers"] = towers(args.towers, root)
+            result["towers"] = towers(args.towers, root, args.repeats if args.towers_only else 1)
     finally:
         ray.shutdown()
         shutil.rmtree(root, ignore_errors=True)
@@ -216,9 +224,25 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    print(f"machine: {result['machine']}; {result['machine_end']}; Ray start-up {result['ray_start_s']:.2f}s")
+    if "zdt1" in result:
+        print_zdt1(result)
+    if "towers" in result:
+        tw = result["towers"]
+        for a in (1, 2):
+            r = tw[f"actors_{a}"]
+            print(f"towers depth 2, {a} actor(s): {tw['evaluations']} evaluations in {r['wall_s']:.1f}s = "
+                  f"{r['per_hour']:.0f}/h ({r['ok']} ok; median evaluation {r['eval_s_median']:.2f}s; "
+                  f"result {r['result_bytes_mean'] / 1024:.1f} KiB, bundle {r['bundle_bytes_mean'] / 1024:.1f} KiB)")
+        print(f"  scaling efficiency 2 vs 1 actor: {100 * tw['efficiency']:.0f}% (median; per repeat "
+              + ", ".join(f"{100 * e:.0f}%" for e in tw["efficiency_per_repeat"])
+              + f"); species object put once: {tw['species_put_bytes'] / 1024:.1f} KiB")
+    return 0
+
+
+def print_zdt1(result: dict[str, Any]) -> None:
     z = result["zdt1"]
     m = z["median"]
-    print(f"machine: {result['machine']}; {result['machine_end']}; Ray start-up {result['ray_start_s']:.2f}s")
     print(f"ZDT1, population 100, {z['generations']} generations, median of {z['repeats']} (seeds 1..):")
     print(f"  pymoo.minimize(NSGA2) serial          : {m['pymoo_s']:.3f}s  HV {m['pymoo_hv']:.4f}")
     print(f"  floor: ask/tell on object genomes     : {m['floor_s']:.3f}s  HV {m['floor_hv']:.4f}  "
@@ -236,16 +260,6 @@ def main() -> int:
     print(f"around pymoo, ms per generation (median of {z['repeats']} x {z['generations']} generations): "
           f"survival {pm['survival_pymoo']:.3f} pymoo's, {pm['survival_fast']:.3f} FastRankAndCrowding; "
           f"values {pm['values_by_pymoo']:.3f} Evaluator+StaticProblem, {pm['values_by_hand']:.3f} by hand")
-    if "towers" in result:
-        tw = result["towers"]
-        for a in (1, 2):
-            r = tw[f"actors_{a}"]
-            print(f"towers depth 2, {a} actor(s): {tw['evaluations']} evaluations in {r['wall_s']:.1f}s = "
-                  f"{r['per_hour']:.0f}/h ({r['ok']} ok; median evaluation {r['eval_s_median']:.2f}s; "
-                  f"result {r['result_bytes_mean'] / 1024:.1f} KiB, bundle {r['bundle_bytes_mean'] / 1024:.1f} KiB)")
-        print(f"  scaling efficiency 2 vs 1 actor: {100 * tw['efficiency']:.0f}%; "
-              f"species object put once: {tw['species_put_bytes'] / 1024:.1f} KiB")
-    return 0
 
 
 if __name__ == "__main__":
