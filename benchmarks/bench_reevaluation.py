@@ -16,9 +16,11 @@
    selection uses `avg_interval@h2` (with `task_pass_rate`), arms `plain`, `guarded`
    (replicates 3, min_samples 3, min_delta) and `calibrated` (the same, selection on the
    normalised `avg_interval_norm@h2`, each actor's reference tower taken again every 120 s);
-   each front member of the last generation evaluated 3 more times afresh (two at a time, as
-   the run's two actors did; the calibrated arm's normalised by each evaluator's own
-   reference tower, as its actors did); "displaced" as above, strictly and by the arm's delta.
+   every survivor of the last generation evaluated 3 more times afresh on its task draw (two
+   at a time, as the run's two actors did; the calibrated arm's normalised by each
+   evaluator's own reference tower, as its actors did); a reported front member is
+   "displaced" when another survivor's fresh mean dominates its fresh mean, strictly and by
+   the arm's delta (the guardrail's own rule).
 2. Budget overshoot: how far past `budget.evaluations` and `budget.wall_seconds` a run
    goes (it stops between generations, so by at most one generation's spend).
 
@@ -159,7 +161,9 @@ def tower_config(arm: str, seed: int, budget: int, pop: int, k: int, delta: floa
 
 
 def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> dict[str, Any]:
-    """3 fresh replicates of every reported front member, two evaluations at a time."""
+    """3 fresh replicates of every survivor of the last generation (each distinct genome once,
+    two evaluations at a time, on the last generation's task draw); a reported front member is
+    displaced when another survivor's fresh mean dominates its own."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -170,12 +174,16 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> di
     from populations.tower import TowerSpecies
 
     with Store.open(run_dir, read_only=True) as store:
-        rows = [r for r in front_rows(store) if r["standing"] != "pending"]
+        members = {r["individual_id"] for r in front_rows(store) if r["standing"] != "pending"}
         last, spent = store.query("SELECT max(generation), (SELECT max(evaluations) FROM spend) FROM generations")[0]
+        survivors = store.query("""SELECT f.individual_id, i.hash, i.genome FROM fronts f
+                                   JOIN individuals i USING (run_id, individual_id)
+                                   WHERE f.generation = ? ORDER BY f.individual_id""", [last])
     species = TowerSpecies(depth=2, tasks=k)
     species.use_seed(seed)
     context = dict(species.context(int(last), ()), trajectory=False)
-    genomes = [species.from_data(json.loads(r["genome"])) for r in rows]
+    genomes = {h: species.from_data(json.loads(text)) for _, h, text in survivors}
+    hashes = list(genomes)
     work = Path(tempfile.mkdtemp(prefix="fe-judge-", dir="/tmp"))
     os.chmod(work, 0o755)
     local = threading.local()
@@ -185,22 +193,26 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> di
         if arm == "calibrated" and not hasattr(local, "clock"):  # one reference per evaluator
             local.clock = Clock(120.0, lambda: species.reference_timing(work))
         reference = local.clock.current() if arm == "calibrated" else 1.0
-        out = species.evaluate([EvalItem(f"m{i}-r{rep}", genomes[i], "", 1000 + rep, context)], workdir=work,
-                               timeout=120, run_id="judge")[0]
+        out = species.evaluate([EvalItem(f"m{i}-r{rep}", genomes[hashes[i]], "", 1000 + rep, context)],
+                               workdir=work, timeout=120, run_id="judge")[0]
         interval = out.metrics.get("avg_interval@h2") if out.status == "ok" else None
         if interval is None or reference is None:
             return i, 0.0, float("inf")
         return i, float(out.metrics["task_pass_rate"]), float(interval) / reference
 
-    sums = np.zeros((len(rows), 2))
+    sums = np.zeros((len(hashes), 2))
     with ThreadPoolExecutor(2) as pool:
-        for i, passed, interval in pool.map(fresh, [(i, rep) for rep in range(3) for i in range(len(rows))]):
+        for i, passed, interval in pool.map(fresh, [(i, rep) for rep in range(3) for i in range(len(hashes))]):
             sums[i] += (-passed, interval)  # minimisation
-    F = sums / 3
-    reported = np.array([[-r["objectives"][0], r["objectives"][1]] for r in rows], dtype=float)
-    return {"arm": arm, "seed": seed, "front": len(rows), "spent": int(spent), "generations": int(last) + 1,
-            "displaced": int(dominated(F).sum()), "displaced_by_delta": int(dominated(F, delta).sum()),
-            "reported": reported.tolist(), "fresh": F.tolist()}
+    fresh_of = dict(zip(hashes, sums / 3))
+    F = np.array([fresh_of[h] for _, h, _ in survivors])
+    is_member = [ind in members for ind, _, _ in survivors]
+    displaced = [bool(d) for d, m in zip(dominated(F), is_member) if m]
+    beyond = [bool(d) for d, m in zip(dominated(F, delta), is_member) if m]
+    return {"arm": arm, "seed": seed, "front": len(members), "survivors": len(survivors),
+            "distinct_genomes": len(hashes), "spent": int(spent), "generations": int(last) + 1,
+            "displaced": sum(displaced), "displaced_by_delta": sum(beyond),
+            "fresh": {ind: fresh_of[h].tolist() for ind, h, _ in survivors if ind in members}}
 
 
 def false_elites_towers(root: Path, seeds: int, budget: int, pop: int, k: int, delta: float) -> dict[str, Any]:
