@@ -15,7 +15,8 @@
    With `--towers`, the issue's own setting: tower runs on the built-in shell suite whose
    selection uses `avg_interval@h2` (with `task_pass_rate`), arms `plain`, `guarded`
    (replicates 3, min_samples 3, min_delta) and `calibrated` (the same, selection on the
-   normalised `avg_interval_norm@h2`, each actor's reference tower taken again every 120 s);
+   normalised `avg_interval_norm@h2`, each actor's reference tower taken again every
+   `--calibrate-every` s; its delta: the raw one in units of a 2.5 ms reference);
    every survivor of the last generation evaluated 3 more times afresh on its task draw (two
    at a time, as the run's two actors did; the calibrated arm's normalised by each
    evaluator's own reference tower, as its actors did); a reported front member is
@@ -26,7 +27,8 @@
 
     .venv/bin/python benchmarks/bench_reevaluation.py [--seeds 10] [--budget 600] [--noise 0.1]
     .venv/bin/python benchmarks/bench_reevaluation.py --towers [--seeds 4] [--budget 64] [--pop 8]
-        [--delta 0.0004] [--k 4]
+        [--delta 0.0004] [--k 4] [--arms plain,guarded,calibrated] [--calibrate-every 120]
+        [--margins 0.0004,0.001]
 """
 from __future__ import annotations
 
@@ -146,12 +148,16 @@ def false_elites(root: Path, seeds: int, budget: int, noise: float, pop: int, de
 TOWER_ARMS = ("plain", "guarded", "calibrated")
 
 
-def tower_config(arm: str, seed: int, budget: int, pop: int, k: int, delta: float) -> dict[str, Any]:
+REFERENCE_MS = 2.5  # the reference tower's avg_interval@h2 on this box: a raw delta in its units
+
+
+def tower_config(arm: str, seed: int, budget: int, pop: int, k: int, delta: float,
+                 calibrate_every: float) -> dict[str, Any]:
     evaluation: dict[str, Any] = {"timeout": 120, "actors": 2, "validation": False}
     if arm != "plain":
         evaluation.update(replicates=3, min_samples=3, min_delta=delta)
     if arm == "calibrated":
-        evaluation.update(calibrate=True, calibrate_every=120)
+        evaluation.update(calibrate=True, calibrate_every=calibrate_every)
     return {"name": f"fe-{arm}", "seed": seed, "generations": 1000,
             "species": {"name": "tower", "params": {"depth": 2, "tasks": k}},
             "population": {"size": pop},
@@ -160,7 +166,8 @@ def tower_config(arm: str, seed: int, budget: int, pop: int, k: int, delta: floa
             "evaluation": evaluation, "budget": {"evaluations": budget}, "ray": {"num_cpus": 2}}
 
 
-def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> dict[str, Any]:
+def judge_towers(run_dir: Path, arm: str, seed: int, k: int, margins: list[float],
+                 calibrate_every: float) -> dict[str, Any]:
     """3 fresh replicates of every survivor of the last generation (each distinct genome once,
     two evaluations at a time, on the last generation's task draw); a reported front member is
     displaced when another survivor's fresh mean dominates its own."""
@@ -191,7 +198,7 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> di
     def fresh(job: tuple[int, int]) -> tuple[int, float, float]:
         i, rep = job
         if arm == "calibrated" and not hasattr(local, "clock"):  # one reference per evaluator
-            local.clock = Clock(120.0, lambda: species.reference_timing(work))
+            local.clock = Clock(calibrate_every, lambda: species.reference_timing(work))
         reference = local.clock.current() if arm == "calibrated" else 1.0
         out = species.evaluate([EvalItem(f"m{i}-r{rep}", genomes[hashes[i]], "", 1000 + rep, context)],
                                workdir=work, timeout=120, run_id="judge")[0]
@@ -207,34 +214,37 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, delta: float) -> di
     fresh_of = dict(zip(hashes, sums / 3))
     F = np.array([fresh_of[h] for _, h, _ in survivors])
     is_member = [ind in members for ind, _, _ in survivors]
-    displaced = [bool(d) for d, m in zip(dominated(F), is_member) if m]
-    beyond = [bool(d) for d, m in zip(dominated(F, delta), is_member) if m]
+    unit = 1e-3 * REFERENCE_MS if arm == "calibrated" else 1.0  # margins are raw seconds
+    displaced = {f"{m:g}": sum(bool(d) for d, mine in zip(dominated(F, m / unit), is_member) if mine)
+                 for m in [0.0, *margins]}
     return {"arm": arm, "seed": seed, "front": len(members), "survivors": len(survivors),
             "distinct_genomes": len(hashes), "spent": int(spent), "generations": int(last) + 1,
-            "displaced": sum(displaced), "displaced_by_delta": sum(beyond),
-            "fresh": {ind: fresh_of[h].tolist() for ind, h, _ in survivors if ind in members}}
+            "displaced": displaced,
+            "fresh": {ind: [*fresh_of[h].tolist(), ind in members] for ind, h, _ in survivors}}
 
 
-def false_elites_towers(root: Path, seeds: int, budget: int, pop: int, k: int, delta: float) -> dict[str, Any]:
-    scale = {"plain": delta, "guarded": delta, "calibrated": None}  # the calibrated delta: in reference units
+def false_elites_towers(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
-    for seed in range(1, seeds + 1):
-        for arm in TOWER_ARMS:
-            d = scale[arm] if scale[arm] is not None else delta / 0.0025  # ~2.5 ms: the reference tower's
-            run_dir, seconds = run(root, f"{arm}-{seed}", tower_config(arm, seed, budget, pop, k, d))
-            r = judge_towers(run_dir, arm, seed, k, d)
+    margins = sorted({args.delta, *args.margins})
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for arm in args.arms:
+            d = args.delta / (1e-3 * REFERENCE_MS) if arm == "calibrated" else args.delta
+            run_dir, seconds = run(root, f"{arm}-{seed}", tower_config(arm, seed, args.budget, args.pop, args.k, d,
+                                                                       args.calibrate_every))
+            r = judge_towers(run_dir, arm, seed, args.k, margins, args.calibrate_every)
             r["seconds"] = round(seconds, 1)
             results.append(r)
             print(json.dumps(r), flush=True)
     summary = {}
-    for arm in TOWER_ARMS:
+    for arm in args.arms:
         rs = [r for r in results if r["arm"] == arm]
         summary[arm] = {"runs": len(rs), "evaluations_spent_mean": statistics.mean(r["spent"] for r in rs),
                         "generations_mean": statistics.mean(r["generations"] for r in rs),
+                        "seconds_mean": statistics.mean(r["seconds"] for r in rs),
                         "front_members": sum(r["front"] for r in rs),
-                        "displaced_by_3_fresh": sum(r["displaced"] for r in rs),
-                        "displaced_by_3_fresh_beyond_delta": sum(r["displaced_by_delta"] for r in rs),
-                        "runs_with_a_displaced_member": sum(r["displaced"] > 0 for r in rs)}
+                        "displaced_by_3_fresh, by margin (s)": {m: sum(r["displaced"][m] for r in rs)
+                                                                for m in rs[0]["displaced"]},
+                        "runs_with_a_displaced_member": sum(r["displaced"]["0"] > 0 for r in rs)}
     return summary
 
 
@@ -268,13 +278,17 @@ def main() -> None:
                         "a fresh mean must beat a member by to count as displacing it beyond delta")
     parser.add_argument("--towers", action="store_true", help="the issue's setting: towers, avg_interval@h2")
     parser.add_argument("--k", type=int, default=4, help="towers: train tasks per evaluation")
+    parser.add_argument("--arms", type=lambda v: v.split(","), default=list(TOWER_ARMS), help="towers: arms")
+    parser.add_argument("--first-seed", type=int, default=1, help="towers: run seeds first-seed ..")
+    parser.add_argument("--calibrate-every", type=float, default=120.0, help="towers: the calibrated arm's")
+    parser.add_argument("--margins", type=lambda v: [float(x) for x in v.split(",")], default=[],
+                        help="towers: also count displacements by these margins (raw seconds)")
     args = parser.parse_args()
     print(machine())
     if args.towers:
         with tempfile.TemporaryDirectory(prefix="bench-fe-", dir="/tmp") as tmp:
             os.chmod(tmp, 0o755)  # sandboxes drop to an unprivileged user who must reach them
-            print(json.dumps(false_elites_towers(Path(tmp), args.seeds, args.budget, args.pop, args.k, args.delta),
-                             indent=2))
+            print(json.dumps(false_elites_towers(Path(tmp), args), indent=2))
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
