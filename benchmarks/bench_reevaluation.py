@@ -19,9 +19,12 @@
    `--calibrate-every` s; its delta: the raw one in units of a 2.5 ms reference);
    every survivor of the last generation evaluated 3 more times afresh on its task draw (two
    at a time, as the run's two actors did; the calibrated arm's normalised by each
-   evaluator's own reference tower, as its actors did); a reported front member is
-   "displaced" when another survivor's fresh mean dominates its fresh mean, strictly and by
-   the arm's delta (the guardrail's own rule).
+   evaluator's own reference tower, as its actors did). A reported front member "loses its
+   place on re-evaluation" when, its fresh mean put in place of what the run stored for it,
+   the run's own rule lets another survivor's stored mean displace it (plain: dominance by
+   anyone; guarded arms: better by the margin with at least 3 samples); it is "displaced"
+   when another survivor's fresh mean dominates its fresh mean (everyone re-evaluated),
+   strictly and by each margin.
 2. Budget overshoot: how far past `budget.evaluations` and `budget.wall_seconds` a run
    goes (it stops between generations, so by at most one generation's spend).
 
@@ -175,6 +178,7 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, margins: list[float
     from concurrent.futures import ThreadPoolExecutor
 
     from evolve.calibrate import Clock
+    from evolve.replicates import better_by
     from evolve.store import Store
     from evolve.tables import front_rows
     from populations.base import EvalItem
@@ -186,6 +190,8 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, margins: list[float
         survivors = store.query("""SELECT f.individual_id, i.hash, i.genome FROM fronts f
                                    JOIN individuals i USING (run_id, individual_id)
                                    WHERE f.generation = ? ORDER BY f.individual_id""", [last])
+        stored_samples = store.query("""SELECT individual_id, objectives FROM evaluations
+                                        UNION ALL SELECT individual_id, objectives FROM replicates""")
     species = TowerSpecies(depth=2, tasks=k)
     species.use_seed(seed)
     context = dict(species.context(int(last), ()), trajectory=False)
@@ -217,9 +223,20 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, margins: list[float
     unit = 1e-3 * REFERENCE_MS if arm == "calibrated" else 1.0  # margins are raw seconds
     displaced = {f"{m:g}": sum(bool(d) for d, mine in zip(dominated(F, m / unit), is_member) if mine)
                  for m in [0.0, *margins]}
+    # The run's own view: each survivor's stored samples (minimisation form) and their mean.
+    by_id: dict[str, list[list[float]]] = {}
+    for ind, objectives in stored_samples:
+        by_id.setdefault(ind, []).append([-(objectives[0] if objectives[0] is not None else -np.inf),
+                                          objectives[1] if objectives[1] is not None else np.inf])
+    known = {ind: (np.mean(np.array(by_id[ind]), axis=0), len(by_id[ind])) for ind, _, _ in survivors}
+    need = 1 if arm == "plain" else 3  # who may displace a member under the arm's rule (min_samples)
+    lost = {f"{m:g}": sum(any(j != ind and n >= need and better_by(mean, fresh_of[h], m / unit)
+                              for j, (mean, n) in known.items())
+                          for ind, h, _ in survivors if ind in members)
+            for m in [0.0, *margins]}
     return {"arm": arm, "seed": seed, "front": len(members), "survivors": len(survivors),
             "distinct_genomes": len(hashes), "spent": int(spent), "generations": int(last) + 1,
-            "displaced": displaced,
+            "displaced": displaced, "lost_place": lost,
             "fresh": {ind: [*fresh_of[h].tolist(), ind in members] for ind, h, _ in survivors}}
 
 
@@ -244,6 +261,9 @@ def false_elites_towers(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                         "front_members": sum(r["front"] for r in rs),
                         "displaced_by_3_fresh, by margin (s)": {m: sum(r["displaced"][m] for r in rs)
                                                                 for m in rs[0]["displaced"]},
+                        "lost_place_on_re_evaluation, by margin (s)": {m: sum(r["lost_place"][m] for r in rs)
+                                                                       for m in rs[0]["lost_place"]},
+                        "runs_with_an_empty_reported_front": sum(r["front"] == 0 for r in rs),
                         "runs_with_a_displaced_member": sum(r["displaced"]["0"] > 0 for r in rs)}
     return summary
 
