@@ -22,7 +22,9 @@
    evaluator's own reference tower, as its actors did). A reported front member "loses its
    place on re-evaluation" when, its fresh mean put in place of what the run stored for it,
    the run's own rule lets another survivor's stored mean displace it (plain: dominance by
-   anyone; guarded arms: better by the margin with at least 3 samples); it is "displaced"
+   anyone; guarded arms: better by the margin with at least 3 samples) — once with every
+   objective afresh, once with `avg_interval@h2` alone afresh (its stored pass rate kept: the
+   fresh one is on the last generation's draw, and pass rates differ by draw); it is "displaced"
    when another survivor's fresh mean dominates its fresh mean (everyone re-evaluated),
    strictly and by each margin.
 2. Budget overshoot: how far past `budget.evaluations` and `budget.wall_seconds` a run
@@ -234,9 +236,18 @@ def judge_towers(run_dir: Path, arm: str, seed: int, k: int, margins: list[float
                               for j, (mean, n) in known.items())
                           for ind, h, _ in survivors if ind in members)
             for m in [0.0, *margins]}
+    # The same, the timing objective alone afresh: a member keeps its stored pass rate (the
+    # fresh one is on the last generation's draw, where pass rates differ by the draw, not
+    # by noise) and takes its fresh avg_interval.
+    timed = {ind: np.array([known[ind][0][0], fresh_of[h][1]]) for ind, h, _ in survivors}
+    lost_timing = {f"{m:g}": sum(any(j != ind and n >= need and better_by(mean, timed[ind], m / unit)
+                                     for j, (mean, n) in known.items())
+                                 for ind, _, _ in survivors if ind in members)
+                   for m in [0.0, *margins]}
     return {"arm": arm, "seed": seed, "front": len(members), "survivors": len(survivors),
             "distinct_genomes": len(hashes), "spent": int(spent), "generations": int(last) + 1,
-            "displaced": displaced, "lost_place": lost,
+            "displaced": displaced, "lost_place": lost, "lost_place_timing": lost_timing,
+            "stored": {ind: [*known[ind][0].tolist(), known[ind][1]] for ind, _, _ in survivors},
             "fresh": {ind: [*fresh_of[h].tolist(), ind in members] for ind, h, _ in survivors}}
 
 
@@ -263,6 +274,8 @@ def false_elites_towers(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                                                                 for m in rs[0]["displaced"]},
                         "lost_place_on_re_evaluation, by margin (s)": {m: sum(r["lost_place"][m] for r in rs)
                                                                        for m in rs[0]["lost_place"]},
+                        "lost_place_on_re_evaluation_of_avg_interval, by margin (s)": {
+                            m: sum(r["lost_place_timing"][m] for r in rs) for m in rs[0]["lost_place_timing"]},
                         "runs_with_an_empty_reported_front": sum(r["front"] == 0 for r in rs),
                         "runs_with_a_displaced_member": sum(r["displaced"]["0"] > 0 for r in rs)}
     return summary
