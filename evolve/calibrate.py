@@ -32,14 +32,12 @@ class Clock:
         self.every = every
         self.measure = measure
         self.value: float | None = None
-        self.taken = 0  # how many times it was measured
         self._at: float | None = None
 
     def current(self) -> float | None:
         if self._at is None or time.monotonic() - self._at >= self.every:
             value = self.measure()
             self._at = time.monotonic()
-            self.taken += 1
             if value is not None:
                 self.value = value
         return self.value

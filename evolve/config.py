@@ -103,6 +103,11 @@ class EvaluationConfig(_Model):
     cascade: CascadeConfig | None = Field(default=None, description="a cheap stage (fewer tasks, a shallower "
                                           "tower) that gates the full evaluation")
 
+    @property
+    def calibration(self) -> float | None:
+        """How often an evaluator times its reference (seconds), or None: not calibrated."""
+        return self.calibrate_every if self.calibrate else None
+
 
 class SpeciesConfig(_Model):
     name: str = Field(description="species plug-in: tower | accordion | numeric | package.module:Class")

@@ -42,7 +42,7 @@ from evolve.evaluated import Evaluated, receive
 from evolve.held_out import TRAIN, VALIDATION, summarise, task_dict, task_row
 from evolve.islands import due, island_prefix, migrate, overall
 from evolve.pools import Pool, evaluate_together
-from evolve.replicates import MEMBER, aggregate, natural, replicate_id, replicate_seed, spread, standing
+from evolve.replicates import MEMBER, aggregate, natural, replicate_id, replicate_seed, sampled, spread, standing
 from evolve.runs import versions
 from evolve.store import (
     EvaluationRow,
@@ -509,7 +509,7 @@ class Engine:
         result = receive(outcome, self.run_dir, self._lost)
         result.metrics = normalise(result.metrics, lane.part.species.timing, result.reference)
         if lane.part.evaluation.replicates > 1 and result.node:  # its next sample prefers another node
-            self._nodes.setdefault(outcome.individual_id.rsplit(".r", 1)[0], set()).add(result.node)
+            self._nodes.setdefault(sampled(outcome.individual_id), set()).add(result.node)
         return result
 
     def _lost(self, kind: str, message: str, individual_id: str) -> None:
@@ -647,6 +647,9 @@ class Engine:
         work: list[tuple[Pool, list[EvalItem]]] = []
         plans: dict[str, tuple[Lane, GenerationRecord, int]] = {}
         guarded = []
+        if self._nodes:  # the nodes of individuals no longer in a population are needed no more
+            alive = {ind.X[0].id for b in batches for ind in self.state.species[b.lane.key].algorithm.pop}
+            self._nodes = {i: nodes for i, nodes in self._nodes.items() if i in alive}
         for b, pool, rec in zip(batches, self.pools, records):
             lane, ev = b.lane, b.lane.part.evaluation
             if ev.replicates <= 1:
@@ -674,7 +677,7 @@ class Engine:
             lane, rec, k = plans[outcome.individual_id]
             result = self._received(lane, outcome)
             ran.append(result)
-            ind_id = outcome.individual_id.rsplit(".r", 1)[0]
+            ind_id = sampled(outcome.individual_id)
             s = self._score(lane, result)
             rec.replicates.append(ReplicateRow(ind_id, k, g, result.status, s.values, metrics_json(result.metrics),
                                                s.CV, result.wall_seconds, result.node, result.error))
@@ -1082,8 +1085,7 @@ def run_evolution(resolved: Resolved, run_id: str, run_dir: Path, *, address: st
                                        embedded=cluster.mode == "embedded", on_event=engine.pool_events))
             pools = [next(made) if part.evaluation.actors != 0 else
                      DriverPool(part.species, run_id=run_id, timeout=part.evaluation.timeout,
-                                calibrate_every=part.evaluation.calibrate_every
-                                if part.evaluation.calibrate else None)
+                                calibrate_every=part.evaluation.calibration)
                      for part in resolved.parts]
             try:
                 for name, pool in zip(engine.species, pools):

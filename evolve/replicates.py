@@ -41,6 +41,11 @@ def replicate_id(individual_id: str, k: int) -> str:
     return f"{individual_id}.r{k}"
 
 
+def sampled(item_id: str) -> str:
+    """The individual an item id samples: `replicate_id`'s inverse (an evaluation's id is its own)."""
+    return item_id.rsplit(".r", 1)[0]
+
+
 @dataclass(frozen=True)
 class Aggregate:
     """An individual's samples taken together (minimisation form for F and G)."""

@@ -75,6 +75,6 @@ def make_pools(parts: Sequence[SpeciesPart], *, run_id: str, cpus: int, gpus: fl
         ev = part.evaluation
         pools.append(EvaluatorPool(part.species, run_id=run_id, n_actors=n, timeout=ev.timeout,
                                    retries=ev.retries, grace=ev.grace, on_event=on_event(part.name),
-                                   actor_options=options, calibrate_every=ev.calibrate_every if ev.calibrate else None,
+                                   actor_options=options, calibrate_every=ev.calibration,
                                    role="trainer" if part.species.accelerated else "evaluator"))
     return pools
